@@ -1,0 +1,66 @@
+"""sendcloud-async: an asyncio-first SDK for the Sendcloud Integrations API v3.
+
+Public names are re-exported here; everything in underscore modules is private.
+"""
+
+from . import webhooks
+from ._auth import BasicAuth
+from ._client import SendcloudClient
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    DecodeError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    SendcloudError,
+    ServerError,
+)
+from ._models import (
+    ErrorObject,
+    Integration,
+    IntegrationLog,
+    LogPage,
+    LogRequest,
+    LogResponse,
+    ShopOrderStatus,
+    ShopOrderStatusInput,
+    StatusMapping,
+    StatusMappingEntry,
+    StatusTranslation,
+)
+from ._version import __version__
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BasicAuth",
+    "DecodeError",
+    "ErrorObject",
+    "Integration",
+    "IntegrationLog",
+    "InvalidInputError",
+    "LogPage",
+    "LogRequest",
+    "LogResponse",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "SendcloudClient",
+    "SendcloudError",
+    "ServerError",
+    "ShopOrderStatus",
+    "ShopOrderStatusInput",
+    "StatusMapping",
+    "StatusMappingEntry",
+    "StatusTranslation",
+    "__version__",
+    "webhooks",
+]

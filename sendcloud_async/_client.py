@@ -1,0 +1,147 @@
+"""``SendcloudClient``: configuration, session ownership, lifecycle and resources."""
+
+from __future__ import annotations
+
+import ipaddress
+from types import TracebackType
+from typing import Final
+
+import aiohttp
+from yarl import URL
+
+from ._auth import Auth
+from ._errors import InvalidInputError
+from ._resources import Integrations, Logs, ShopOrderStatuses
+from ._retry import RetryPolicy
+from ._transport import Transport, TransportConfig
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "SendcloudClient"]
+
+DEFAULT_BASE_URL: Final = "https://panel.sendcloud.sc/api/v3"
+DEFAULT_TIMEOUT: Final = 30.0
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` names this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host is None:
+        return False
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def normalize_base_url(value: str | URL, *, name: str = "base_url") -> URL:
+    """An absolute http(s) URL without user info, query or trailing slash.
+
+    Plain ``http`` is only allowed for loopback hosts (tests, FakeSendcloud):
+    credentials never travel unencrypted over a network.
+    """
+    if not isinstance(value, str | URL):
+        raise InvalidInputError(f"{name} must be a str or yarl.URL, not {type(value).__name__}")
+    try:
+        url = URL(value) if isinstance(value, str) else value
+    except ValueError as exc:
+        raise InvalidInputError(f"{name} is not a valid URL: {exc}") from None
+    if not url.is_absolute() or url.scheme not in ("http", "https") or not url.host:
+        raise InvalidInputError(f"{name} must be an absolute http(s) URL, got {str(value)!r}")
+    if url.user is not None or url.password is not None:
+        raise InvalidInputError(f"{name} must not contain credentials; pass them as auth=")
+    if url.query_string or url.fragment:
+        raise InvalidInputError(f"{name} must not have a query or fragment")
+    if url.scheme == "http" and not is_loopback(url.host):
+        raise InvalidInputError(
+            f"{name} must use https (plain http is only allowed for loopback hosts)"
+        )
+    path = url.raw_path.rstrip("/")
+    return url.with_path(path, encoded=True) if path != url.raw_path else url
+
+
+def normalize_timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
+    """A ``ClientTimeout`` from seconds (the whole request, pool wait included) or as given."""
+    if isinstance(value, aiohttp.ClientTimeout):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise InvalidInputError(
+            f"timeout must be a positive number of seconds or an aiohttp.ClientTimeout, "
+            f"got {value!r}"
+        )
+    return aiohttp.ClientTimeout(total=float(value))
+
+
+class SendcloudClient:
+    """An async client for the Sendcloud Integrations API v3.
+
+    Use it as ``async with SendcloudClient(auth=...) as client:`` or call
+    ``await client.aclose()`` when done. A ``session`` passed in is borrowed:
+    the client never closes it.
+    """
+
+    __slots__ = ("_auth", "_transport", "integrations", "logs", "shop_order_statuses")
+
+    integrations: Integrations
+    logs: Logs
+    shop_order_statuses: ShopOrderStatuses
+
+    def __init__(
+        self,
+        auth: Auth,
+        *,
+        base_url: str | URL = DEFAULT_BASE_URL,
+        timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        max_retries: int = 3,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        if not isinstance(auth, Auth):
+            raise InvalidInputError(
+                "auth must be a sendcloud_async.BasicAuth or OAuth2ClientCredentials, "
+                f"not {type(auth).__name__}"
+            )
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise InvalidInputError(f"max_retries must be an int of 0 or more, got {max_retries!r}")
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise InvalidInputError(
+                f"session must be an aiohttp.ClientSession, not {type(session).__name__}"
+            )
+        config = TransportConfig(
+            base_url=normalize_base_url(base_url),
+            timeout=normalize_timeout(timeout),
+            retry=RetryPolicy(max_retries=max_retries),
+        )
+        self._auth = auth
+        self._transport = Transport(config, auth, session)
+        self.integrations = Integrations(self._transport)
+        self.logs = Logs(self._transport)
+        self.shop_order_statuses = ShopOrderStatuses(self._transport)
+
+    @property
+    def base_url(self) -> URL:
+        """The API's base URL, normalised."""
+        return self._transport.config.base_url
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``aclose()`` was called."""
+        return self._transport.closed
+
+    async def aclose(self) -> None:
+        """Close the session the client created (never a borrowed one). Idempotent."""
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> SendcloudClient:
+        self._transport.session()  # fail fast if closed; create the session in this loop
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        state = " closed" if self.closed else ""
+        return f"<SendcloudClient{state} base_url={str(self.base_url)!r} auth={self._auth!r}>"

@@ -1,0 +1,203 @@
+"""msgspec Structs named after the schemas of the Integrations API v3.
+
+Decoding decisions (the spec contradicts itself in places; we accept every form
+it shows and document the choice here and in the README):
+
+* Unknown fields in responses are ignored (msgspec's default), so fields the
+  server adds later never break a client.
+* Response fields the spec does not mark ``required`` default to ``None`` (or an
+  empty value) when absent; only what the spec requires must be present.
+* ``ErrorObject.status`` is typed ``string`` in the schema but is an integer in
+  most examples: both decode, and it is exposed as ``int`` (``None`` if absent).
+  ``code`` is an open string: the server sends codes outside the enum
+  (``extra_forbidden``). ``errors`` may be a list or a single object.
+* ``IntegrationLog`` keeps the spec's unions: ``response.body`` is
+  ``str | dict | None``; ``request.headers`` and ``request.payload`` are
+  ``dict | str | None``; ``additional_data`` is ``dict | str | None``.
+* Date-times are aware ``datetime`` objects. A date-time without an offset
+  (RFC 3339 requires one, but a lenient reader should not fail a whole page on
+  it) is taken as UTC.
+* Enumerated request values (``feedback_type``, languages, status categories)
+  are checked before sending; in responses they are plain strings so that a new
+  value on the server never breaks decoding.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+__all__ = [
+    "ErrorObject",
+    "ErrorSource",
+    "Integration",
+    "IntegrationLog",
+    "LogPage",
+    "LogRequest",
+    "LogResponse",
+    "ShopOrderStatus",
+    "ShopOrderStatusInput",
+    "StatusMapping",
+    "StatusMappingEntry",
+    "StatusTranslation",
+]
+
+T = TypeVar("T")
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class Integration(msgspec.Struct, kw_only=True):
+    """An integration (``integration-response-model``)."""
+
+    id: int
+    shop_name: str | None = None
+    shop_url: str | None = None
+    type: str | None = None
+    started_failing_at: datetime | None = None
+    last_fetched_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    service_point_enabled: bool = False
+    service_point_carriers: list[str] = msgspec.field(default_factory=list)
+    webhook_active: bool = False
+    webhook_url: str | None = None
+    feedback_type: str | None = None
+
+    def __post_init__(self) -> None:
+        self.started_failing_at = _aware(self.started_failing_at)
+        self.last_fetched_at = _aware(self.last_fetched_at)
+        self.created_at = _aware(self.created_at)
+        self.updated_at = _aware(self.updated_at)
+
+
+class LogResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The shop's response recorded in a log (``integration-log.response``)."""
+
+    headers: dict[str, Any] | None = None
+    body: str | dict[str, Any] | None = None
+
+
+class LogRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The request Sendcloud sent to the shop, recorded in a log (``integration-log.request``)."""
+
+    headers: dict[str, Any] | str | None = None
+    payload: dict[str, Any] | str | None = None
+
+
+class IntegrationLog(msgspec.Struct, kw_only=True):
+    """An exception log record (``integration-log``)."""
+
+    base_url: str
+    id: int | None = None
+    integration_id: int | None = None
+    full_url: str | None = None
+    method: str | None = None
+    response_code: int | None = None
+    response: LogResponse | None = None
+    request: LogRequest | None = None
+    created_at: datetime | None = None
+    exception_type: str | None = None
+    exception: str | None = None
+    protected: bool = False
+    additional_data: dict[str, Any] | str | None = ""
+
+    def __post_init__(self) -> None:
+        created = self.created_at
+        if created is not None and created.tzinfo is None:
+            self.created_at = created.replace(tzinfo=UTC)
+
+
+class LogPage(msgspec.Struct, kw_only=True):
+    """One page of exception logs.
+
+    ``next_cursor`` passed back as ``cursor=`` resumes exactly after this page;
+    it is ``None`` on the last page.
+    """
+
+    items: list[IntegrationLog]
+    next_cursor: str | None = None
+    next_url: str | None = None
+
+
+class StatusTranslation(msgspec.Struct, kw_only=True):
+    """A shop order status name in one language."""
+
+    status: str
+    language: str
+
+
+class ShopOrderStatus(msgspec.Struct, kw_only=True):
+    """A shop order status as the server returns it."""
+
+    external_id: str
+    status: str | None = None
+    deleted_at: datetime | None = None
+    translations: list[StatusTranslation] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.deleted_at = _aware(self.deleted_at)
+
+
+class ShopOrderStatusInput(msgspec.Struct):
+    """A shop order status to send with ``shop_order_statuses.replace``."""
+
+    external_id: str
+    translations: list[StatusTranslation]
+
+
+class StatusMappingEntry(msgspec.Struct, omit_defaults=True):
+    """One Sendcloud status category mapped onto a shop ``external_id`` (or ``None``)."""
+
+    status_category: str
+    external_id: str | None
+    is_valid: bool | None = None
+
+
+class StatusMapping(msgspec.Struct, kw_only=True):
+    """The custom status mapping of an integration."""
+
+    integration_id: int
+    mapping: list[StatusMappingEntry] = msgspec.field(default_factory=list)
+
+
+class ErrorSource(msgspec.Struct, kw_only=True):
+    """Where in the request an error was found."""
+
+    pointer: str | None = None
+    parameter: str | None = None
+    header: str | None = None
+
+
+class ErrorObject(msgspec.Struct, kw_only=True):
+    """A JSON:API error object. ``status`` arrives as int or string and is exposed as ``int``."""
+
+    status: int | None = None
+    code: str | None = None
+    title: str | None = None
+    detail: str | None = None
+    id: str | None = None
+    source: ErrorSource | None = None
+    links: dict[str, Any] | None = None
+    meta: dict[str, Any] | None = None
+
+
+class Data(msgspec.Struct, Generic[T]):
+    """The ``{"data": ...}`` envelope of every successful response."""
+
+    data: T
+
+
+# One decoder per response type, built once at import time.
+INTEGRATION_DECODER = msgspec.json.Decoder(Data[Integration])
+INTEGRATION_LIST_DECODER = msgspec.json.Decoder(Data[list[Integration]])
+LOG_DECODER = msgspec.json.Decoder(Data[IntegrationLog])
+LOG_LIST_DECODER = msgspec.json.Decoder(Data[list[IntegrationLog]])
+SHOP_ORDER_STATUS_LIST_DECODER = msgspec.json.Decoder(Data[list[ShopOrderStatus]])
+STATUS_MAPPING_DECODER = msgspec.json.Decoder(Data[StatusMapping])

@@ -1,0 +1,205 @@
+"""Pure helpers for cursor paging: Link headers, cursor encoding, next-page URLs.
+
+Nothing here does I/O. The page walker in ``_resources/logs.py`` calls these.
+
+Decisions, documented in the README too:
+
+* ``Link`` headers are parsed per RFC 8288 rather than with aiohttp's
+  ``ClientResponse.links``, which keys links by the whole ``rel`` value and
+  compares it case-sensitively: we accept several links per header, several
+  headers, ``rel`` quoted or bare, multi-valued (``rel="next last"``) and in
+  any case. The first ``rel="next"`` link wins; malformed parts are skipped.
+* A relative target is resolved against the URL of the response it came in.
+* A next URL on another origin (scheme, host or port) is refused: no request
+  goes there and so no credential can leak.
+* The cursor is opaque. A ``+`` in a Link's query is a literal plus (RFC 3986;
+  only HTML forms read it as a space) — cursors are date-times with offsets —
+  and every query value is re-encoded so that ``+`` always reaches the server
+  as ``%2B``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from urllib.parse import quote, unquote
+
+from yarl import URL
+
+from ._errors import InvalidInputError, SendcloudError
+
+__all__ = [
+    "PaginationError",
+    "encode_cursor",
+    "encode_query_value",
+    "find_next_link",
+    "next_page",
+    "parse_link_header",
+]
+
+# Left as they are in a query value: RFC 3986 unreserved characters (always kept by
+# ``quote``) plus ':' and '@', allowed in a query and common in date-times. Everything
+# else, '+' included, is percent-encoded.
+_QUERY_SAFE = ":@"
+
+
+class PaginationError(SendcloudError):
+    """The server's paging links cannot be followed safely."""
+
+
+def encode_query_value(value: str) -> str:
+    """Percent-encode one query value; ``+`` becomes ``%2B``, never a space."""
+    return quote(value, safe=_QUERY_SAFE)
+
+
+def cursor_to_str(cursor: str | datetime) -> str:
+    """The cursor as the server reads it: a string as given, an aware datetime as ISO 8601."""
+    if isinstance(cursor, datetime):
+        if cursor.tzinfo is None or cursor.tzinfo.utcoffset(cursor) is None:
+            raise InvalidInputError(
+                "cursor must be an aware datetime (with a UTC offset); got a naive one"
+            )
+        return cursor.isoformat()
+    if isinstance(cursor, str):
+        if not cursor:
+            raise InvalidInputError("cursor must not be an empty string")
+        return cursor
+    raise InvalidInputError(
+        f"cursor must be a str or an aware datetime, not {type(cursor).__name__}"
+    )
+
+
+def encode_cursor(cursor: str | datetime) -> str:
+    """The cursor encoded for a query string."""
+    return encode_query_value(cursor_to_str(cursor))
+
+
+_WS = " \t"
+_TOKEN_END = "=;, \t"
+
+
+def _parse_one(value: str) -> Iterator[tuple[str, dict[str, str]]]:
+    i, n = 0, len(value)
+    while i < n:
+        while i < n and value[i] in " \t,":
+            i += 1
+        if i >= n:
+            return
+        if value[i] != "<":
+            # Not a link-value: skip to the next one that starts with '<'.
+            nxt = value.find(",", i)
+            if nxt == -1:
+                return
+            i = nxt + 1
+            continue
+        end = value.find(">", i + 1)
+        if end == -1:
+            return
+        target = value[i + 1 : end].strip()
+        i = end + 1
+        params: dict[str, str] = {}
+        while True:
+            while i < n and value[i] in _WS:
+                i += 1
+            if i >= n or value[i] == ",":
+                break
+            if value[i] != ";":
+                # Garbage after the target: drop the rest of this link-value.
+                nxt = value.find(",", i)
+                i = n if nxt == -1 else nxt
+                break
+            i += 1
+            while i < n and value[i] in _WS:
+                i += 1
+            start = i
+            while i < n and value[i] not in _TOKEN_END:
+                i += 1
+            name = value[start:i].lower()
+            while i < n and value[i] in _WS:
+                i += 1
+            param_value = ""
+            if i < n and value[i] == "=":
+                i += 1
+                while i < n and value[i] in _WS:
+                    i += 1
+                if i < n and value[i] == '"':
+                    i += 1
+                    chars: list[str] = []
+                    while i < n and value[i] != '"':
+                        if value[i] == "\\" and i + 1 < n:
+                            i += 1
+                        chars.append(value[i])
+                        i += 1
+                    i += 1  # closing quote (or past the end)
+                    param_value = "".join(chars)
+                else:
+                    start = i
+                    while i < n and value[i] not in ";, \t":
+                        i += 1
+                    param_value = value[start:i]
+            if name and name not in params:  # RFC 8288: the first occurrence wins
+                params[name] = param_value
+        yield target, params
+
+
+def parse_link_header(values: Iterable[str]) -> list[tuple[str, dict[str, str]]]:
+    """Every link in one or more ``Link`` header values as ``(target, params)``.
+
+    Parameter names are lower-cased; values are unquoted. Never raises on garbage.
+    """
+    links: list[tuple[str, dict[str, str]]] = []
+    for value in values:
+        links.extend(_parse_one(value))
+    return links
+
+
+def find_next_link(values: Iterable[str]) -> str | None:
+    """The target of the first link whose ``rel`` includes ``next`` (any case), or ``None``."""
+    for target, params in parse_link_header(values):
+        rel = params.get("rel")
+        if rel and "next" in rel.lower().split():
+            return target
+    return None
+
+
+def _split_query(raw_query: str) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for part in raw_query.split("&"):
+        if not part:
+            continue
+        key, _, val = part.partition("=")
+        pairs.append((unquote(key), unquote(val)))
+    return pairs
+
+
+def next_page(
+    target: str,
+    *,
+    response_url: URL,
+    origin: tuple[str, str | None, int | None],
+) -> tuple[URL, str | None]:
+    """The URL to request for a Link target, and the cursor it carries.
+
+    Raises ``PaginationError`` for a target on another origin.
+    """
+    try:
+        url = response_url.join(URL(target, encoded=True))
+    except (ValueError, TypeError) as exc:
+        raise PaginationError(f"the server sent an unusable next-page link {target!r}") from exc
+    if (url.scheme, url.host, url.port) != origin:
+        raise PaginationError(
+            "refusing to follow a next-page link to another origin "
+            f"({url.scheme}://{url.host}:{url.port}); no request was sent there"
+        )
+    if url.user is not None or url.password is not None:
+        raise PaginationError("refusing to follow a next-page link that carries credentials")
+    pairs = _split_query(url.raw_query_string)
+    cursor = None
+    for key, val in pairs:
+        if key == "cursor":
+            cursor = val
+            break
+    query = "&".join(f"{encode_query_value(k)}={encode_query_value(v)}" for k, v in pairs)
+    base = url.with_query(None).with_fragment(None)
+    rebuilt = URL(f"{base}?{query}" if query else str(base), encoded=True)
+    return rebuilt, cursor

@@ -1,0 +1,192 @@
+"""Checks of caller input against what the spec allows, done before anything is sent.
+
+Each function returns the normalised value or raises ``InvalidInputError``
+(a ``ValueError`` and a ``SendcloudError``) with a sentence naming the argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from ._errors import InvalidInputError
+from ._models import ShopOrderStatusInput, StatusMappingEntry, StatusTranslation
+
+FEEDBACK_TYPES: Final = ("eager", "delayed", "none")
+LANGUAGES: Final = ("en-us", "en-gb", "fr-fr", "de-de", "nl-nl", "es-es", "it-it")
+STATUS_CATEGORIES: Final = ("READY_TO_SEND", "IN_TRANSIT", "DELIVERED", "CANCEL")
+MAX_SHOP_NAME: Final = 250
+MAX_TRANSLATIONS: Final = 7
+
+_T = TypeVar("_T")
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def integration_id(value: object, name: str = "integration_id") -> int:
+    """A positive integer id."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"{name} must be an int, not {_type_name(value)}")
+    if value < 1:
+        raise InvalidInputError(f"{name} must be 1 or more, got {value}")
+    return value
+
+
+def page_size(value: object) -> int | None:
+    """``None`` (the server's default) or an int in 1..100."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"page_size must be an int, not {_type_name(value)}")
+    if not 1 <= value <= 100:
+        raise InvalidInputError(f"page_size must be between 1 and 100, got {value}")
+    return value
+
+
+def non_empty_str(value: object, name: str, *, max_len: int | None = None) -> str:
+    """A non-empty string, at most ``max_len`` characters."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{name} must be a str, not {_type_name(value)}")
+    if not value:
+        raise InvalidInputError(f"{name} must not be empty")
+    if max_len is not None and len(value) > max_len:
+        raise InvalidInputError(f"{name} must be at most {max_len} characters, got {len(value)}")
+    return value
+
+
+def boolean(value: object, name: str) -> bool:
+    """A real ``bool`` (not 0/1, not a string)."""
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{name} must be a bool, not {_type_name(value)}")
+    return value
+
+
+def choice(value: object, name: str, allowed: Sequence[str]) -> str:
+    """One of ``allowed``."""
+    if not isinstance(value, str) or value not in allowed:
+        raise InvalidInputError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def string_list(value: object, name: str) -> list[str]:
+    """A list (or tuple) of non-empty strings."""
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise InvalidInputError(f"{name} must be a list of str, not {_type_name(value)}")
+    out = []
+    for i, item in enumerate(value):
+        out.append(non_empty_str(item, f"{name}[{i}]"))
+    return out
+
+
+def aware_datetime(value: object, name: str) -> datetime:
+    """A timezone-aware datetime."""
+    if not isinstance(value, datetime):
+        raise InvalidInputError(f"{name} must be a datetime, not {_type_name(value)}")
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise InvalidInputError(f"{name} must be an aware datetime (with a UTC offset)")
+    return value
+
+
+def optional_str(value: object, name: str) -> str | None:
+    """``None`` or a string."""
+    if value is not None and not isinstance(value, str):
+        raise InvalidInputError(f"{name} must be a str or None, not {_type_name(value)}")
+    return value
+
+
+def shop_order_statuses(statuses: object, *, allow_empty: bool) -> list[ShopOrderStatusInput]:
+    """Statuses for ``replace``: Structs or dicts, unique ``external_id``s and languages."""
+    if isinstance(statuses, str | bytes | Mapping) or not isinstance(statuses, Sequence):
+        raise InvalidInputError(
+            f"statuses must be a list of ShopOrderStatusInput or dicts, not {_type_name(statuses)}"
+        )
+    if not statuses and not allow_empty:
+        raise InvalidInputError(
+            "replace() with no statuses would delete every shop order status of the "
+            "integration; pass allow_empty=True if that is what you want"
+        )
+    out: list[ShopOrderStatusInput] = []
+    seen: set[str] = set()
+    for i, item in enumerate(statuses):
+        where = f"statuses[{i}]"
+        status = _to_status_input(item, where)
+        non_empty_str(status.external_id, f"{where}.external_id")
+        if status.external_id in seen:
+            raise InvalidInputError(f"{where}: duplicate external_id {status.external_id!r}")
+        seen.add(status.external_id)
+        if not 1 <= len(status.translations) <= MAX_TRANSLATIONS:
+            raise InvalidInputError(
+                f"{where}.translations must hold 1 to {MAX_TRANSLATIONS} translations, "
+                f"got {len(status.translations)}"
+            )
+        languages: set[str] = set()
+        for j, tr in enumerate(status.translations):
+            non_empty_str(tr.status, f"{where}.translations[{j}].status")
+            choice(tr.language, f"{where}.translations[{j}].language", LANGUAGES)
+            if tr.language in languages:
+                raise InvalidInputError(
+                    f"{where}.translations: language {tr.language!r} appears twice"
+                )
+            languages.add(tr.language)
+        out.append(status)
+    return out
+
+
+def _to_status_input(item: object, where: str) -> ShopOrderStatusInput:
+    if isinstance(item, ShopOrderStatusInput):
+        translations = [
+            tr if isinstance(tr, StatusTranslation) else _convert(tr, StatusTranslation, where)
+            for tr in item.translations
+        ]
+        return ShopOrderStatusInput(item.external_id, translations)
+    if isinstance(item, Mapping):
+        return _convert(item, ShopOrderStatusInput, where)
+    raise InvalidInputError(
+        f"{where} must be a ShopOrderStatusInput or a dict, not {_type_name(item)}"
+    )
+
+
+def _convert(item: object, typ: type[_T], where: str) -> _T:
+    try:
+        return msgspec.convert(item, typ)
+    except msgspec.ValidationError as exc:
+        raise InvalidInputError(f"{where}: {exc}") from None
+
+
+def status_mapping(mapping: object) -> list[StatusMappingEntry]:
+    """A mapping for ``set_mapping``: exactly one entry per status category, in canonical order."""
+    entries: dict[str, str | None] = {}
+    if isinstance(mapping, Mapping):
+        items: list[tuple[Any, Any]] = list(mapping.items())
+    elif isinstance(mapping, Sequence) and not isinstance(mapping, str | bytes):
+        items = []
+        for i, entry in enumerate(mapping):
+            if not isinstance(entry, StatusMappingEntry):
+                raise InvalidInputError(
+                    f"mapping[{i}] must be a StatusMappingEntry, not {_type_name(entry)}"
+                )
+            items.append((entry.status_category, entry.external_id))
+    else:
+        raise InvalidInputError(
+            "mapping must be a dict {category: external_id or None} or a list of "
+            f"StatusMappingEntry, not {_type_name(mapping)}"
+        )
+    for category, external_id in items:
+        choice(category, "status category", STATUS_CATEGORIES)
+        if category in entries:
+            raise InvalidInputError(f"status category {category!r} appears more than once")
+        if external_id is not None:
+            non_empty_str(external_id, f"external_id of {category}")
+        entries[category] = external_id
+    missing = [c for c in STATUS_CATEGORIES if c not in entries]
+    if missing:
+        raise InvalidInputError(
+            f"mapping must name every status category; missing {', '.join(missing)} "
+            "(map a category to None to leave it unmapped)"
+        )
+    return [StatusMappingEntry(c, entries[c]) for c in STATUS_CATEGORIES]
