@@ -1,0 +1,653 @@
+"""Pure tests for ``sendcloud_async.webhooks``: signatures and event decoding."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sendcloud_async import webhooks
+from sendcloud_async._errors import DecodeError, SendcloudError
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "webhooks"
+
+SPEC_BODY = b'{"key": "value"}'
+SPEC_SECRET = "secretkey"
+SPEC_SIGNATURE = "1eed4b3d41f4653ac64fd56f1bf1cbfd349e4482cbc11dff7134bd93e5da4b0a"
+SECRET = "whsec-test-0123456789"
+
+
+def fixture_body(name: str) -> bytes:
+    """The raw bytes of a webhook fixture file."""
+    return (FIXTURES / f"{name}.json").read_bytes()
+
+
+def parse(body: bytes, secret: str = SECRET) -> webhooks.WebhookEvent:
+    """Sign ``body`` correctly and parse it."""
+    return webhooks.parse_event(body, signature=webhooks.sign(body, secret), secret=secret)
+
+
+def encode(obj: Any) -> bytes:
+    """Compact JSON bytes of ``obj``."""
+    return json.dumps(obj).encode()
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+def test_sign_matches_spec_vector() -> None:
+    """``sign`` reproduces the known vector from the spec."""
+    assert webhooks.sign(SPEC_BODY, SPEC_SECRET) == SPEC_SIGNATURE
+
+
+def test_verify_accepts_spec_vector() -> None:
+    """The spec's body, secret and signature verify."""
+    webhooks.verify_signature(SPEC_BODY, SPEC_SIGNATURE, SPEC_SECRET)
+
+
+def test_spec_python_snippet_produces_the_same_bytes() -> None:
+    """The spec's ``json.dumps`` example hashes exactly the bytes of the vector."""
+    assert json.dumps({"key": "value"}).encode() == SPEC_BODY
+
+
+def test_verify_accepts_uppercase_hex() -> None:
+    """Hex case does not matter."""
+    webhooks.verify_signature(SPEC_BODY, SPEC_SIGNATURE.upper(), SPEC_SECRET)
+
+
+def test_verify_accepts_mixed_case_hex() -> None:
+    """Mixed-case hex verifies too."""
+    mixed = "".join(c.upper() if i % 2 else c for i, c in enumerate(SPEC_SIGNATURE))
+    webhooks.verify_signature(SPEC_BODY, mixed, SPEC_SECRET)
+
+
+@pytest.mark.parametrize("padding", [" ", "\t", "\n", "\r\n", "  \t "])
+def test_verify_ignores_surrounding_whitespace(padding: str) -> None:
+    """Whitespace around the signature is stripped."""
+    webhooks.verify_signature(SPEC_BODY, f"{padding}{SPEC_SIGNATURE}{padding}", SPEC_SECRET)
+
+
+@pytest.mark.parametrize("body_type", [bytearray, memoryview])
+def test_verify_accepts_bytes_like_bodies(body_type: type[Any]) -> None:
+    """bytearray and memoryview bodies are hashed like bytes."""
+    webhooks.verify_signature(body_type(SPEC_BODY), SPEC_SIGNATURE, SPEC_SECRET)
+
+
+def test_verify_rejects_tampered_body() -> None:
+    """A changed body no longer matches."""
+    with pytest.raises(webhooks.InvalidSignatureError) as info:
+        webhooks.verify_signature(b'{"key": "valuf"}', SPEC_SIGNATURE, SPEC_SECRET)
+    assert info.value.reason == "mismatch"
+
+
+def test_verify_rejects_reserialised_json() -> None:
+    """The same JSON with other spacing is a different body: re-serialising breaks it."""
+    reserialised = json.dumps(json.loads(SPEC_BODY), separators=(",", ":")).encode()
+    with pytest.raises(webhooks.InvalidSignatureError):
+        webhooks.verify_signature(reserialised, SPEC_SIGNATURE, SPEC_SECRET)
+
+
+def test_verify_rejects_wrong_secret() -> None:
+    """A signature made with another secret does not match."""
+    with pytest.raises(webhooks.InvalidSignatureError) as info:
+        webhooks.verify_signature(SPEC_BODY, SPEC_SIGNATURE, "secretkey2")
+    assert info.value.reason == "mismatch"
+
+
+@pytest.mark.parametrize("signature", [None, "", "   ", "\n"])
+def test_verify_rejects_missing_signature(signature: str | None) -> None:
+    """No header, or a blank one, is a missing signature."""
+    with pytest.raises(webhooks.InvalidSignatureError) as info:
+        webhooks.verify_signature(SPEC_BODY, signature, SPEC_SECRET)
+    assert info.value.reason == "missing"
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        SPEC_SIGNATURE[:-1],
+        SPEC_SIGNATURE + "0",
+        SPEC_SIGNATURE[:-1] + "g",
+        "sha256=" + SPEC_SIGNATURE,
+        SPEC_SIGNATURE[:32] + " " + SPEC_SIGNATURE[32:],
+        SPEC_SIGNATURE + "\n" + SPEC_SIGNATURE,
+        "１" * 64,  # fullwidth digits are not hex
+        "not-a-signature",
+        "0x" + SPEC_SIGNATURE[2:],
+    ],
+)
+def test_verify_rejects_malformed_signature(signature: str) -> None:
+    """Anything but 64 hex characters (after stripping) is malformed."""
+    with pytest.raises(webhooks.InvalidSignatureError) as info:
+        webhooks.verify_signature(SPEC_BODY, signature, SPEC_SECRET)
+    assert info.value.reason == "malformed"
+    assert "malformed" in str(info.value)
+
+
+def test_verify_rejects_str_body_with_explanation() -> None:
+    """A str body raises TypeError that says it was decoded or re-serialised."""
+    with pytest.raises(TypeError, match=r"got str.*(decoded|re-serialised)"):
+        webhooks.verify_signature(SPEC_BODY.decode(), SPEC_SIGNATURE, SPEC_SECRET)  # type: ignore[arg-type]
+
+
+def test_verify_rejects_parsed_json_body() -> None:
+    """A dict (parsed JSON) body raises TypeError."""
+    with pytest.raises(TypeError, match="raw request bytes, got dict"):
+        webhooks.verify_signature({"key": "value"}, SPEC_SIGNATURE, SPEC_SECRET)  # type: ignore[arg-type]
+
+
+def test_sign_rejects_str_body() -> None:
+    """``sign`` refuses str bodies like ``verify_signature``."""
+    with pytest.raises(TypeError, match="got str"):
+        webhooks.sign(SPEC_BODY.decode(), SPEC_SECRET)  # type: ignore[arg-type]
+
+
+def test_verify_rejects_non_str_signature() -> None:
+    """A bytes signature is a programming error, not an invalid signature."""
+    with pytest.raises(TypeError, match="signature must be a str"):
+        webhooks.verify_signature(SPEC_BODY, SPEC_SIGNATURE.encode(), SPEC_SECRET)  # type: ignore[arg-type]
+
+
+_EMPTY_SECRET_CALLS: dict[str, Callable[[], object]] = {
+    "sign": lambda: webhooks.sign(SPEC_BODY, ""),
+    "verify": lambda: webhooks.verify_signature(SPEC_BODY, SPEC_SIGNATURE, ""),
+    "parse": lambda: webhooks.parse_event(SPEC_BODY, signature=SPEC_SIGNATURE, secret=""),
+}
+
+
+@pytest.mark.parametrize("call", sorted(_EMPTY_SECRET_CALLS))
+def test_empty_secret_is_a_value_error(call: str) -> None:
+    """An empty secret raises ValueError everywhere, before any comparison."""
+    with pytest.raises(ValueError, match="secret must not be empty"):
+        _EMPTY_SECRET_CALLS[call]()
+
+
+def test_non_str_secret_is_a_type_error() -> None:
+    """A bytes secret raises TypeError."""
+    with pytest.raises(TypeError, match="secret must be a str"):
+        webhooks.verify_signature(SPEC_BODY, SPEC_SIGNATURE, b"secretkey")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        None,
+        "zz",
+        webhooks.sign(SPEC_BODY, "other-secret"),
+        webhooks.sign(SPEC_BODY, "other-secret").upper(),
+    ],
+)
+def test_error_messages_leak_nothing(signature: str | None) -> None:
+    """Neither the secret, the expected digest nor the received signature is in the message."""
+    with pytest.raises(webhooks.InvalidSignatureError) as info:
+        webhooks.verify_signature(SPEC_BODY, signature, SPEC_SECRET)
+    text = str(info.value) + repr(info.value)
+    assert SPEC_SECRET not in text
+    assert SPEC_SIGNATURE not in text.lower()
+    if signature and len(signature) > 2:
+        assert signature.lower() not in text.lower()
+
+
+def test_invalid_signature_error_is_a_sendcloud_error_and_pickles() -> None:
+    """The error fits the SDK's tree and survives pickling with its reason."""
+    err = webhooks.InvalidSignatureError("mismatch")
+    assert isinstance(err, SendcloudError)
+    clone = pickle.loads(pickle.dumps(err))
+    assert type(clone) is webhooks.InvalidSignatureError
+    assert clone.reason == "mismatch"
+    assert str(clone) == str(err)
+
+
+@settings(max_examples=200)
+@given(body=st.binary(max_size=512), secret=st.text(min_size=1, max_size=64))
+def test_sign_verify_roundtrip(body: bytes, secret: str) -> None:
+    """Whatever the bytes and the secret, a signature made by ``sign`` verifies."""
+    webhooks.verify_signature(body, webhooks.sign(body, secret), secret)
+
+
+@settings(max_examples=200)
+@given(body=st.binary(min_size=1, max_size=256), data=st.data())
+def test_any_flipped_bit_fails(body: bytes, data: st.DataObject) -> None:
+    """Flipping any bit of the body invalidates the signature."""
+    index = data.draw(st.integers(0, len(body) - 1))
+    bit = data.draw(st.integers(0, 7))
+    tampered = bytearray(body)
+    tampered[index] ^= 1 << bit
+    with pytest.raises(webhooks.InvalidSignatureError):
+        webhooks.verify_signature(bytes(tampered), webhooks.sign(body, SECRET), SECRET)
+
+
+# --------------------------------------------------------------------------- parse_event
+
+
+def test_parse_event_verifies_before_decoding() -> None:
+    """A bad signature on an undecodable body is a signature error, not a decode error."""
+    with pytest.raises(webhooks.InvalidSignatureError):
+        webhooks.parse_event(b"\xff not json", signature="0" * 64, secret=SECRET)
+
+
+def test_parse_event_requires_a_signature() -> None:
+    """A valid event without a signature is rejected."""
+    with pytest.raises(webhooks.InvalidSignatureError):
+        webhooks.parse_event(fixture_body("return_created"), signature=None, secret=SECRET)
+
+
+def test_integration_connected_fixture() -> None:
+    """``integration_connected`` decodes with every v2-style integration field."""
+    event = parse(fixture_body("integration_connected"))
+    assert type(event) is webhooks.IntegrationConnected
+    assert event.action == "integration_connected"
+    assert event.timestamp == datetime(2018, 5, 2, 14, 38, 5, 993000, tzinfo=UTC)
+    assert event.timestamp_raw == 1525271885993
+    integ = event.integration
+    assert integ is not None
+    assert integ.id == 1
+    assert integ.shop_name == "API Integration"
+    assert integ.shop_url == "https://www.sendcloud.com"
+    assert integ.system == "api"
+    assert integ.failing_since is None
+    assert integ.last_fetch == datetime(2019, 2, 3, 6, 48, 7, tzinfo=UTC)
+    assert integ.last_updated_at == datetime(2019, 2, 3, 6, 48, 7, tzinfo=UTC)
+    assert integ.service_point_enabled is True
+    assert integ.service_point_carriers == ["postnl", "dhl"]
+    assert integ.webhook_active is True
+    assert integ.webhook_url == "https://www.sendcloud.com/sendcloud-webhooks"
+
+
+def test_integration_updated_fixture() -> None:
+    """``integration_updated`` (the spec's IntegrationModified) decodes; naive times are UTC."""
+    event = parse(fixture_body("integration_updated"))
+    assert type(event) is webhooks.IntegrationUpdated
+    assert event.action == "integration_updated"
+    integ = event.integration
+    assert integ is not None
+    assert integ.shop_name == "API Integration (renamed)"
+    assert integ.failing_since == datetime(2019, 2, 3, 6, 48, 7, tzinfo=UTC)
+    assert integ.last_fetch == datetime(2019, 2, 3, 6, 48, 7, tzinfo=UTC)
+    assert integ.last_updated_at == datetime(2019, 2, 4, 8, tzinfo=timezone(timedelta(hours=1)))
+    assert integ.service_point_enabled is False
+    assert integ.service_point_carriers == []
+
+
+def test_integration_deleted_fixture() -> None:
+    """``integration_deleted`` decodes with null date-times."""
+    event = parse(fixture_body("integration_deleted"))
+    assert type(event) is webhooks.IntegrationDeleted
+    assert event.action == "integration_deleted"
+    integ = event.integration
+    assert integ is not None
+    assert integ.id == 1
+    assert integ.last_fetch is None
+    assert integ.last_updated_at is None
+    assert integ.webhook_active is False
+
+
+def test_parcel_status_changed_fixture() -> None:
+    """``parcel_status_changed`` decodes every spec field of the parcel."""
+    event = parse(fixture_body("parcel_status_changed"))
+    assert type(event) is webhooks.ParcelStatusChanged
+    assert event.action == "parcel_status_changed"
+    assert event.timestamp == datetime(2018, 5, 2, 14, 38, 5, 993000, tzinfo=UTC)
+    assert event.timestamp_raw == 1525271885.993
+    assert event.carrier_status_change_timestamp == datetime(2018, 5, 2, 14, 38, 0, tzinfo=UTC)
+    assert event.carrier_status_change_timestamp_raw == 1525271880
+    p = event.parcel
+    assert p is not None
+    assert p.id == 3172
+    assert p.name == "Mr Bob"
+    assert p.company_name == "Sendcloud"
+    assert p.address == "Stadhuisplein 10"
+    assert p.address_divided == webhooks.ParcelAddressDivided(
+        street="Stadhuisplein", house_number="10"
+    )
+    assert p.city == "Eindhoven"
+    assert p.postal_code == "5611 EM"
+    assert p.telephone == "612345678"
+    assert p.email == "contact@sendcloud.com"
+    assert p.date_created == "2019-02-03T06:48:07"
+    assert p.tracking_number == "3SYZXG132912330"
+    assert p.weight == "2.000"
+    assert p.label is not None
+    assert p.label.normal_printer is not None
+    assert p.label.normal_printer[0].startswith("https://panel.sendcloud.sc/api/v2/label/normal")
+    assert p.label.label_printer is not None
+    assert "label_printer/3172" in p.label.label_printer
+    assert p.customs_declaration == {}
+    assert p.status == webhooks.ParcelStatus(id=1, message="Ready to send")
+    assert p.data == {}
+    assert p.country == webhooks.ParcelCountry(iso_2="NL", iso_3="NLD", name="Netherlands")
+    assert p.shipment == webhooks.ParcelShipment(id=8, name="PostNL Standard")
+    assert p.order_number == "ORD12334"
+    assert p.shipment_uuid == "87e18823-016b-479b-b9e0-c5c0c4065452"
+    assert p.external_order_id == "AMZ23311"
+    assert p.external_shipment_id == "AMZ231231"
+
+
+def test_return_created_fixture() -> None:
+    """``return_created`` decodes the return and its items."""
+    event = parse(fixture_body("return_created"))
+    assert type(event) is webhooks.ReturnCreated
+    assert event.action == "return_created"
+    assert event.timestamp == datetime(2018, 5, 2, 14, 38, 5, tzinfo=UTC)
+    data = event.data
+    assert data.id == 42
+    assert data.brand_id == 7
+    assert data.order_number == "ORD12334"
+    assert data.return_reason_id == 3
+    assert data.return_address_id == 11
+    assert data.paid_return is False
+    assert data.delivery_choice == "drop_off_point"
+    assert data.refund_type == "money"
+    assert data.items == [
+        webhooks.ReturnItem(
+            item_id="5552",
+            description="T-shirt, size M",
+            quantity=2,
+            sku="TS-M-001",
+            hs_code="610910",
+            return_reason_id=3,
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("action", "cls"),
+    [
+        ("integration_connected", webhooks.IntegrationConnected),
+        ("integration_updated", webhooks.IntegrationUpdated),
+        ("integration_deleted", webhooks.IntegrationDeleted),
+        ("parcel_status_changed", webhooks.ParcelStatusChanged),
+    ],
+)
+def test_minimal_events_dispatch_on_action(action: str, cls: type[Any]) -> None:
+    """Only action and timestamp are needed for the events whose bodies the spec leaves open."""
+    event = parse(encode({"action": action, "timestamp": 1700000000}))
+    assert type(event) is cls
+    assert event.action == action
+    assert event.timestamp == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+
+
+def test_minimal_integration_event_has_no_integration() -> None:
+    """A missing ``integration`` object is ``None``; an empty one has every field unset."""
+    bare = parse(encode({"action": "integration_deleted", "timestamp": 1}))
+    assert isinstance(bare, webhooks.IntegrationDeleted)
+    assert bare.integration is None
+    empty = parse(encode({"action": "integration_deleted", "timestamp": 1, "integration": {}}))
+    assert isinstance(empty, webhooks.IntegrationDeleted)
+    assert empty.integration == webhooks.WebhookIntegration()
+
+
+def test_unknown_action_keeps_action_and_payload() -> None:
+    """An action the spec does not list becomes UnknownEvent with the whole object."""
+    payload = {"action": "shipment_exploded", "timestamp": 1525271885993, "extra": [1, {"a": None}]}
+    event = parse(encode(payload))
+    assert type(event) is webhooks.UnknownEvent
+    assert event.action == "shipment_exploded"
+    assert event.timestamp == datetime(2018, 5, 2, 14, 38, 5, 993000, tzinfo=UTC)
+    assert event.timestamp_raw == 1525271885993
+    assert event.payload == payload
+
+
+@pytest.mark.parametrize(
+    "action", ["Integration_Connected", "integration_modified", "IntegrationModified", ""]
+)
+def test_actions_match_exactly(action: str) -> None:
+    """Spellings other than the wire's exact actions are unknown events."""
+    event = parse(encode({"action": action, "timestamp": 1}))
+    assert isinstance(event, webhooks.UnknownEvent)
+    assert event.action == action
+
+
+@pytest.mark.parametrize("timestamp", [None, "yesterday", True, [1], 1e300, "absent"])
+def test_unknown_event_tolerates_unusable_timestamp(timestamp: Any) -> None:
+    """An unknown event without a usable numeric timestamp still decodes, with ``None``."""
+    payload: dict[str, Any] = {"action": "something_new"}
+    if timestamp != "absent":
+        payload["timestamp"] = timestamp
+    event = parse(encode(payload))
+    assert isinstance(event, webhooks.UnknownEvent)
+    assert event.timestamp is None
+    assert event.timestamp_raw is None
+    assert event.payload == payload
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (1525271885993, datetime(2018, 5, 2, 14, 38, 5, 993000, tzinfo=UTC)),
+        (1525271885993.0, datetime(2018, 5, 2, 14, 38, 5, 993000, tzinfo=UTC)),
+        (1525271885.993, datetime(2018, 5, 2, 14, 38, 5, 993000, tzinfo=UTC)),
+        (1525271885, datetime(2018, 5, 2, 14, 38, 5, tzinfo=UTC)),
+        (0, datetime(1970, 1, 1, tzinfo=UTC)),
+        (100_000_000_000, datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=1e11)),
+        (100_000_000_001, datetime(1973, 3, 3, 9, 46, 40, 1000, tzinfo=UTC)),
+    ],
+)
+def test_timestamp_unit_is_decided_by_magnitude(raw: float, expected: datetime) -> None:
+    """Values above 1e11 are milliseconds, others seconds; the result is aware UTC."""
+    event = parse(encode({"action": "return_created", "timestamp": raw, "data": {"id": 1}}))
+    assert isinstance(event, webhooks.ReturnCreated)
+    assert event.timestamp == expected
+    assert event.timestamp.tzinfo is UTC
+    assert event.timestamp_raw == raw
+
+
+def test_seconds_and_milliseconds_of_the_same_instant_agree() -> None:
+    """The same moment sent in s and in ms gives the same datetime."""
+    seconds = parse(encode({"action": "parcel_status_changed", "timestamp": 1700000000.25}))
+    millis = parse(encode({"action": "parcel_status_changed", "timestamp": 1700000000250}))
+    assert seconds.timestamp == millis.timestamp
+
+
+def test_numeric_string_timestamp_is_accepted() -> None:
+    """A timestamp sent as a numeric string decodes like the number."""
+    event = parse(encode({"action": "integration_connected", "timestamp": "1525271885993"}))
+    assert isinstance(event, webhooks.IntegrationConnected)
+    assert event.timestamp_raw == 1525271885993
+    assert event.timestamp == datetime(2018, 5, 2, 14, 38, 5, 993000, tzinfo=UTC)
+
+
+def test_null_carrier_timestamp_is_none() -> None:
+    """``carrier_status_change_timestamp`` may be null."""
+    body = encode(
+        {"action": "parcel_status_changed", "timestamp": 1, "carrier_status_change_timestamp": None}
+    )
+    event = parse(body)
+    assert isinstance(event, webhooks.ParcelStatusChanged)
+    assert event.carrier_status_change_timestamp is None
+    assert event.carrier_status_change_timestamp_raw is None
+
+
+def test_extra_fields_are_ignored_everywhere() -> None:
+    """Unknown fields at any level never break decoding."""
+    body = encode(
+        {
+            "action": "return_created",
+            "timestamp": 1,
+            "new_top_level": {"x": 1},
+            "data": {
+                "id": 5,
+                "new_field": [1, 2],
+                "items": [{"quantity": 1, "colour": "red"}],
+            },
+        }
+    )
+    event = parse(body)
+    assert isinstance(event, webhooks.ReturnCreated)
+    assert event.data.id == 5
+    assert event.data.items == [webhooks.ReturnItem(quantity=1)]
+
+
+def test_parcel_fields_that_vary_are_lenient() -> None:
+    """house_number as int, weight as number, ids as strings, data as list all decode."""
+    body = encode(
+        {
+            "action": "parcel_status_changed",
+            "timestamp": 1,
+            "parcel": {
+                "id": "3172",
+                "address_divided": {"street": "Main", "house_number": 10},
+                "weight": 2.5,
+                "data": [],
+                "label": None,
+                "status": {"id": "11", "message": "Delivered"},
+                "telephone": None,
+            },
+        }
+    )
+    event = parse(body)
+    assert isinstance(event, webhooks.ParcelStatusChanged)
+    p = event.parcel
+    assert p is not None
+    assert p.id == 3172
+    assert p.address_divided == webhooks.ParcelAddressDivided(street="Main", house_number=10)
+    assert p.weight == 2.5
+    assert p.data == []
+    assert p.label is None
+    assert p.status == webhooks.ParcelStatus(id=11, message="Delivered")
+
+
+def test_return_id_integral_float_is_an_int() -> None:
+    """The spec types the return id as ``number``; 42.0 becomes 42."""
+    event = parse(encode({"action": "return_created", "timestamp": 1, "data": {"id": 42.0}}))
+    assert isinstance(event, webhooks.ReturnCreated)
+    assert event.data.id == 42
+    assert type(event.data.id) is int
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"not json",
+        b"\xff\xfe\x00",
+        b'{"action": "\xff"}',
+        b"[]",
+        b'["integration_connected", 1]',
+        b'"integration_connected"',
+        b"null",
+        b"{}",
+        b'{"timestamp": 1}',
+        b'{"action": 1, "timestamp": 1}',
+        b'{"action": null, "timestamp": 1}',
+        b'{"action": "integration_connected"}',
+        b'{"action": "parcel_status_changed"}',
+        b'{"action": "integration_connected", "timestamp": true}',
+        b'{"action": "integration_connected", "timestamp": null}',
+        b'{"action": "integration_connected", "timestamp": "yesterday"}',
+        b'{"action": "integration_connected", "timestamp": "nan"}',
+        b'{"action": "integration_connected", "timestamp": "inf"}',
+        b'{"action": "integration_connected", "timestamp": 1e999}',
+        b'{"action": "integration_connected", "timestamp": 123456789012345678901234567890}',
+        b'{"action": "integration_connected", "timestamp": -1e20}',
+        b'{"action": "integration_connected", "timestamp": 1, "integration": []}',
+        b'{"action": "integration_connected", "timestamp": 1, "integration": {"id": "x"}}',
+        b'{"action": "integration_updated", "timestamp": 1, "integration": {"last_fetch": "no"}}',
+        b'{"action": "parcel_status_changed", "timestamp": 1, "parcel": {"id": [1]}}',
+        b'{"action": "parcel_status_changed", "timestamp": 1, '
+        b'"carrier_status_change_timestamp": "soon"}',
+        b'{"action": "return_created", "timestamp": 1}',
+        b'{"action": "return_created", "timestamp": 1, "data": {}}',
+        b'{"action": "return_created", "timestamp": 1, "data": {"id": 1.5}}',
+        b'{"action": "return_created", "timestamp": 1, "data": {"id": 1, "items": [{}]}}',
+        b'{"action": "something_new", "timestamp": 1,',
+        b'{"action": "x", "p": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    ],
+)
+def test_undecodable_signed_bodies_raise_decode_error(body: bytes) -> None:
+    """Every decoding failure after a valid signature is the SDK's DecodeError."""
+    with pytest.raises(DecodeError) as info:
+        parse(body)
+    assert isinstance(info.value, SendcloudError)
+    assert not isinstance(info.value, msgspec.MsgspecError)
+
+
+def test_decode_error_message_does_not_contain_the_secret() -> None:
+    """Decoding errors talk about the body only."""
+    with pytest.raises(DecodeError) as info:
+        parse(b"[]", secret="do-not-print-me")
+    assert "do-not-print-me" not in str(info.value)
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+_actions = st.sampled_from(
+    [
+        "integration_connected",
+        "integration_updated",
+        "integration_deleted",
+        "parcel_status_changed",
+        "return_created",
+        "something_else",
+    ]
+)
+_fields = st.sampled_from(
+    ["timestamp", "integration", "parcel", "data", "carrier_status_change_timestamp"]
+)
+
+
+@settings(max_examples=300)
+@given(body=st.binary(max_size=300))
+def test_arbitrary_signed_bytes_only_raise_decode_error(body: bytes) -> None:
+    """Correctly signed arbitrary bytes give an event or DecodeError, nothing else."""
+    try:
+        event = parse(body)
+    except DecodeError:
+        return
+    assert isinstance(event.action, str)
+
+
+@settings(max_examples=500)
+@given(
+    action=_actions,
+    fields=st.dictionaries(_fields, _json, max_size=5),
+    timestamp=st.one_of(st.integers(), st.floats(), st.text(max_size=12), st.none()),
+)
+def test_arbitrary_signed_event_shapes_only_raise_decode_error(
+    action: str, fields: dict[str, Any], timestamp: Any
+) -> None:
+    """Event-shaped JSON with arbitrary field values gives an event or DecodeError."""
+    obj = {**fields, "action": action, "timestamp": timestamp}
+    body = json.dumps(obj).encode()  # NaN/Infinity literals included on purpose
+    try:
+        event = parse(body)
+    except DecodeError:
+        return
+    assert event.action == action
+    if event.timestamp is not None:
+        assert event.timestamp.tzinfo is UTC
+
+
+def test_public_names_are_sorted_and_exist() -> None:
+    """``__all__`` is sorted (constants, classes, functions) and every name in it is defined."""
+
+    def kind(name: str) -> tuple[int, str]:
+        """The isort-style sort key ruff enforces."""
+        rank = 0 if name.isupper() else 1 if name[0].isupper() else 2
+        return (rank, name)
+
+    assert webhooks.__all__ == sorted(webhooks.__all__, key=kind)
+    for name in webhooks.__all__:
+        assert hasattr(webhooks, name), name
+
+
+def test_signature_header_name() -> None:
+    """The header name is the spec's."""
+    assert webhooks.SIGNATURE_HEADER == "Sendcloud-Signature"
