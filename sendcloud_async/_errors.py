@@ -249,10 +249,17 @@ class RateLimitError(APIError):
 
 
 def _rebuild_rate_limit(args: tuple[Any, ...], retry_after: float | None) -> RateLimitError:
-    err = _rebuild_api_error(*args)
-    assert isinstance(err, RateLimitError)
-    err.retry_after = retry_after
-    return err
+    _cls, status, errors, method, url, headers, body, reason = args
+    return RateLimitError(
+        status,
+        retry_after=retry_after,
+        errors=errors,
+        method=method,
+        url=url,
+        headers=CIMultiDictProxy(CIMultiDict(headers)),
+        body=body,
+        reason=reason,
+    )
 
 
 class ServerError(APIError):

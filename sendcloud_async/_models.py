@@ -126,7 +126,7 @@ class LogPage(msgspec.Struct, kw_only=True):
     next_url: str | None = None
 
 
-class StatusTranslation(msgspec.Struct, kw_only=True):
+class StatusTranslation(msgspec.Struct):
     """A shop order status name in one language."""
 
     status: str
