@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 from types import TracebackType
 from typing import Final
 
@@ -45,10 +46,10 @@ def normalize_base_url(value: str | URL, *, name: str = "base_url") -> URL:
         url = URL(value) if isinstance(value, str) else value
     except ValueError as exc:
         raise InvalidInputError(f"{name} is not a valid URL: {exc}") from None
-    if not url.is_absolute() or url.scheme not in ("http", "https") or not url.host:
-        raise InvalidInputError(f"{name} must be an absolute http(s) URL, got {str(value)!r}")
     if url.user is not None or url.password is not None:
         raise InvalidInputError(f"{name} must not contain credentials; pass them as auth=")
+    if not url.is_absolute() or url.scheme not in ("http", "https") or not url.host:
+        raise InvalidInputError(f"{name} must be an absolute http(s) URL, got {str(url)!r}")
     if url.query_string or url.fragment:
         raise InvalidInputError(f"{name} must not have a query or fragment")
     if url.scheme == "http" and not is_loopback(url.host):
@@ -63,7 +64,12 @@ def normalize_timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTim
     """A ``ClientTimeout`` from seconds (the whole request, pool wait included) or as given."""
     if isinstance(value, aiohttp.ClientTimeout):
         return value
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not value > 0
+        or not math.isfinite(value)
+    ):
         raise InvalidInputError(
             f"timeout must be a positive number of seconds or an aiohttp.ClientTimeout, "
             f"got {value!r}"

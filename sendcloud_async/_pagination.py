@@ -197,7 +197,7 @@ def next_page(
     cursor = None
     for key, val in pairs:
         if key == "cursor":
-            cursor = val
+            cursor = val or None  # an empty cursor cannot be passed back as cursor=
             break
     query = "&".join(f"{encode_query_value(k)}={encode_query_value(v)}" for k, v in pairs)
     base = url.with_query(None).with_fragment(None)
