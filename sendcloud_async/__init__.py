@@ -33,6 +33,7 @@ from ._models import (
     StatusMappingEntry,
     StatusTranslation,
 )
+from ._oauth2 import OAuth2ClientCredentials
 from ._version import __version__
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "LogRequest",
     "LogResponse",
     "NotFoundError",
+    "OAuth2ClientCredentials",
     "PermissionDeniedError",
     "RateLimitError",
     "SendcloudClient",

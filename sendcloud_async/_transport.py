@@ -28,6 +28,7 @@ from ._errors import (
     ClientClosedError,
     DecodeError,
     RateLimitError,
+    SendcloudError,
     build_api_error,
 )
 from ._retry import RetryPolicy
@@ -183,6 +184,7 @@ class Transport:
             sent = True
             retry_after: float | None = None
             status: int | None = None
+            idempotent_attempt = idempotent
             try:
                 async with session.request(
                     method,
@@ -216,6 +218,17 @@ class Transport:
                     )
                     if isinstance(error, RateLimitError):
                         retry_after = error.retry_after
+            except SendcloudError as exc:
+                # Raised by the auth middleware while fetching a token: the API request
+                # itself was never sent, so any call may be retried per policy.
+                if not getattr(exc, "from_token_endpoint", False):
+                    raise
+                error = exc
+                sent = False
+                idempotent_attempt = True
+                status = exc.status if isinstance(exc, APIError) else None
+                if isinstance(exc, RateLimitError):
+                    retry_after = exc.retry_after
             except TimeoutError as exc:
                 sent = not isinstance(exc, aiohttp.ConnectionTimeoutError)
                 error = APITimeoutError(
@@ -250,7 +263,7 @@ class Transport:
                 raise
             wait = policy.decide(
                 attempt=attempt,
-                idempotent=idempotent,
+                idempotent=idempotent_attempt,
                 status=status if isinstance(error, APIError) else None,
                 retry_after=retry_after,
                 sent=sent,

@@ -49,6 +49,8 @@ import msgspec
 from aiohttp import web
 
 from .._auth import BasicAuth
+from .._oauth2 import OAuth2ClientCredentials
+from ._oauth import TokenIssuer
 from ._store import (
     FEEDBACK_TYPES,
     LANGUAGES,
@@ -559,8 +561,9 @@ class FakeSendcloud:
         self._basic_credentials = f"{public_key}:{secret_key}".encode()
         self.client_id = client_id
         self.client_secret = client_secret
-        #: Bearer tokens the API accepts (filled by the token endpoint).
-        self._bearer_tokens: set[str] = set()
+        self._tokens = TokenIssuer(client_id, client_secret)
+        #: Bearer tokens the API accepts (filled by the token endpoint; discard = revoke).
+        self._bearer_tokens: set[str] = self._tokens.active
         self._host = host
         self._port = port
         self._origin: str | None = None
@@ -666,6 +669,45 @@ class FakeSendcloud:
     def basic_auth(self) -> BasicAuth:
         """A ``BasicAuth`` with the key pair the fake accepts."""
         return self._basic_auth
+
+    @property
+    def oauth2_credentials(self) -> OAuth2ClientCredentials:
+        """A new ``OAuth2ClientCredentials`` for the client id/secret the fake accepts.
+
+        Each access makes a new object (with its own token cache); keep one to share it.
+        """
+        return OAuth2ClientCredentials(self.client_id, self.client_secret, token_url=self.token_url)
+
+    # -- OAuth2 ------------------------------------------------------------------
+
+    @property
+    def token_expires_in(self) -> float | None:
+        """``expires_in`` of new tokens, in seconds (``None``: omitted, never expire)."""
+        return self._tokens.expires_in
+
+    @token_expires_in.setter
+    def token_expires_in(self, value: float | None) -> None:
+        self._tokens.expires_in = value
+
+    @property
+    def token_requests(self) -> int:
+        """How many requests reached the token endpoint."""
+        return self._tokens.requests
+
+    @property
+    def token_auth_methods(self) -> list[str]:
+        """How each token request authenticated the client, in order
+        (``client_secret_basic``, ``client_secret_post`` or ``none``)."""
+        return self._tokens.auth_methods
+
+    @property
+    def issued_tokens(self) -> list[str]:
+        """Every access token issued so far, oldest first."""
+        return self._tokens.issued
+
+    def revoke_tokens(self, token: str | None = None) -> int:
+        """Revoke one access token, or all of them; returns how many were revoked."""
+        return self._tokens.revoke(token)
 
     # -- state -------------------------------------------------------------------
 
@@ -795,6 +837,8 @@ class FakeSendcloud:
                     await asyncio.sleep(scripted.delay)
                 return scripted._response()
         if template is None:
+            if path == TOKEN_PATH:
+                return self._tokens.handle(record.method, authorization, body)
             return _errors(
                 404, [_err(404, "not_found", f"No route for {path}.", title="Not Found")]
             )
@@ -840,7 +884,7 @@ class FakeSendcloud:
             if hmac.compare_digest(decoded, self._basic_credentials):
                 return "basic"
             return None
-        if scheme == "bearer" and credentials and credentials in self._bearer_tokens:
+        if scheme == "bearer" and credentials and self._tokens.is_valid(credentials):
             return "bearer"
         return None
 
