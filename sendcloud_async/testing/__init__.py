@@ -12,5 +12,6 @@
 """
 
 from ._server import FakeSendcloud, RecordedRequest, ScriptedResponse
+from ._webhooks import WebhookDelivery
 
-__all__ = ["FakeSendcloud", "RecordedRequest", "ScriptedResponse"]
+__all__ = ["FakeSendcloud", "RecordedRequest", "ScriptedResponse", "WebhookDelivery"]

@@ -60,6 +60,7 @@ from ._store import (
     format_utc,
     parse_aware,
 )
+from ._webhooks import WebhookDelivery, WebhookSender, integration_payload, timestamp_ms
 
 __all__ = ["API_PREFIX", "TOKEN_PATH", "FakeSendcloud", "RecordedRequest", "ScriptedResponse"]
 
@@ -556,8 +557,10 @@ class FakeSendcloud:
         client_secret: str = "fake-client-secret",
         host: str = "127.0.0.1",
         port: int = 0,
+        webhook_secret: str = "fake-webhook-secret",
     ) -> None:
         self._basic_auth = BasicAuth(public_key, secret_key)
+        self._webhooks = WebhookSender(webhook_secret)
         self._basic_credentials = f"{public_key}:{secret_key}".encode()
         self.client_id = client_id
         self.client_secret = client_secret
@@ -618,7 +621,8 @@ class FakeSendcloud:
         self._runner = runner
 
     async def close(self) -> None:
-        """Stop listening and drop open connections (idempotent)."""
+        """Finish webhook deliveries, stop listening and drop open connections (idempotent)."""
+        await self._webhooks.close()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -677,6 +681,56 @@ class FakeSendcloud:
         Each access makes a new object (with its own token cache); keep one to share it.
         """
         return OAuth2ClientCredentials(self.client_id, self.client_secret, token_url=self.token_url)
+
+    # -- webhooks ----------------------------------------------------------------
+
+    @property
+    def webhook_secret(self) -> str:
+        """The secret webhook bodies are signed with (settable)."""
+        return self._webhooks.secret
+
+    @webhook_secret.setter
+    def webhook_secret(self, value: str) -> None:
+        self._webhooks.secret = value
+
+    @property
+    def webhook_deliveries(self) -> list[WebhookDelivery]:
+        """Every webhook delivery attempt, oldest first."""
+        return self._webhooks.deliveries
+
+    async def drain_webhooks(self) -> None:
+        """Wait until every webhook the fake has scheduled has been delivered (or failed)."""
+        await self._webhooks.drain()
+
+    def _notify(self, integration: Record, action: str) -> None:
+        # Like Sendcloud: an integration with an active webhook hears about its changes.
+        url = integration.get("webhook_url")
+        if integration.get("webhook_active") and url:
+            payload = {
+                "action": action,
+                "timestamp": timestamp_ms(),
+                "integration": integration_payload(integration),
+            }
+            self._webhooks.schedule(url, payload)
+
+    async def send_webhook(
+        self, integration_id: int, action: str, **fields: Any
+    ) -> WebhookDelivery:
+        """Deliver an event to an integration's ``webhook_url`` now, whatever its state.
+
+        ``action`` is e.g. ``"parcel_status_changed"`` (pass ``parcel={...}``) or
+        ``"return_created"`` (pass ``data={...}``); integration events get the
+        integration in the payload. ``timestamp`` defaults to now in milliseconds.
+        """
+        integration = self._store.integrations[integration_id]
+        url = integration.get("webhook_url")
+        if not url:
+            raise ValueError(f"integration {integration_id} has no webhook_url")
+        payload: dict[str, Any] = {"action": action, "timestamp": timestamp_ms()}
+        if action.startswith("integration_"):
+            payload["integration"] = integration_payload(integration)
+        payload.update(fields)
+        return await self._webhooks.deliver(url, payload)
 
     # -- OAuth2 ------------------------------------------------------------------
 
@@ -939,7 +993,9 @@ class FakeSendcloud:
 
     def _delete_integration(self, record: RecordedRequest, ident: int | None) -> web.Response:
         assert ident is not None
+        integration = self._store.integrations[ident]
         self._store.delete_integration(ident)
+        self._notify(integration, "integration_deleted")
         return web.Response(status=204)
 
     def _patch_integration(self, record: RecordedRequest, ident: int | None) -> web.Response:
@@ -984,6 +1040,7 @@ class FakeSendcloud:
             )
         integration.update(payload)
         integration["updated_at"] = format_utc(datetime.now(UTC))
+        self._notify(integration, "integration_updated")
         return web.Response(status=204)
 
     # -- exception logs ----------------------------------------------------------------

@@ -212,13 +212,41 @@ async def test_unknown_route_is_404(
     assert only_error(reply)["code"] == "not_found"
 
 
-async def test_token_url_is_reserved_but_404_for_now(
+async def test_token_endpoint_speaks_rfc6749(
     fake: FakeSendcloud, http: aiohttp.ClientSession
 ) -> None:
-    """The token endpoint is not implemented yet: its URL answers 404."""
-    reply = await call(http, "POST", fake.token_url, data=b"grant_type=client_credentials")
-    assert reply.status == 404
-    assert fake.requests[-1].path == "/oauth2/token/"
+    """The token endpoint issues a bearer token for Basic client auth and refuses bad clients."""
+
+    def basic(secret: str) -> dict[str, str]:
+        value = "Basic " + base64.b64encode(f"{fake.client_id}:{secret}".encode()).decode()
+        return {"Content-Type": "application/x-www-form-urlencoded", "Authorization": value}
+
+    form = b"grant_type=client_credentials&scope=api"
+    async with http.post(fake.token_url, data=form, headers=basic(fake.client_secret)) as resp:
+        assert resp.status == 200
+        assert resp.headers["Cache-Control"] == "no-store"
+        token = await resp.json()
+    assert token["token_type"] == "Bearer"
+    assert token["expires_in"] == 3600
+    assert token["access_token"] == fake.issued_tokens[0]
+    async with http.post(fake.token_url, data=form, headers=basic("nope")) as resp:
+        assert resp.status == 401
+        assert (await resp.json())["error"] == "invalid_client"
+    async with http.post(
+        fake.token_url, data=b"grant_type=password", headers=basic(fake.client_secret)
+    ) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"] == "unsupported_grant_type"
+    async with http.get(fake.token_url) as resp:
+        assert resp.status == 405
+    assert fake.token_requests == 3
+    assert fake.token_auth_methods == ["client_secret_basic"] * 3
+    api = fake.base_url + "/integrations"
+    async with http.get(api, headers={"Authorization": f"Bearer {token['access_token']}"}) as r:
+        assert r.status == 200
+    assert fake.revoke_tokens() == 1
+    async with http.get(api, headers={"Authorization": f"Bearer {token['access_token']}"}) as r:
+        assert r.status == 401
 
 
 @pytest.mark.parametrize(
