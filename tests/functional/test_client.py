@@ -10,12 +10,11 @@ import pytest
 
 import sendcloud_async as sc
 from sendcloud_async.testing import FakeSendcloud, ScriptedResponse
-
 from tests.conftest import fast_backoff
 
 
 async def test_use_after_close_is_clear(fake: FakeSendcloud) -> None:
-    """Any call after aclose() raises a clear SendcloudError (also RuntimeError); nothing is sent."""
+    """Any call after aclose() raises a clear SendcloudError (a RuntimeError); nothing is sent."""
     client = sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url)
     await client.integrations.list()
     await client.aclose()
@@ -63,7 +62,7 @@ async def test_owned_session_is_closed(fake: FakeSendcloud) -> None:
 
 
 async def test_wrong_credentials_are_authentication_error(fake: FakeSendcloud) -> None:
-    """Wrong Basic credentials → AuthenticationError (not retried); the secret is not in the message."""
+    """Wrong Basic credentials → AuthenticationError, not retried, the secret not in the message."""
     auth = sc.BasicAuth("fake-public-key", "wrong-secret-value")
     async with sc.SendcloudClient(auth=auth, base_url=fake.base_url, max_retries=3) as client:
         with pytest.raises(sc.AuthenticationError) as info:
@@ -124,7 +123,8 @@ async def test_html_error_body_still_maps(fake: FakeSendcloud) -> None:
     """An HTML 502 from a proxy becomes ServerError with the text shortened in the message."""
     html = "<html><body><h1>502 Bad Gateway</h1>" + "x" * 500 + "</body></html>"
     fake.script(
-        "GET", "/integrations",
+        "GET",
+        "/integrations",
         ScriptedResponse(status=502, body=html, headers={"Content-Type": "text/html"}),
     )
     async with sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url, max_retries=0) as c:
@@ -162,7 +162,7 @@ async def test_undecodable_success_is_decode_error(fake: FakeSendcloud) -> None:
     """A 200 whose body is not JSON raises DecodeError with method and URL."""
     fake.script("GET", "/integrations", ScriptedResponse(body=b"<html>maintenance</html>"))
     async with sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url) as c:
-        with pytest.raises(sc.DecodeError, match="GET http://127.0.0.1"):
+        with pytest.raises(sc.DecodeError, match=r"GET http://127\.0\.0\.1"):
             await c.integrations.list()
 
 
@@ -203,9 +203,7 @@ async def test_retry_then_success(fake: FakeSendcloud, client: sc.SendcloudClien
     assert len(fake.requests) == 2
 
 
-async def test_secrets_never_logged(
-    fake: FakeSendcloud, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_secrets_never_logged(fake: FakeSendcloud, caplog: pytest.LogCaptureFixture) -> None:
     """At DEBUG, no log line carries the secret key or the Authorization header value."""
     caplog.set_level(logging.DEBUG)
     fake.script("GET", "/integrations", ScriptedResponse(status=503))

@@ -11,7 +11,9 @@ import sendcloud_async as sc
 from sendcloud_async.testing import FakeSendcloud, ScriptedResponse
 
 
-async def test_iter_walks_every_page_in_order(fake: FakeSendcloud, client: sc.SendcloudClient) -> None:
+async def test_iter_walks_every_page_in_order(
+    fake: FakeSendcloud, client: sc.SendcloudClient
+) -> None:
     """iter() yields every log exactly once, in the server's order, across pages."""
     fake.seed(integrations=2, logs_per_integration=120, seed=3)
     ids = [log.id async for log in client.logs.iter(page_size=50)]
@@ -34,14 +36,18 @@ async def test_iter_for_one_integration(fake: FakeSendcloud, client: sc.Sendclou
     assert all(r.path == f"/integrations/{target}/logs" for r in fake.requests)
 
 
-async def test_iter_unknown_integration_raises(fake: FakeSendcloud, client: sc.SendcloudClient) -> None:
+async def test_iter_unknown_integration_raises(
+    fake: FakeSendcloud, client: sc.SendcloudClient
+) -> None:
     """A 404 on the first page surfaces as NotFoundError from the iterator."""
     with pytest.raises(sc.NotFoundError):
         async for _ in client.logs.iter(integration_id=424242):
             pass
 
 
-async def test_pages_next_cursor_resumes_exactly(fake: FakeSendcloud, client: sc.SendcloudClient) -> None:
+async def test_pages_next_cursor_resumes_exactly(
+    fake: FakeSendcloud, client: sc.SendcloudClient
+) -> None:
     """Passing a page's next_cursor back as cursor= continues right after that page."""
     fake.seed(integrations=1, logs_per_integration=95, seed=5)
     first: list[int | None] = []
@@ -81,7 +87,9 @@ async def test_cursor_datetime_is_sent_with_encoded_offset(
     assert fake.requests[0].query["cursor"] == pivot.isoformat()
 
 
-async def test_cursor_str_is_percent_encoded(fake: FakeSendcloud, client: sc.SendcloudClient) -> None:
+async def test_cursor_str_is_percent_encoded(
+    fake: FakeSendcloud, client: sc.SendcloudClient
+) -> None:
     """A string cursor is sent as given, percent-encoded ('+' never becomes a space)."""
     fake.seed(integrations=1, logs_per_integration=5, seed=8)
     cursor = "2000-01-01T00:00:00+01:00"
@@ -91,10 +99,12 @@ async def test_cursor_str_is_percent_encoded(fake: FakeSendcloud, client: sc.Sen
     assert "cursor=2000-01-01T00:00:00%2B01:00" in fake.requests[0].raw_path
 
 
-async def test_naive_datetime_cursor_refused(fake: FakeSendcloud, client: sc.SendcloudClient) -> None:
+async def test_naive_datetime_cursor_refused(
+    fake: FakeSendcloud, client: sc.SendcloudClient
+) -> None:
     """A naive datetime cursor raises InvalidInputError at call time; nothing is sent."""
     with pytest.raises(sc.InvalidInputError, match="aware"):
-        client.logs.iter(cursor=datetime(2023, 1, 1))  # noqa: DTZ001
+        client.logs.iter(cursor=datetime(2023, 1, 1))
     assert fake.requests == []
 
 
@@ -110,8 +120,10 @@ async def test_bad_page_size_refused(
     assert fake.requests == []
 
 
-async def test_early_break_leaves_nothing_open(fake: FakeSendcloud, client: sc.SendcloudClient) -> None:
-    """Breaking out of async for leaves no open response and no warning; the client keeps working."""
+async def test_early_break_leaves_nothing_open(
+    fake: FakeSendcloud, client: sc.SendcloudClient
+) -> None:
+    """Breaking out of async for leaves no open response or warning; the client keeps working."""
     fake.seed(integrations=1, logs_per_integration=300, seed=9)
     gen = client.logs.iter(page_size=10)
     async for _ in gen:
@@ -129,7 +141,9 @@ async def test_early_break_leaves_nothing_open(fake: FakeSendcloud, client: sc.S
     assert len([log async for log in client.logs.iter(page_size=100)]) == 300
 
 
-async def test_foreign_next_link_is_refused(fake: FakeSendcloud, client: sc.SendcloudClient) -> None:
+async def test_foreign_next_link_is_refused(
+    fake: FakeSendcloud, client: sc.SendcloudClient
+) -> None:
     """A next link on another origin raises SendcloudError and nothing is sent there."""
     fake.seed(integrations=1, logs_per_integration=3, seed=10)
     body = {"data": fake.logs[:1]}
@@ -149,7 +163,9 @@ async def test_foreign_next_link_is_refused(fake: FakeSendcloud, client: sc.Send
     assert len(fake.requests) == 3
 
 
-async def test_relative_next_link_is_resolved(fake: FakeSendcloud, client: sc.SendcloudClient) -> None:
+async def test_relative_next_link_is_resolved(
+    fake: FakeSendcloud, client: sc.SendcloudClient
+) -> None:
     """A relative Link target is resolved against the response URL and followed."""
     fake.seed(integrations=1, logs_per_integration=4, seed=11)
     cursor = fake.logs[1]["created_at"].replace("+", "%2B")
@@ -167,7 +183,9 @@ async def test_relative_next_link_is_resolved(fake: FakeSendcloud, client: sc.Se
     assert fake.requests[1].query["cursor"] == fake.logs[1]["created_at"]
 
 
-async def test_multi_link_headers_and_multi_rel(fake: FakeSendcloud, client: sc.SendcloudClient) -> None:
+async def test_multi_link_headers_and_multi_rel(
+    fake: FakeSendcloud, client: sc.SendcloudClient
+) -> None:
     """Several Link headers and a multi-valued rel are understood."""
     fake.seed(integrations=1, logs_per_integration=4, seed=12)
     cursor = fake.logs[1]["created_at"].replace("+", "%2B")
@@ -177,14 +195,18 @@ async def test_multi_link_headers_and_multi_rel(fake: FakeSendcloud, client: sc.
         "/integrations/logs",
         ScriptedResponse(
             body={"data": fake.logs[:2]},
-            headers={"Link": f'<{fake.base_url}/x>; rel=prev, <{nxt}>; title="a, b; c"; rel="last next"'},
+            headers={
+                "Link": f'<{fake.base_url}/x>; rel=prev, <{nxt}>; title="a, b; c"; rel="last next"'
+            },
         ),
     )
     ids = [log.id async for log in client.logs.iter()]
     assert ids == [e["id"] for e in fake.logs]
 
 
-async def test_literal_plus_in_link_is_sent_as_2b(fake: FakeSendcloud, client: sc.SendcloudClient) -> None:
+async def test_literal_plus_in_link_is_sent_as_2b(
+    fake: FakeSendcloud, client: sc.SendcloudClient
+) -> None:
     """A raw '+' in the server's Link query is re-encoded as %2B, not sent as a space."""
     fake.seed(integrations=1, logs_per_integration=4, seed=13)
     raw_cursor = fake.logs[1]["created_at"]  # contains a literal '+'
@@ -215,7 +237,9 @@ async def test_repeated_next_link_stops(fake: FakeSendcloud, client: sc.Sendclou
     assert len(fake.requests) == 2
 
 
-async def test_malformed_log_page_is_decode_error(fake: FakeSendcloud, client: sc.SendcloudClient) -> None:
+async def test_malformed_log_page_is_decode_error(
+    fake: FakeSendcloud, client: sc.SendcloudClient
+) -> None:
     """A page that does not fit the schema raises DecodeError naming the bad field."""
     fake.script("GET", "/integrations/logs", ScriptedResponse(body={"data": [{"id": "x"}]}))
     with pytest.raises(sc.DecodeError, match=r"\$\.data\[0\]"):
@@ -262,7 +286,7 @@ async def test_create_log(fake: FakeSendcloud, client: sc.SendcloudClient) -> No
         ({"base_url": None}, "base_url must be a str"),
         ({"base_url": "https://x", "response_code": -1}, "response_code"),
         ({"base_url": "https://x", "response_code": "500"}, "response_code"),
-        ({"base_url": "https://x", "created_at": datetime(2024, 1, 1)}, "aware"),  # noqa: DTZ001
+        ({"base_url": "https://x", "created_at": datetime(2024, 1, 1)}, "aware"),
         ({"base_url": "https://x", "response": 5}, "response must be"),
         ({"base_url": "https://x", "request": {"headers": 5}}, "request"),
         ({"base_url": "https://x", "method": 5}, "method must be"),

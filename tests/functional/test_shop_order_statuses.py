@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import sendcloud_async as sc
 from sendcloud_async.testing import FakeSendcloud
 
-STATUSES = [
+STATUSES: list[sc.ShopOrderStatusInput | dict[str, Any]] = [
     sc.ShopOrderStatusInput(
         "17-B",
         [sc.StatusTranslation("Delivered", "en-gb"), sc.StatusTranslation("Bezorgd", "nl-nl")],
@@ -19,7 +21,7 @@ STATUSES = [
 async def test_replace_then_list(fake: FakeSendcloud, client: sc.SendcloudClient) -> None:
     """replace() posts the complete set (Structs and dicts) and list() reads it back."""
     iid = fake.add_integration()["id"]
-    assert await client.shop_order_statuses.replace(iid, STATUSES) is None
+    assert await client.shop_order_statuses.replace(iid, STATUSES) is None  # type: ignore[func-returns-value]
     assert fake.requests[-1].json == {
         "integration_id": iid,
         "statuses": [
@@ -58,7 +60,9 @@ async def test_replace_deletes_unlisted_and_show_deleted(
     assert fake.requests[-1].query["show_deleted"] == "true"
 
 
-async def test_replace_empty_needs_allow_empty(fake: FakeSendcloud, client: sc.SendcloudClient) -> None:
+async def test_replace_empty_needs_allow_empty(
+    fake: FakeSendcloud, client: sc.SendcloudClient
+) -> None:
     """replace(id, []) refuses without allow_empty=True and sends nothing; with it, it clears."""
     iid = fake.add_integration()["id"]
     with pytest.raises(sc.InvalidInputError, match="allow_empty"):
@@ -73,13 +77,26 @@ async def test_replace_empty_needs_allow_empty(fake: FakeSendcloud, client: sc.S
     [
         ([STATUSES[0], STATUSES[0]], "duplicate external_id"),
         (
-            [{"external_id": "1", "translations": [{"status": "a", "language": "en-gb"},
-                                                   {"status": "b", "language": "en-gb"}]}],
+            [
+                {
+                    "external_id": "1",
+                    "translations": [
+                        {"status": "a", "language": "en-gb"},
+                        {"status": "b", "language": "en-gb"},
+                    ],
+                }
+            ],
             "appears twice",
         ),
-        ([{"external_id": "1", "translations": [{"status": "a", "language": "xx-yy"}]}], "language"),
+        (
+            [{"external_id": "1", "translations": [{"status": "a", "language": "xx-yy"}]}],
+            "language",
+        ),
         ([{"external_id": "1", "translations": []}], "1 to 7"),
-        ([{"external_id": "", "translations": [{"status": "a", "language": "en-gb"}]}], "external_id"),
+        (
+            [{"external_id": "", "translations": [{"status": "a", "language": "en-gb"}]}],
+            "external_id",
+        ),
         ([{"external_id": "1"}], "translations"),
         ([5], "ShopOrderStatusInput or a dict"),
         ("17-B", "must be a list"),
@@ -94,7 +111,9 @@ async def test_replace_bad_input_sends_nothing(
     assert fake.requests == []
 
 
-async def test_list_bad_input_sends_nothing(fake: FakeSendcloud, client: sc.SendcloudClient) -> None:
+async def test_list_bad_input_sends_nothing(
+    fake: FakeSendcloud, client: sc.SendcloudClient
+) -> None:
     """An unknown language or a non-bool show_deleted is refused before sending."""
     with pytest.raises(sc.InvalidInputError, match="language"):
         await client.shop_order_statuses.list(1, language="en")
@@ -108,7 +127,7 @@ async def test_mapping_round_trip(fake: FakeSendcloud, client: sc.SendcloudClien
     iid = fake.add_integration()["id"]
     await client.shop_order_statuses.replace(iid, STATUSES)
     mapping = {"CANCEL": None, "READY_TO_SEND": "17-B", "IN_TRANSIT": "17-B", "DELIVERED": "14-A"}
-    assert await client.shop_order_statuses.set_mapping(iid, mapping) is None
+    assert await client.shop_order_statuses.set_mapping(iid, mapping) is None  # type: ignore[func-returns-value]
     assert fake.requests[-1].json == {
         "integration_id": iid,
         "mapping": [
@@ -129,7 +148,8 @@ async def test_set_mapping_with_entries(fake: FakeSendcloud, client: sc.Sendclou
     """set_mapping() also takes a list of StatusMappingEntry."""
     iid = fake.add_integration()["id"]
     entries = [
-        sc.StatusMappingEntry(c, None) for c in ("DELIVERED", "CANCEL", "IN_TRANSIT", "READY_TO_SEND")
+        sc.StatusMappingEntry(c, None)
+        for c in ("DELIVERED", "CANCEL", "IN_TRANSIT", "READY_TO_SEND")
     ]
     await client.shop_order_statuses.set_mapping(iid, entries)
     got = await client.shop_order_statuses.get_mapping(iid)
@@ -140,10 +160,21 @@ async def test_set_mapping_with_entries(fake: FakeSendcloud, client: sc.Sendclou
     ("mapping", "message"),
     [
         ({"READY_TO_SEND": "1"}, "missing IN_TRANSIT, DELIVERED, CANCEL"),
-        ({"READY_TO_SEND": "1", "IN_TRANSIT": "1", "DELIVERED": "1", "CANCEL": None,
-          "RETURNED": "1"}, "status category must be one of"),
+        (
+            {
+                "READY_TO_SEND": "1",
+                "IN_TRANSIT": "1",
+                "DELIVERED": "1",
+                "CANCEL": None,
+                "RETURNED": "1",
+            },
+            "status category must be one of",
+        ),
         ([sc.StatusMappingEntry("CANCEL", None)] * 2, "more than once"),
-        ({"READY_TO_SEND": 1, "IN_TRANSIT": "1", "DELIVERED": "1", "CANCEL": None}, "must be a str"),
+        (
+            {"READY_TO_SEND": 1, "IN_TRANSIT": "1", "DELIVERED": "1", "CANCEL": None},
+            "must be a str",
+        ),
         (["READY_TO_SEND"], "StatusMappingEntry"),
         ("READY_TO_SEND", "must be a dict"),
     ],
@@ -157,7 +188,9 @@ async def test_set_mapping_bad_input_sends_nothing(
     assert fake.requests == []
 
 
-async def test_statuses_of_unknown_integration(fake: FakeSendcloud, client: sc.SendcloudClient) -> None:
+async def test_statuses_of_unknown_integration(
+    fake: FakeSendcloud, client: sc.SendcloudClient
+) -> None:
     """The server's 404 for an unknown integration becomes NotFoundError."""
     with pytest.raises(sc.NotFoundError):
         await client.shop_order_statuses.list(31337)
