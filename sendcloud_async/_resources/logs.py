@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from datetime import datetime
@@ -31,10 +32,39 @@ from .._pagination import (
 from .._transport import encode_json
 
 if TYPE_CHECKING:
-    from .._transport import Transport
+    from .._transport import Response, Transport
 
 
 _T = TypeVar("_T")
+
+#: Pages fetched ahead of the consumer by default (0 turns read-ahead off).
+DEFAULT_READ_AHEAD = 1
+MAX_READ_AHEAD = 16
+
+
+def _read_ahead(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"read_ahead must be an int, not {type(value).__name__}")
+    if not 0 <= value <= MAX_READ_AHEAD:
+        raise InvalidInputError(f"read_ahead must be between 0 and {MAX_READ_AHEAD}, got {value}")
+    return value
+
+
+class _Fetched:
+    """A page's response, read but not decoded, and where the next page is."""
+
+    __slots__ = ("cursor", "next_url", "resp")
+
+    def __init__(self, resp: Response, next_url: URL | None, cursor: str | None) -> None:
+        self.resp = resp
+        self.next_url = next_url
+        self.cursor = cursor
+
+    def page(self) -> LogPage:
+        items = self.resp.decode(LOG_LIST_DECODER).data
+        if self.next_url is None:
+            return LogPage(items=items)
+        return LogPage(items=items, next_cursor=self.cursor, next_url=str(self.next_url))
 
 
 class _LogCreate(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -80,14 +110,18 @@ class Logs:
         integration_id: int | None = None,
         cursor: str | datetime | None = None,
         page_size: int | None = None,
+        read_ahead: int = DEFAULT_READ_AHEAD,
     ) -> AsyncGenerator[LogPage, None]:
         """GET /integrations/logs or /integrations/{id}/logs — page by page.
 
         Each ``LogPage`` carries ``next_cursor``: pass it back as ``cursor=`` to
         resume exactly after that page. Arguments are checked when called,
-        before any request.
+        before any request. ``read_ahead`` pages are fetched while you consume
+        the current one (0: strictly one request at a time).
         """
-        return self._walk(self._first_url(integration_id, cursor, page_size))
+        url = self._first_url(integration_id, cursor, page_size)
+        depth = _read_ahead(read_ahead)
+        return self._walk_ahead(url, depth) if depth else self._walk(url)
 
     def iter(
         self,
@@ -95,9 +129,16 @@ class Logs:
         integration_id: int | None = None,
         cursor: str | datetime | None = None,
         page_size: int | None = None,
+        read_ahead: int = DEFAULT_READ_AHEAD,
     ) -> AsyncGenerator[IntegrationLog, None]:
         """GET /integrations/logs or /integrations/{id}/logs — log by log, across pages."""
-        return self._items(self._walk(self._first_url(integration_id, cursor, page_size)))
+        pages = self.pages(
+            integration_id=integration_id,
+            cursor=cursor,
+            page_size=page_size,
+            read_ahead=read_ahead,
+        )
+        return self._items(pages)
 
     async def _items(
         self, pages: AsyncGenerator[LogPage, None]
@@ -107,26 +148,77 @@ class Logs:
                 for item in page.items:
                     yield item
 
+    async def _fetch(self, url: URL, seen: set[int]) -> _Fetched:
+        """GET one page and work out where the next one is (without decoding the items)."""
+        resp = await self._transport.request("GET", url)
+        target = find_next_link(resp.headers.getall("Link", ()))
+        if target is None:
+            return _Fetched(resp, None, None)
+        next_url, cursor = next_page(
+            target, response_url=resp.url, origin=self._transport.config.origin
+        )
+        key = hash(str(next_url))
+        if key in seen:
+            raise PaginationError(
+                f"the server sent a next-page link that was already visited ({next_url}); "
+                "stopping instead of looping"
+            )
+        seen.add(key)
+        return _Fetched(resp, next_url, cursor)
+
     async def _walk(self, url: URL) -> AsyncGenerator[LogPage, None]:
-        transport = self._transport
-        origin = transport.config.origin
+        # Strictly sequential: one request, decode, yield, next request.
         seen = {hash(str(url))}
         while True:
-            resp = await transport.request("GET", url)
-            items = resp.decode(LOG_LIST_DECODER).data
-            target = find_next_link(resp.headers.getall("Link", ()))
-            if target is None:
-                yield LogPage(items=items)
+            fetched = await self._fetch(url, seen)
+            yield fetched.page()
+            if fetched.next_url is None:
                 return
-            url, cursor = next_page(target, response_url=resp.url, origin=origin)
-            key = hash(str(url))
-            if key in seen:
-                raise PaginationError(
-                    f"the server sent a next-page link that was already visited ({url}); "
-                    "stopping instead of looping"
-                )
-            seen.add(key)
-            yield LogPage(items=items, next_cursor=cursor, next_url=str(url))
+            url = fetched.next_url
+
+    async def _walk_ahead(self, url: URL, depth: int) -> AsyncGenerator[LogPage, None]:
+        # A producer task follows the links, fetching at most ``depth`` pages (raw
+        # bodies) beyond the one the consumer is handling: it takes a slot before each
+        # request and the consumer gives one back as it takes a page. Errors travel
+        # through the queue, after the pages fetched before them.
+        queue: asyncio.Queue[_Fetched | Exception] = asyncio.Queue()
+        slots = asyncio.Semaphore(depth)
+        producer = asyncio.get_running_loop().create_task(self._produce(url, queue, slots))
+        try:
+            while True:
+                fetched = await queue.get()
+                slots.release()
+                if isinstance(fetched, Exception):
+                    raise fetched
+                yield fetched.page()
+                if fetched.next_url is None:
+                    return
+        finally:
+            if not producer.done():
+                producer.cancel()
+            # Wait for the producer to let go of its connection; never swallow our
+            # own cancellation (if we are being cancelled, re-raise after cleanup).
+            await asyncio.wait((producer,))
+            if not producer.cancelled():
+                producer.exception()  # retrieved: an error after our exit is moot
+
+    async def _produce(
+        self,
+        url: URL,
+        queue: asyncio.Queue[_Fetched | Exception],
+        slots: asyncio.Semaphore,
+    ) -> None:
+        seen = {hash(str(url))}
+        try:
+            while True:
+                await slots.acquire()
+                fetched = await self._fetch(url, seen)
+                queue.put_nowait(fetched)
+                if fetched.next_url is None:
+                    return
+                url = fetched.next_url
+        except Exception as exc:  # delivered in order; CancelledError is not caught
+            queue.put_nowait(exc)
 
     async def create(
         self,

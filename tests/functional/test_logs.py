@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 from datetime import UTC, datetime, timedelta, timezone
 
+import aiohttp
 import pytest
 
 import sendcloud_async as sc
 from sendcloud_async.testing import FakeSendcloud, ScriptedResponse
+
+
+async def settle(connector: aiohttp.BaseConnector) -> None:
+    """Let asyncio finalize dropped generators: wait (≤ 1 s) for idle connections and tasks."""
+    for _ in range(100):
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if not connector._acquired and not others:
+            return
+        await asyncio.sleep(0.01)
 
 
 async def test_iter_walks_every_page_in_order(
@@ -133,11 +145,13 @@ async def test_early_break_leaves_nothing_open(
     async for _ in gen2:
         break
     del gen2
-    gc.collect()
+    gc.collect()  # asyncio's async-generator finalizer schedules aclose() as a task
     session = client._transport.session()
     connector = session.connector
     assert connector is not None
+    await settle(connector)
     assert connector._acquired == set()  # no connection held by a half-read response
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
     assert len([log async for log in client.logs.iter(page_size=100)]) == 300
 
 
@@ -308,3 +322,103 @@ async def test_create_server_rejects_unknown_integration(
     with pytest.raises(sc.NotFoundError):
         await client.logs.create(777, base_url="https://x", created_at=datetime.now(UTC))
     assert len(fake.requests) == 1
+
+
+async def test_read_ahead_is_bounded(fake: FakeSendcloud, client: sc.SendcloudClient) -> None:
+    """With read_ahead=N, at most N pages are fetched beyond the one being consumed."""
+    fake.seed(integrations=1, logs_per_integration=200, seed=15)
+    for depth in (0, 1, 3):
+        fake.clear_requests()
+        async with contextlib.aclosing(client.logs.pages(page_size=10, read_ahead=depth)) as pages:
+            async for _ in pages:
+                await asyncio.sleep(0.2)  # a slow consumer: the producer must wait for it
+                break
+        assert len(fake.requests) == 1 + depth
+
+
+async def test_read_ahead_yields_same_pages(
+    fake: FakeSendcloud, client: sc.SendcloudClient
+) -> None:
+    """Every read_ahead depth yields the same pages, cursors and logs as sequential paging."""
+    fake.seed(integrations=2, logs_per_integration=55, seed=16)
+    results = []
+    for depth in (0, 1, 4, 16):
+        pages = [p async for p in client.logs.pages(page_size=10, read_ahead=depth)]
+        results.append([(p.next_cursor, [log.id for log in p.items]) for p in pages])
+    assert all(r == results[0] for r in results)
+    assert len(results[0]) == 11
+
+
+async def test_read_ahead_error_comes_after_earlier_pages(
+    fake: FakeSendcloud, client: sc.SendcloudClient
+) -> None:
+    """A failure while fetching ahead is raised only after the pages fetched before it."""
+    fake.seed(integrations=1, logs_per_integration=30, seed=17)
+    nxt = fake.logs[9]["created_at"].replace("+", "%2B")
+    fake.script(
+        "GET",
+        "/integrations/logs",
+        ScriptedResponse(
+            body={"data": fake.logs[:10]},
+            headers={"Link": f"<{fake.base_url}/integrations/logs?cursor={nxt}>; rel=next"},
+        ),
+        ScriptedResponse(status=404, body={"errors": [{"status": 404, "code": "not_found"}]}),
+    )
+    seen: list[int | None] = []
+
+    async def collect() -> None:
+        async for page in client.logs.pages(read_ahead=2):
+            seen.extend(log.id for log in page.items)
+
+    with pytest.raises(sc.NotFoundError):
+        await collect()
+    assert seen == [e["id"] for e in fake.logs[:10]]
+
+
+async def test_cancel_mid_pagination_with_read_ahead(
+    fake: FakeSendcloud, client: sc.SendcloudClient
+) -> None:
+    """Cancelling a consumer mid-pagination cancels the prefetch and releases its connection."""
+    fake.seed(integrations=1, logs_per_integration=50, seed=18)
+    fake.script(
+        "GET",
+        "/integrations/logs",
+        ScriptedResponse(
+            status=200,
+            body={
+                "data": fake.logs[:5],
+            },
+            headers={"Link": f"<{fake.base_url}/integrations/logs?cursor=x>; rel=next"},
+        ),
+    )
+    fake.script("GET", "/integrations/logs", ScriptedResponse(body={"data": []}, delay=5.0))
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in client.logs.pages(read_ahead=1):
+            started.set()
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(consume())
+    await started.wait()
+    await asyncio.sleep(0.1)  # the prefetch of page 2 is now in flight (delayed 5 s)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The dropped generator is closed by asyncio's finalizer within a few loop turns.
+    connector = client._transport.session().connector
+    assert connector is not None
+    await settle(connector)
+    assert connector._acquired == set()
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+    assert len(await client.integrations.list()) == 1
+
+
+@pytest.mark.parametrize("depth", [-1, 17, True, "2"])
+async def test_bad_read_ahead_refused(
+    fake: FakeSendcloud, client: sc.SendcloudClient, depth: object
+) -> None:
+    """read_ahead outside 0..16 (or not an int) is refused at call time; nothing is sent."""
+    with pytest.raises(sc.InvalidInputError, match="read_ahead"):
+        client.logs.iter(read_ahead=depth)  # type: ignore[arg-type]
+    assert fake.requests == []
