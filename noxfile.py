@@ -9,7 +9,8 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 LINT_DEPS = ["ruff>=0.6"]
-TYPING_DEPS = ["mypy>=1.11", "types-PyYAML", "pytest>=8.0", "hypothesis>=6.100", "nox"]
+# The benchmarks are type-checked too; their contenders import httpx and pydantic.
+TYPING_DEPS = ["mypy>=1.11", "types-PyYAML", "nox", "httpx>=0.28", "pydantic>=2.7"]
 
 
 @nox.session
@@ -32,3 +33,15 @@ def typing(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and the benchmarks."""
     session.install("-e", ".", "-r", "requirements-test.txt", *TYPING_DEPS)
     session.run("mypy", "--strict")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Bulk-export benchmarks, side by side (benchmarks/README.md); CI: nox -s bench -- --smoke."""
+    session.install(".", "-r", "benchmarks/requirements.txt")
+    session.run(
+        "python",
+        "-m",
+        "benchmarks.run",
+        *(session.posargs or ["--json", "benchmarks/_results/bench.json"]),
+    )

@@ -1,0 +1,1 @@
+"""One script per contender; each runs in its own process (see ``_common``)."""
