@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
 from types import TracebackType
@@ -19,7 +20,10 @@ from ._transport import Transport, TransportConfig
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "SendcloudClient"]
 
 DEFAULT_BASE_URL: Final = "https://panel.sendcloud.sc/api/v3"
+#: Seconds one attempt may take, from asking the pool for a connection to reading the
+#: last byte of the response. A call makes at most ``1 + max_retries`` attempts.
 DEFAULT_TIMEOUT: Final = 30.0
+DEFAULT_MAX_RETRIES: Final = 3
 
 
 def is_loopback(host: str | None) -> bool:
@@ -61,7 +65,7 @@ def normalize_base_url(value: str | URL, *, name: str = "base_url") -> URL:
 
 
 def normalize_timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
-    """A ``ClientTimeout`` from seconds (the whole request, pool wait included) or as given."""
+    """A ``ClientTimeout`` from seconds (one whole attempt, pool wait included) or as given."""
     if isinstance(value, aiohttp.ClientTimeout):
         return value
     if (
@@ -75,6 +79,13 @@ def normalize_timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTim
             f"got {value!r}"
         )
     return aiohttp.ClientTimeout(total=float(value))
+
+
+def check_max_retries(value: int) -> int:
+    """``max_retries`` as given, if it is an int of 0 or more."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInputError(f"max_retries must be an int of 0 or more, got {value!r}")
+    return value
 
 
 class SendcloudClient:
@@ -97,7 +108,7 @@ class SendcloudClient:
         *,
         base_url: str | URL = DEFAULT_BASE_URL,
         timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
-        max_retries: int = 3,
+        max_retries: int = DEFAULT_MAX_RETRIES,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         if not isinstance(auth, Auth):
@@ -105,8 +116,7 @@ class SendcloudClient:
                 "auth must be a sendcloud_async.BasicAuth or OAuth2ClientCredentials, "
                 f"not {type(auth).__name__}"
             )
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise InvalidInputError(f"max_retries must be an int of 0 or more, got {max_retries!r}")
+        check_max_retries(max_retries)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise InvalidInputError(
                 f"session must be an aiohttp.ClientSession, not {type(session).__name__}"
@@ -122,6 +132,38 @@ class SendcloudClient:
         self.logs = Logs(self._transport)
         self.shop_order_statuses = ShopOrderStatuses(self._transport)
 
+    def with_options(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+    ) -> SendcloudClient:
+        """A client for the same account with another ``timeout`` or ``max_retries``.
+
+        It shares this client's session, connection pool, credentials (and OAuth2
+        token) and lifecycle; creating it is cheap, so do it per call::
+
+            await client.with_options(timeout=5, max_retries=0).integrations.get(42)
+
+        Arguments left as ``None`` keep this client's values. The new client
+        borrows the session: its ``aclose()`` does nothing, and once this client
+        is closed it is closed too.
+        """
+        transport = self._transport
+        config = transport.config
+        if timeout is not None:
+            config = dataclasses.replace(config, timeout=normalize_timeout(timeout))
+        if max_retries is not None:
+            retry = dataclasses.replace(config.retry, max_retries=check_max_retries(max_retries))
+            config = dataclasses.replace(config, retry=retry)
+        derived = object.__new__(SendcloudClient)
+        derived._auth = self._auth
+        derived._transport = transport.derive(config)
+        derived.integrations = Integrations(derived._transport)
+        derived.logs = Logs(derived._transport)
+        derived.shop_order_statuses = ShopOrderStatuses(derived._transport)
+        return derived
+
     @property
     def base_url(self) -> URL:
         """The API's base URL, normalised."""
@@ -133,7 +175,10 @@ class SendcloudClient:
         return self._transport.closed
 
     async def aclose(self) -> None:
-        """Close the session the client created (never a borrowed one). Idempotent."""
+        """Close the session the client created (never a borrowed one). Idempotent.
+
+        On a client made by ``with_options`` it does nothing: close the original.
+        """
         await self._transport.aclose()
 
     async def __aenter__(self) -> SendcloudClient:

@@ -4,6 +4,25 @@ It owns (or borrows) the aiohttp session, applies auth through the
 ``AuthMiddleware``, sends, retries according to ``RetryPolicy``, maps error
 statuses to exceptions and returns the body bytes for the caller to decode
 with a decoder built once per type.
+
+Resilience, in short (the README's "Retries, timeouts and errors" has the table):
+
+* Each attempt is bounded by the client's ``timeout`` (an aiohttp ``total``
+  timeout: waiting for a pooled connection, connecting, sending and reading the
+  whole body all count). A call makes at most ``1 + max_retries`` attempts.
+* Whether a failed attempt may have reached the server (``sent``) decides if a
+  non-idempotent request may be repeated. It is ``False`` only when the
+  connection could not be made: ``ClientConnectorError``, aiohttp's
+  ``ConnectionTimeoutError``, or the total timeout firing while the request was
+  still waiting for a connection (in ``BaseConnector.connect``) or for an OAuth2
+  token. aiohttp itself resends a GET or DELETE once, at once, when a connection
+  drops before the response starts; it never does so for POST or PATCH.
+* Cancelling the calling task at any point (waiting for a connection, sending,
+  reading, sleeping before a retry) leaves nothing behind: ``async with`` on the
+  response releases or closes the connection, and nothing runs in the background.
+* Logging (logger ``sendcloud_async``): DEBUG per attempt (method, URL, status or
+  error, elapsed, attempt), INFO per retry of a 429 and WARNING per other retry
+  (reason and wait). URLs are shown without user info; no header is ever logged.
 """
 
 from __future__ import annotations
@@ -30,8 +49,9 @@ from ._errors import (
     RateLimitError,
     SendcloudError,
     build_api_error,
+    parse_retry_after,
 )
-from ._retry import RetryPolicy
+from ._retry import RETRYABLE_STATUSES, RetryEvent, RetryPolicy, retry_testing
 from ._version import __version__
 
 __all__ = ["Response", "Transport", "TransportConfig"]
@@ -100,7 +120,15 @@ def display_url(url: URL) -> str:
 class Transport:
     """Sends requests for one client."""
 
-    __slots__ = ("_auth", "_closed", "_config", "_middlewares", "_owns_session", "_session")
+    __slots__ = (
+        "_auth",
+        "_closed",
+        "_config",
+        "_middlewares",
+        "_owns_session",
+        "_root",
+        "_session",
+    )
 
     def __init__(
         self,
@@ -117,6 +145,21 @@ class Transport:
         if session is not None:
             middleware.bind(session)
         self._middlewares: tuple[AuthMiddleware, ...] = (middleware,)
+        #: The transport owning the session; ``self`` unless made by ``derive``.
+        self._root = self
+
+    def derive(self, config: TransportConfig) -> Transport:
+        """A transport with another config that shares this one's session, auth and lifecycle."""
+        root = self._root
+        derived = object.__new__(Transport)
+        derived._config = config
+        derived._auth = root._auth
+        derived._middlewares = root._middlewares
+        derived._session = None
+        derived._owns_session = False
+        derived._closed = False
+        derived._root = root
+        return derived
 
     @property
     def config(self) -> TransportConfig:
@@ -124,10 +167,12 @@ class Transport:
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._root._closed
 
     def session(self) -> aiohttp.ClientSession:
         """The session, created on first use (inside the running loop)."""
+        if self._root is not self:
+            return self._root.session()
         if self._closed:
             raise ClientClosedError(
                 "this SendcloudClient is closed; create a new one to make more requests"
@@ -148,8 +193,11 @@ class Transport:
         return session
 
     async def aclose(self) -> None:
-        """Close the session if this transport created it; never a borrowed one."""
-        if self._closed:
+        """Close the session if this transport created it; never a borrowed one.
+
+        A derived transport owns nothing: closing it does nothing.
+        """
+        if self._closed or self._root is not self:
             return
         self._closed = True
         session, self._session = self._session, None
@@ -177,14 +225,17 @@ class Transport:
         timeout = timeout or self._config.timeout
         attempt = 0
         debug = logger.isEnabledFor(logging.DEBUG)
+        started = 0.0
         while True:
             attempt += 1
-            started = time.monotonic()
+            if debug:
+                started = time.monotonic()
             error: Exception
             sent = True
             retry_after: float | None = None
             status: int | None = None
             idempotent_attempt = idempotent
+            exc_shared: Exception | None = None
             try:
                 async with session.request(
                     method,
@@ -218,26 +269,38 @@ class Transport:
                     )
                     if isinstance(error, RateLimitError):
                         retry_after = error.retry_after
+                    elif status in RETRYABLE_STATUSES:
+                        # RFC 9110: Retry-After also applies to 503 (and is honoured on any
+                        # retryable status that carries it).
+                        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             except SendcloudError as exc:
                 # Raised by the auth middleware while fetching a token: the API request
                 # itself was never sent, so any call may be retried per policy.
                 if not getattr(exc, "from_token_endpoint", False):
                     raise
-                error = exc
+                error = exc_shared = exc  # one object for every caller awaiting the token
                 sent = False
                 idempotent_attempt = True
                 status = exc.status if isinstance(exc, APIError) else None
                 if isinstance(exc, RateLimitError):
                     retry_after = exc.retry_after
             except TimeoutError as exc:
-                sent = not isinstance(exc, aiohttp.ConnectionTimeoutError)
+                sent = not _before_sending(exc)
                 error = APITimeoutError(
                     f"the request timed out after {attempt} attempt(s)",
                     method=method,
                     url=display_url(url),
                 )
                 error.__cause__ = exc
-                self._log_failure(method, url, attempt, started, exc)
+                if debug:
+                    self._log_failure(method, url, attempt, started, exc)
+            except _FATAL_CLIENT_ERRORS as exc:
+                # Retrying cannot help: a certificate the system does not trust, a bad URL.
+                raise APIConnectionError(
+                    f"the connection failed: {type(exc).__name__}: {exc}",
+                    method=method,
+                    url=display_url(url),
+                ) from exc
             except aiohttp.ClientConnectorError as exc:
                 sent = False
                 error = APIConnectionError(
@@ -246,7 +309,8 @@ class Transport:
                     url=display_url(url),
                 )
                 error.__cause__ = exc
-                self._log_failure(method, url, attempt, started, exc)
+                if debug:
+                    self._log_failure(method, url, attempt, started, exc)
             except aiohttp.ClientError as exc:
                 error = APIConnectionError(
                     f"the connection failed: {type(exc).__name__}: {exc}",
@@ -254,7 +318,8 @@ class Transport:
                     url=display_url(url),
                 )
                 error.__cause__ = exc
-                self._log_failure(method, url, attempt, started, exc)
+                if debug:
+                    self._log_failure(method, url, attempt, started, exc)
             except RuntimeError as exc:
                 if session.closed:
                     raise ClientClosedError(
@@ -270,16 +335,39 @@ class Transport:
                 max_retries=max_retries,
             )
             if wait is None:
+                if error is not exc_shared:
+                    _explain(error, attempt, retry_after, policy)
                 raise error
-            logger.warning(
-                "%s %s failed (%s); retry %d in %.2f s",
+            self._before_retry(method, url, attempt, error, wait, max_retries)
+            await asyncio.sleep(0 if retry_testing.instant else wait)
+
+    def _before_retry(
+        self,
+        method: str,
+        url: URL,
+        attempt: int,
+        error: Exception,
+        wait: float,
+        max_retries: int | None,
+    ) -> None:
+        """Log (and, under ``instant_retries``, record) a retry about to happen."""
+        reason = _reason(error)
+        level = logging.INFO if isinstance(error, RateLimitError) else logging.WARNING
+        if logger.isEnabledFor(level):
+            limit = self._config.retry.max_retries if max_retries is None else max_retries
+            logger.log(
+                level,
+                "%s %s failed (%s); retrying in %.2f s (retry %d of %d)",
                 method,
                 display_url(url),
-                _reason(error),
-                attempt,
+                reason,
                 wait,
+                attempt,
+                limit,
             )
-            await asyncio.sleep(wait)
+        events = retry_testing.events
+        if events is not None:
+            events.append(RetryEvent(method, display_url(url), attempt, reason, wait))
 
     def _log_failure(
         self, method: str, url: URL, attempt: int, started: float, exc: BaseException
@@ -295,12 +383,66 @@ class Transport:
             )
 
 
+def _explain(
+    error: Exception, attempt: int, retry_after: float | None, policy: RetryPolicy
+) -> None:
+    """Say on the exception why it was not retried (shown by tracebacks)."""
+    if retry_after is not None and retry_after > policy.max_retry_after:
+        error.add_note(
+            f"Not retried: Retry-After ({retry_after:g} s) is above the SDK's "
+            f"{policy.max_retry_after:g} s cap; retry later yourself."
+        )
+    elif attempt > 1:
+        error.add_note(f"Gave up after {attempt} attempts.")
+
+
 def _reason(error: Exception) -> str:
+    if isinstance(error, RateLimitError) and error.retry_after is not None:
+        return f"status 429, Retry-After {error.retry_after:g} s"
     if isinstance(error, APIError):
         return f"status {error.status}"
     if isinstance(error, APITimeoutError):
         return "timeout"
     return type(error.__cause__ or error).__name__
+
+
+# Client errors a retry cannot fix (also ClientConnectorErrors, so listed before them).
+_FATAL_CLIENT_ERRORS: Final = (
+    aiohttp.ClientConnectorCertificateError,
+    aiohttp.InvalidURL,
+    aiohttp.TooManyRedirects,
+)
+
+# Where the total timeout may fire before a byte of the request was written: waiting for
+# a pooled connection or connecting (aiohttp's ``BaseConnector.connect``), or waiting for
+# credentials in the auth middleware (an OAuth2 token fetch).
+_CONNECT_CODE: Final = aiohttp.BaseConnector.connect.__code__
+_AUTH_MIDDLEWARE_CODE: Final = AuthMiddleware.__call__.__code__
+
+
+def _before_sending(exc: TimeoutError) -> bool:
+    """Whether a timeout certainly fired before the request was sent.
+
+    aiohttp raises ``ConnectionTimeoutError`` when its ``connect``/``sock_connect``
+    timeouts fire. When the ``total`` timeout fires instead it raises a plain
+    ``TimeoutError`` from the ``CancelledError`` that interrupted the request; the
+    frames that error went through tell where the request was. Anything not
+    recognised counts as sent, which is the safe answer.
+    """
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return True
+    cancelled = exc.__cause__ or exc.__context__
+    tb = cancelled.__traceback__ if cancelled is not None else None
+    in_auth = False
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code is _CONNECT_CODE:
+            return True
+        if in_auth and code.co_name == "authorization":
+            return True  # the auth middleware was still waiting for credentials
+        in_auth = code is _AUTH_MIDDLEWARE_CODE
+        tb = tb.tb_next
+    return False
 
 
 def encode_json(value: Any) -> bytes:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 import sendcloud_async as sc
-from sendcloud_async.testing import FakeSendcloud
+from sendcloud_async.testing import FakeSendcloud, RetryEvent, instant_retries
 
 
 @pytest.fixture
@@ -19,17 +19,25 @@ async def fake() -> AsyncIterator[FakeSendcloud]:
 
 
 @pytest.fixture
-async def client(fake: FakeSendcloud) -> AsyncIterator[sc.SendcloudClient]:
-    """A client with Basic auth against ``fake``; retries are fast."""
+def retries() -> Iterator[list[RetryEvent]]:
+    """Retries are instant during the test; the list records each retry the SDK made."""
+    with instant_retries() as events:
+        yield events
+
+
+@pytest.fixture
+async def client(
+    fake: FakeSendcloud, retries: list[RetryEvent]
+) -> AsyncIterator[sc.SendcloudClient]:
+    """A client with Basic auth against ``fake``; retries are instant (see ``retries``)."""
     async with sc.SendcloudClient(
         auth=fake.basic_auth, base_url=fake.base_url, timeout=10.0, max_retries=2
     ) as c:
-        fast_backoff(c)
         yield c
 
 
 def fast_backoff(client: sc.SendcloudClient) -> None:
-    """Shrink the client's retry backoff to milliseconds so tests stay quick."""
+    """Shrink the client's retry backoff to milliseconds (prefer the ``retries`` fixture)."""
     transport = client._transport
     config = transport._config
     transport._config = dataclasses.replace(

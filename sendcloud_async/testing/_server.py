@@ -9,6 +9,8 @@ route.
 How a request is handled, in this order:
 
 1. it is read and appended to ``fake.requests`` (always, whatever follows);
+1a. a fault queued by ``fake.inject`` or drawn by ``fake.chaos`` is applied, if
+   any (an answer, a delay, a dropped connection; see ``_faults.py``);
 2. a scripted response queued for its method and path is served, if any
    (before authentication, so a test can script a 401 as easily as a 503);
 3. an unknown path gets 404, a request without valid credentials 401, a method
@@ -50,7 +52,9 @@ from aiohttp import web
 
 from .._auth import BasicAuth
 from .._oauth2 import OAuth2ClientCredentials
+from ._faults import FaultInjection, FaultInjector
 from ._oauth import TokenIssuer
+from ._spec import SpecCheck, exempt_from_spec
 from ._store import (
     FEEDBACK_TYPES,
     LANGUAGES,
@@ -159,7 +163,8 @@ class ScriptedResponse:
         headers = dict(self.headers) if self.headers else {}
         if self._content_type is not None:
             headers["Content-Type"] = self._content_type
-        return web.Response(status=self.status, body=self._payload or None, headers=headers)
+        response = web.Response(status=self.status, body=self._payload or None, headers=headers)
+        return exempt_from_spec(response)  # off-spec on purpose: not validated
 
 
 @dataclass(frozen=True, slots=True)
@@ -540,7 +545,7 @@ def _check_integration_id_field(
 _Handler = Callable[[RecordedRequest, "int | None"], web.Response]
 
 
-class FakeSendcloud:
+class FakeSendcloud(FaultInjection):
     """An in-memory Sendcloud Integrations API v3 on a real loopback socket.
 
     Use it as an async context manager (or call ``start()`` and ``close()``).
@@ -558,6 +563,7 @@ class FakeSendcloud:
         host: str = "127.0.0.1",
         port: int = 0,
         webhook_secret: str = "fake-webhook-secret",
+        validate_spec: bool | None = None,
     ) -> None:
         self._basic_auth = BasicAuth(public_key, secret_key)
         self._webhooks = WebhookSender(webhook_secret)
@@ -574,6 +580,12 @@ class FakeSendcloud:
         self._store = Store()
         self._requests: list[RecordedRequest] = []
         self._scripts: dict[tuple[str, str], deque[ScriptedResponse]] = {}
+        #: Injected faults: ``inject``, ``chaos``, ``fault_counts`` (see ``_faults.py``).
+        self._faults = FaultInjector(self._tokens.revoke, self._tokens.is_valid)
+        #: Checks traffic against the OpenAPI spec when ``validate_spec`` (see ``_spec.py``).
+        self.spec = SpecCheck(validate_spec)
+        #: Requests the SDK sent and responses the fake gave that break the spec.
+        self.spec_violations: list[str] = self.spec.violations
         self._routes: dict[str, dict[str, _Handler]] = {
             "/integrations": {"GET": self._list_integrations},
             "/integrations/logs": {"GET": self._list_all_logs},
@@ -602,7 +614,7 @@ class FakeSendcloud:
         """Start listening (a no-op if already started)."""
         if self._runner is not None:
             return
-        app = web.Application()
+        app = web.Application(middlewares=[self._faults.middleware, *self.spec.middlewares()])
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(
             app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
@@ -638,6 +650,8 @@ class FakeSendcloud:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+        if exc is None:
+            self.spec.raise_for_violations()
 
     def __repr__(self) -> str:
         where = self._origin or "not started"
@@ -884,6 +898,10 @@ class FakeSendcloud:
         self._requests.append(record)
 
         template, id_segment = self._resolve(rel) if in_api else (None, None)
+        if self._faults.active:  # an injected fault may answer instead (see _faults.py)
+            faulted = await self._faults.apply(request, record, template)
+            if faulted is not None:
+                return faulted
         if self._scripts:
             scripted = self._pop_script(record.method, rel, template)
             if scripted is not None:

@@ -9,8 +9,7 @@ import aiohttp
 import pytest
 
 import sendcloud_async as sc
-from sendcloud_async.testing import FakeSendcloud, ScriptedResponse
-from tests.conftest import fast_backoff
+from sendcloud_async.testing import FakeSendcloud, ScriptedResponse, instant_retries
 
 
 async def test_use_after_close_is_clear(fake: FakeSendcloud) -> None:
@@ -175,8 +174,7 @@ async def test_connection_refused_is_connection_error() -> None:
     async with sc.SendcloudClient(
         auth=sc.BasicAuth("a", "b"), base_url=f"http://127.0.0.1:{port}/api/v3", max_retries=1
     ) as client:
-        fast_backoff(client)
-        with pytest.raises(sc.APIConnectionError) as info:
+        with instant_retries(), pytest.raises(sc.APIConnectionError) as info:
             await client.integrations.list()
     assert not isinstance(info.value, sc.APITimeoutError)
     assert isinstance(info.value.__cause__, aiohttp.ClientError)
@@ -208,8 +206,8 @@ async def test_secrets_never_logged(fake: FakeSendcloud, caplog: pytest.LogCaptu
     caplog.set_level(logging.DEBUG)
     fake.script("GET", "/integrations", ScriptedResponse(status=503))
     async with sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url) as client:
-        fast_backoff(client)
-        await client.integrations.list()
+        with instant_retries():
+            await client.integrations.list()
     header = fake.requests[0].headers["Authorization"]
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "integrations" in text  # the client did log its requests

@@ -1,0 +1,714 @@
+"""Check FakeSendcloud's traffic against the official OpenAPI document.
+
+The fake and the SDK are written by the same people: if both misread the spec
+the same way, every test stays green. The official OpenAPI 3.1 document of the
+Integrations API v3 (shipped in ``spec/`` beside this module, as JSON so that
+loading it needs only the standard library) is the referee nobody here wrote.
+With ``FakeSendcloud(validate_spec=True)`` an aiohttp middleware checks, with
+`openapi-core <https://openapi-core.readthedocs.io>`_:
+
+* every request the SDK sends (User-Agent ``sendcloud-async/...``): path,
+  method, security, query and path parameters, JSON body;
+* every response the fake returns: status declared for the operation, content
+  type, body schema, declared headers.
+
+Violations are collected in ``fake.spec_violations``; leaving ``async with
+FakeSendcloud(...)`` with any raises ``SpecViolationError``. Exempt, and why:
+
+* Responses served from ``fake.script(...)`` or an injected fault: they are
+  off-spec on purpose (an HTML 502 from a proxy, an empty 429). The requests
+  that got them are still checked.
+* Requests from other clients (a plain aiohttp session, schemathesis) are
+  checked too, but their violations go to ``fake.off_spec_requests``: tests of
+  the fake send invalid requests on purpose to see how it answers (and its
+  answers are still checked). ``with fake.allow_off_spec_requests():`` does the
+  same for SDK requests a test makes invalid on purpose (an opaque cursor that
+  is not a date-time).
+* The spec's self-contradictions: ``KNOWN_SPEC_DEVIATIONS`` lists each, with
+  the reason, in this one place. Each is a small patch applied to the document
+  before validation; a patch that no longer fits the document (the spec was
+  fixed) fails loudly instead of silently hiding nothing.
+
+How a request is read, where HTTP leaves a choice: query strings are decoded
+as a server framework does (``+`` is a space), so a raw ``+`` in a cursor is a
+violation; the fake's origin stands in for the spec's server URL.
+
+The validator is built once per process (about 0.3 s) and checks a request or a
+response in a few milliseconds. ``openapi-core`` is needed only when
+validation is on; ``FakeSendcloud()`` alone does not import it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+if TYPE_CHECKING:
+    from openapi_core import OpenAPI
+
+__all__ = [
+    "KNOWN_SPEC_DEVIATIONS",
+    "SPEC_FILE",
+    "SPEC_SERVER",
+    "SpecCheck",
+    "SpecDeviation",
+    "SpecValidator",
+    "SpecViolationError",
+    "exempt_from_spec",
+    "load_spec",
+    "patched_spec",
+    "spec_validator",
+]
+
+#: The JSON form of the official spec, shipped inside the package.
+SPEC_FILE: Final = "spec/sendcloud-v3-integrations-openapi.json"
+#: The server URL of the spec; the fake's API base stands in for it.
+SPEC_SERVER: Final = "https://panel.sendcloud.sc/api/v3"
+_SPEC_ORIGIN: Final = "https://panel.sendcloud.sc"
+_API_PREFIX: Final = "/api/v3"
+_SDK_USER_AGENT: Final = "sendcloud-async/"
+#: The key under which a ``web.StreamResponse`` is marked as deliberately off-spec
+#: (``web.ResponseKey`` where aiohttp has it: a plain string key warns there).
+_EXEMPT_KEY: Final[Any] = (
+    web.ResponseKey("sendcloud_async_off_spec", bool)
+    if hasattr(web, "ResponseKey")
+    else "sendcloud_async_off_spec"
+)
+
+Spec = dict[str, Any]
+
+
+class SpecViolationError(AssertionError):
+    """A request the SDK sent or a response the fake returned does not follow the spec."""
+
+
+# -- the spec's known self-contradictions ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SpecDeviation:
+    """A place where the spec contradicts itself or the API, and what we check instead.
+
+    ``patch`` edits the document before validation and raises ``LookupError``
+    if the document no longer looks as expected (the spec was fixed). A
+    deviation without a patch is a rule of the validator itself.
+    """
+
+    name: str
+    reason: str
+    patch: Callable[[Spec], None] | None = None
+
+
+_ERRORS_REF: Final = {"$ref": "#/components/schemas/errors"}
+_METHODS: Final = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def _operations(spec: Spec) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in spec["paths"].items():
+        for method in _METHODS:
+            if method in item:
+                yield path, method, item[method]
+
+
+def _expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise LookupError(f"the spec no longer matches this deviation: {what}")
+
+
+def _error_status_as_int_or_string(spec: Spec) -> None:
+    status = spec["components"]["schemas"]["ErrorObject"]["properties"]["status"]
+    _expect(status.get("type") == "string", "ErrorObject.status is typed string")
+    status["type"] = ["string", "integer"]
+
+
+_EXTRA_ERROR_CODES: Final = ("extra_forbidden", "method_not_allowed")
+
+
+def _error_codes_the_api_sends(spec: Spec) -> None:
+    code = spec["components"]["schemas"]["ErrorObject"]["properties"]["code"]
+    enum = code.get("enum")
+    _expect(isinstance(enum, list), "ErrorObject.code has an enum")
+    missing = [c for c in _EXTRA_ERROR_CODES if c not in enum]
+    _expect(bool(missing), "ErrorObject.code's enum lacks extra_forbidden")
+    enum.extend(missing)
+
+
+def _unauthorized_on_every_operation(spec: Spec) -> None:
+    _expect("Unauthorized" in spec["components"].get("responses", {}), "a 401 response")
+    for path, method, operation in _operations(spec):
+        _expect("security" in operation, f"{method.upper()} {path} requires auth")
+        _expect("401" not in operation["responses"], f"{method.upper()} {path} lacks 401")
+        operation["responses"]["401"] = {"$ref": "#/components/responses/Unauthorized"}
+
+
+def _client_errors_on_every_operation(spec: Spec) -> None:
+    added = 0
+    for _path, _method, operation in _operations(spec):
+        for status, description in (("400", "Bad Request"), ("404", "Not Found")):
+            if status not in operation["responses"]:
+                operation["responses"][status] = {
+                    "description": description,
+                    "content": {"application/json": {"schema": dict(_ERRORS_REF)}},
+                }
+                added += 1
+    _expect(added > 0, "some operation lacks 400 or 404")
+
+
+def _patch_forbids_unknown_fields(spec: Spec) -> None:
+    body = spec["paths"]["/integrations/{id}"]["patch"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    _expect(
+        schema == {"$ref": "#/components/schemas/integration-model"},
+        "PATCH /integrations/{id} takes a plain integration-model",
+    )
+    schema["unevaluatedProperties"] = False
+
+
+#: Every place where the spec contradicts itself or the API, with the reason.
+#: The README's "Spec conformance" section lists the same.
+KNOWN_SPEC_DEVIATIONS: Final[tuple[SpecDeviation, ...]] = (
+    SpecDeviation(
+        "error-status-int-or-string",
+        "ErrorObject.status is typed `string` (format int32), but the spec's own examples "
+        "send it as an integer (`404`, and `400` in the POST /integrations/{id}/logs "
+        "example) as well as a string (`'400'`, `'401'`): both are accepted.",
+        _error_status_as_int_or_string,
+    ),
+    SpecDeviation(
+        "error-code-open-enum",
+        "ErrorObject.code's enum lacks `extra_forbidden`, which the spec's own POST "
+        "/integrations/{id}/logs example sends, and `method_not_allowed`, what the API "
+        "answers with a 405: both are added to the enum (the SDK treats code as an open "
+        "string anyway).",
+        _error_codes_the_api_sends,
+    ),
+    SpecDeviation(
+        "undeclared-401",
+        "Every operation requires HTTP Basic or OAuth2 credentials and "
+        "components/responses/Unauthorized describes the 401 body, but no operation "
+        "references it: a 401 with that body is accepted on every operation.",
+        _unauthorized_on_every_operation,
+    ),
+    SpecDeviation(
+        "undeclared-400-404",
+        "Several operations do not declare the 400 (invalid query or body: a bad `sort`, "
+        "`page_size` or `cursor`) and 404 (unknown integration, e.g. on "
+        "/shop-order-statuses) they answer with; where missing, both are accepted with the "
+        "spec's `errors` body.",
+        _client_errors_on_every_operation,
+    ),
+    SpecDeviation(
+        "patch-forbids-unknown-fields",
+        "PATCH /integrations/{id}'s body schema allows fields it does not list, but the "
+        "API rejects them with 400 `extra_forbidden` (like integration-log-create, which "
+        "says additionalProperties: false): unknown fields are a violation. This one "
+        "tightens the spec.",
+        _patch_forbids_unknown_fields,
+    ),
+    SpecDeviation(
+        "unrouted-errors",
+        "The spec does not describe what a path or method it does not list answers "
+        "(404 for an unknown path, 405 with `Allow` for an unsupported method): such "
+        "answers must still carry the spec's `errors` body.",
+    ),
+)
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+@cache
+def _raw_spec_text() -> str:
+    return resources.files(__package__).joinpath(SPEC_FILE).read_text(encoding="utf-8")
+
+
+def load_spec() -> Spec:
+    """The official spec as shipped (a fresh copy each call)."""
+    doc: Spec = json.loads(_raw_spec_text())
+    return doc
+
+
+@cache
+def _patched() -> Spec:
+    spec = load_spec()
+    for deviation in KNOWN_SPEC_DEVIATIONS:
+        if deviation.patch is not None:
+            deviation.patch(spec)
+    return spec
+
+
+def patched_spec() -> Spec:
+    """The spec with every ``KNOWN_SPEC_DEVIATIONS`` patch applied (a fresh copy)."""
+    return copy.deepcopy(_patched())
+
+
+# -- the validator ------------------------------------------------------------------------
+
+# RFC 3986 absolute URI, loosely: a scheme, a colon, no whitespace or characters
+# that are never allowed. jsonschema checks "uri" only when an optional package
+# is installed; this makes the check the same everywhere.
+_URI: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]*")
+
+
+def _is_uri(value: object) -> bool:
+    return not isinstance(value, str) or _URI.fullmatch(value) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """A request as openapi-core's ``Request`` protocol wants it."""
+
+    method: str
+    path: str
+    parameters: Any
+    body: bytes | None
+    content_type: str
+    host_url: str = _SPEC_ORIGIN
+
+
+@dataclass(frozen=True, slots=True)
+class _Response:
+    """A response as openapi-core's ``Response`` protocol wants it."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    data: bytes | None
+    content_type: str
+
+
+def _describe(exc: BaseException) -> str:
+    """One line: openapi-core's message, then each JSON Schema error with its location."""
+    from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
+
+    parts = [str(exc).split(": Value ", 1)[0].split(": (<ValidationError", 1)[0]]
+    cause: BaseException | None = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, InvalidSchemaValue):
+            for error in cause.schema_errors:
+                where = "/".join(str(p) for p in getattr(error, "absolute_path", ()))
+                message = getattr(error, "message", str(error))
+                parts.append(f"{message} (at /{where})" if where else message)
+            break
+        text = str(cause)
+        if text and text not in parts[0]:
+            parts.append(text)
+        cause = cause.__cause__
+    return "; ".join(parts)
+
+
+class SpecValidator:
+    """Validates requests and responses against the patched spec. Build it once.
+
+    Verdicts are memoised on what they depend on (method, path, query, the shape
+    of the Authorization header, content type, declared headers, a digest of the
+    body): a suite sends the same requests and gets the same pages many times,
+    and JSON Schema validation of a 100-log page takes about 20 ms.
+    """
+
+    _MEMO_SIZE: Final = 4096
+
+    def __init__(self, spec: Spec) -> None:
+        from openapi_core import Config, OpenAPI
+        from openapi_core.security.exceptions import SecurityProviderError
+        from openapi_core.security.factories import SecurityProviderFactory
+        from openapi_core.security.providers import BaseProvider
+        from openapi_core.templating.paths.finders import APICallPathFinder
+        from openapi_core.validation.request.validators import V31RequestValidator
+        from openapi_core.validation.response.validators import V31ResponseValidator
+        from openapi_schema_validator import OAS31Validator
+
+        class BearerProvider(BaseProvider):
+            # openapi-core has no provider for oauth2 (it warns and accepts anything):
+            # what the API takes is an ``Authorization: Bearer <token>`` header.
+            def __call__(self, parameters: Any) -> Any:
+                value = parameters.header.get("Authorization") or ""
+                scheme, _, token = value.partition(" ")
+                if scheme.lower() != "bearer" or not token.strip():
+                    raise SecurityProviderError("no bearer token")
+                return token
+
+        class Providers(SecurityProviderFactory):
+            PROVIDERS = {**SecurityProviderFactory.PROVIDERS, "oauth2": BearerProvider}
+
+        class PathFinder(APICallPathFinder):
+            # Finding the operation walks every path template; a suite asks about the
+            # same few paths thousands of times.
+            def __init__(self, spec: Any, base_url: str | None = None) -> None:
+                super().__init__(spec, base_url)
+                self._found: dict[tuple[str, str], Any] = {}
+
+            def find(self, method: str, name: str) -> Any:
+                key = (method, name)
+                found = self._found.get(key)
+                if found is None:
+                    found = super().find(method, name)  # not-found errors are not memoised
+                    if len(self._found) < 4096:
+                        self._found[key] = found
+                return found
+
+        class RequestValidator(V31RequestValidator):
+            # Checking one parameter costs about 0.5 ms of schema-path walking; the
+            # verdict depends only on the parameter and its raw value(s).
+            _params: dict[Any, tuple[str, str]] = {}
+            _verdicts: dict[Any, tuple[bool, Any]] = {}
+
+            def _get_parameter(self, parameters: Any, param: Any) -> Any:
+                where = param.parts
+                named = self._params.get(where)
+                if named is None:
+                    named = (param["name"], param["in"])
+                    self._params[where] = named
+                location = getattr(parameters, named[1])
+                getlist = getattr(location, "getlist", None)
+                raw = tuple(getlist(named[0])) if getlist else location.get(named[0])
+                key = (where, raw)
+                verdict = self._verdicts.get(key)
+                if verdict is None:
+                    try:
+                        verdict = (True, super()._get_parameter(parameters, param))
+                    except Exception as exc:  # noqa: BLE001 - replayed below
+                        verdict = (False, exc)
+                    if len(self._verdicts) < 4096:
+                        self._verdicts[key] = verdict
+                ok, value = verdict
+                if not ok:
+                    raise copy.copy(value)
+                return value
+
+        class ResponseValidator(V31ResponseValidator):
+            # JSON Schema validation costs about 0.2 ms per log record, and a suite sees
+            # the same seeded records in many pages. A ``{"data": [...]}`` body is checked
+            # as its envelope plus each record, each record once per process; anything
+            # that does not pass that way is checked whole, for the real error paths.
+            _valid_items: set[tuple[Any, bytes]] = set()
+            _item_validators: dict[Any, Any] = {}
+
+            def _item_validator(self, items: Any) -> Any:
+                validator = self._item_validators.get(items.parts)
+                if validator is None:
+                    validator = self.schema_validators_factory.create(
+                        self.spec,
+                        items,
+                        format_validators=self.format_validators,
+                        extra_format_validators=self.extra_format_validators,
+                        forbid_unspecified_additional_properties=(
+                            self.forbid_unspecified_additional_properties
+                        ),
+                        enforce_properties_required=self.enforce_properties_required,
+                    )
+                    self._item_validators[items.parts] = validator
+                return validator
+
+            def _validate_schema(self, schema: Any, value: Any) -> None:
+                items = _plain_data_items(schema, value)
+                if items is not None:
+                    try:
+                        super()._validate_schema(schema, {**value, "data": []})
+                        validator = self._item_validator(items)
+                        for item in value["data"]:
+                            key = (items.parts, _digest(json.dumps(item, sort_keys=True).encode()))
+                            if key not in self._valid_items:
+                                validator.validate(item)
+                                if len(self._valid_items) < 65536:
+                                    self._valid_items.add(key)
+                    except Exception:  # noqa: BLE001, S110 - checked whole below
+                        pass
+                    else:
+                        return
+                super()._validate_schema(schema, value)
+
+        config = Config(
+            security_provider_factory=Providers(),
+            extra_format_validators={"uri": _is_uri},
+            path_finder_cls=PathFinder,
+            request_validator_cls=RequestValidator,
+            response_validator_cls=ResponseValidator,
+        )
+        self._app: OpenAPI = OpenAPI.from_dict(spec, config=config)
+        errors_schema = {"$ref": "#/components/schemas/errors", "components": spec["components"]}
+        self._errors = OAS31Validator(errors_schema, format_checker=OAS31Validator.FORMAT_CHECKER)
+        # The only headers a verdict depends on besides Authorization and Content-Type.
+        self._request_headers = _declared_headers(spec, "parameters")
+        self._response_headers = _declared_headers(spec, "responses")
+        self._memo: OrderedDict[tuple[Any, ...], list[str]] = OrderedDict()
+
+    def _remember(self, key: tuple[Any, ...], compute: Callable[[], list[str]]) -> list[str]:
+        found = self._memo.get(key)
+        if found is not None:
+            self._memo.move_to_end(key)
+            return list(found)
+        result = compute()
+        self._memo[key] = result
+        if len(self._memo) > self._MEMO_SIZE:
+            self._memo.popitem(last=False)
+        return list(result)
+
+    def request_errors(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+    ) -> list[str]:
+        """What is wrong with a request; ``path`` is below ``/api/v3``, ``query`` raw."""
+        ci = CIMultiDict(headers)
+        key = (
+            "request",
+            method,
+            path,
+            query,
+            _auth_shape(ci.get("Authorization")),
+            ci.get("Content-Type", ""),
+            tuple(tuple(ci.getall(name, ())) for name in self._request_headers),
+            _digest(body),
+        )
+
+        def compute() -> list[str]:
+            request = _make_request(method, _API_PREFIX + path, query, ci, body)
+            return [_describe(e) for e in self._app.iter_request_errors(request)]
+
+        return self._remember(key, compute)
+
+    def response_errors(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes | None,
+    ) -> list[str]:
+        """What is wrong with the response to ``method path`` (``path`` below ``/api/v3``)."""
+        ci = CIMultiDict(headers)
+        content_type = ci.get("Content-Type", "")
+        key = (
+            "response",
+            method,
+            path,
+            status,
+            content_type,
+            tuple(tuple(ci.getall(name, ())) for name in self._response_headers),
+            _digest(body),
+        )
+
+        def compute() -> list[str]:
+            from openapi_core.templating.paths.exceptions import PathError
+
+            if status == 405:  # KNOWN_SPEC_DEVIATIONS "unrouted-errors"
+                return self._unrouted_errors(status, content_type, body)
+            request = _make_request(method, _API_PREFIX + path, "", CIMultiDict(), None)
+            response = _Response(status, ci, body or None, content_type.lower())
+            errors: list[str] = []
+            for error in self._app.iter_response_errors(request, response):
+                if isinstance(error, PathError):
+                    return self._unrouted_errors(status, content_type, body)
+                errors.append(_describe(error))
+            return errors
+
+        return self._remember(key, compute)
+
+    def _unrouted_errors(self, status: int, content_type: str, body: bytes | None) -> list[str]:
+        # KNOWN_SPEC_DEVIATIONS "unrouted-errors": an error with the spec's errors body.
+        if status < 400:
+            return [f"a {status} answer to an operation the spec does not have"]
+        if not content_type.lower().startswith("application/json"):
+            return [f"content type {content_type!r} is not application/json"]
+        try:
+            document = json.loads(body or b"")
+        except ValueError:
+            return ["the body is not JSON"]
+        return [
+            f"{e.message} (at /{'/'.join(str(p) for p in e.absolute_path)})"
+            for e in self._errors.iter_errors(document)
+        ]
+
+
+_PLAIN_ARRAY_KEYWORDS: Final = frozenset({"type", "items", "description", "title"})
+
+
+def _plain_data_items(schema: Any, value: object) -> Any:
+    """The item schema of ``value["data"]`` when it can be checked item by item, else None.
+
+    Only for a ``data`` array whose schema says nothing but its items' schema (no
+    ``minItems``, ``uniqueItems``...), so that the envelope with ``data: []`` plus
+    every item is exactly the whole.
+    """
+    if not isinstance(value, dict) or not isinstance(value.get("data"), list):
+        return None
+    if len(value["data"]) < 2 or "properties" not in schema:
+        return None
+    properties = schema / "properties"
+    if "data" not in properties:
+        return None
+    data = properties / "data"
+    with data.open() as raw:
+        if not isinstance(raw, Mapping) or not set(raw) <= _PLAIN_ARRAY_KEYWORDS:
+            return None
+        if raw.get("type", "array") != "array" or "items" not in raw:
+            return None
+    return data / "items"
+
+
+def _declared_headers(spec: Spec, where: str) -> tuple[str, ...]:
+    """Header names the spec declares as request parameters or response headers."""
+    names: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if where == "parameters" and node.get("in") == "header" and "name" in node:
+                names.add(str(node["name"]).lower())
+            if where == "responses" and isinstance(node.get("headers"), dict):
+                names.update(str(n).lower() for n in node["headers"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(spec["paths"])
+    walk(spec["components"])
+    return tuple(sorted(names))
+
+
+def _auth_shape(value: str | None) -> tuple[str, bool, bool] | None:
+    """All that security checks look at: the scheme, and whether credentials follow."""
+    if value is None:
+        return None
+    scheme, space, rest = value.partition(" ")
+    return scheme.lower(), bool(space), bool(rest.strip())
+
+
+def _digest(body: bytes | None) -> bytes:
+    return hashlib.blake2b(body or b"", digest_size=16).digest()
+
+
+def _make_request(
+    method: str, path: str, query: str, headers: CIMultiDict[str], body: bytes | None
+) -> _Request:
+    from openapi_core.datatypes import RequestParameters
+    from werkzeug.datastructures import ImmutableMultiDict
+
+    params = RequestParameters(
+        query=ImmutableMultiDict(parse_qsl(query, keep_blank_values=True)),
+        header=headers,
+        cookie=ImmutableMultiDict(),
+    )
+    content_type = headers.get("Content-Type", "")
+    return _Request(method.lower(), path, params, body or None, content_type.lower())
+
+
+@cache
+def spec_validator() -> SpecValidator:
+    """The process-wide validator over ``patched_spec()``."""
+    return SpecValidator(patched_spec())
+
+
+# -- the per-fake check -------------------------------------------------------------------
+
+
+def exempt_from_spec(response: web.StreamResponse) -> web.StreamResponse:
+    """Mark a response as deliberately off-spec (a scripted answer, an injected fault)."""
+    response[_EXEMPT_KEY] = True
+    return response
+
+
+class SpecCheck:
+    """What ``FakeSendcloud(validate_spec=...)`` holds: the middleware and the findings."""
+
+    #: Whether a ``FakeSendcloud()`` created without ``validate_spec`` validates.
+    #: The SDK's own test suite turns this on for every fake it starts.
+    default: bool = False
+
+    def __init__(self, enabled: bool | None = None) -> None:
+        self.enabled = SpecCheck.default if enabled is None else bool(enabled)
+        #: Violations that fail the test: off-spec SDK requests, off-spec responses.
+        self.violations: list[str] = []
+        #: Off-spec requests from other clients, or allowed by ``allow_off_spec_requests``.
+        self.off_spec_requests: list[str] = []
+        self._allow_requests = 0
+        if self.enabled:
+            spec_validator()  # fail now (missing openapi-core), not in the server task
+
+    @contextmanager
+    def allow_off_spec_requests(self) -> Iterator[None]:
+        """Within the block, off-spec SDK requests are recorded but do not fail."""
+        self._allow_requests += 1
+        try:
+            yield
+        finally:
+            self._allow_requests -= 1
+
+    def raise_for_violations(self) -> None:
+        """Raise ``SpecViolationError`` listing every violation, if there is any."""
+        if self.violations:
+            listed = "\n".join(f"  - {v}" for v in self.violations)
+            raise SpecViolationError(
+                f"{len(self.violations)} violation(s) of the OpenAPI spec "
+                f"(see sendcloud_async/testing/_spec.py for what is checked):\n{listed}"
+            )
+
+    def middlewares(self) -> list[Any]:
+        """The aiohttp middlewares to install (none when validation is off)."""
+        if not self.enabled:
+            return []
+
+        @web.middleware
+        async def validate(
+            request: web.Request,
+            handler: Callable[[web.Request], Any],
+        ) -> web.StreamResponse:
+            path = request.path
+            if not path.startswith(_API_PREFIX + "/"):
+                return await handler(request)  # the token endpoint is not in this spec
+            rel = path[len(_API_PREFIX) :]
+            query = request.raw_path.partition("?")[2]
+            body = await request.read()
+            self._check_request(request, rel, query, body)
+            response: web.StreamResponse = await handler(request)
+            if not response.get(_EXEMPT_KEY):
+                self._check_response(request.method, rel, response)
+            return response
+
+        return [validate]
+
+    def _check_request(self, request: web.Request, rel: str, query: str, body: bytes) -> None:
+        problems = spec_validator().request_errors(
+            request.method, rel, query, request.headers, body
+        )
+        if not problems:
+            return
+        where = f"request {request.method} {request.raw_path}"
+        found = [f"{where}: {p}" for p in problems]
+        from_sdk = request.headers.get("User-Agent", "").startswith(_SDK_USER_AGENT)
+        if from_sdk and not self._allow_requests:
+            self.violations.extend(found)
+        else:
+            self.off_spec_requests.extend(found)
+
+    def _check_response(self, method: str, rel: str, response: web.StreamResponse) -> None:
+        where = f"response {response.status} to {method} {_API_PREFIX}{rel}"
+        if not isinstance(response, web.Response):
+            self.violations.append(f"{where}: a streamed response cannot be checked")
+            return
+        raw = response.body
+        if raw is not None and not isinstance(raw, bytes):
+            self.violations.append(f"{where}: a non-bytes body cannot be checked")
+            return
+        headers = CIMultiDict(response.headers)
+        if raw and "Content-Type" not in response.headers:
+            headers["Content-Type"] = response.content_type  # what aiohttp will send
+        problems = spec_validator().response_errors(method, rel, response.status, headers, raw)
+        self.violations.extend(f"{where}: {p}" for p in problems)
