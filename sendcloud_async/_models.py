@@ -25,7 +25,7 @@ it shows and document the choice here and in the README):
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 
@@ -91,6 +91,10 @@ class LogRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     payload: dict[str, Any] | str | None = None
 
 
+#: A datetime that must carry an offset: checked by msgspec in C, no Python per value.
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
 class IntegrationLog(msgspec.Struct, kw_only=True):
     """An exception log record (``integration-log``)."""
 
@@ -102,16 +106,24 @@ class IntegrationLog(msgspec.Struct, kw_only=True):
     response_code: int | None = None
     response: LogResponse | None = None
     request: LogRequest | None = None
-    created_at: datetime | None = None
+    created_at: AwareDatetime | None = None
     exception_type: str | None = None
     exception: str | None = None
     protected: bool = False
     additional_data: dict[str, Any] | str | None = ""
 
-    def __post_init__(self) -> None:
+
+class _LenientIntegrationLog(IntegrationLog, kw_only=True):
+    # The same record, but a date-time without an offset is accepted (and taken as UTC).
+    created_at: datetime | None = None
+
+    def to_log(self) -> IntegrationLog:
         created = self.created_at
         if created is not None and created.tzinfo is None:
-            self.created_at = created.replace(tzinfo=UTC)
+            created = created.replace(tzinfo=UTC)
+        values = {name: getattr(self, name) for name in self.__struct_fields__}
+        values["created_at"] = created
+        return IntegrationLog(**values)
 
 
 class LogPage(msgspec.Struct, kw_only=True):
@@ -194,10 +206,50 @@ class Data(msgspec.Struct, Generic[T]):
     data: T
 
 
+class TolerantDecoder(Generic[T]):
+    """Decodes with a strict decoder, falling back to a lenient one on a naive date-time.
+
+    Exception logs are the hot path of bulk exports: their date-times are
+    checked for an offset by msgspec itself (no Python per record). Only a page
+    that holds a date-time without an offset is decoded a second time, leniently,
+    and its records rebuilt with UTC.
+    """
+
+    __slots__ = ("_fix", "_lenient", "_strict", "type")
+
+    def __init__(self, type: Any, lenient: Any, fix: Any) -> None:
+        self.type = type
+        self._strict: msgspec.json.Decoder[T] = msgspec.json.Decoder(type)
+        self._lenient: msgspec.json.Decoder[Any] = msgspec.json.Decoder(lenient)
+        self._fix = fix
+
+    def decode(self, buf: bytes) -> T:
+        """Decode ``buf``; msgspec's ``DecodeError``/``ValidationError`` if it does not fit."""
+        try:
+            return self._strict.decode(buf)
+        except msgspec.ValidationError as exc:
+            if "timezone" not in str(exc):
+                raise
+        fixed: T = self._fix(self._lenient.decode(buf))
+        return fixed
+
+
+def _fix_log(doc: Data[_LenientIntegrationLog]) -> Data[IntegrationLog]:
+    return Data(doc.data.to_log())
+
+
+def _fix_logs(doc: Data[list[_LenientIntegrationLog]]) -> Data[list[IntegrationLog]]:
+    return Data([log.to_log() for log in doc.data])
+
+
 # One decoder per response type, built once at import time.
 INTEGRATION_DECODER = msgspec.json.Decoder(Data[Integration])
 INTEGRATION_LIST_DECODER = msgspec.json.Decoder(Data[list[Integration]])
-LOG_DECODER = msgspec.json.Decoder(Data[IntegrationLog])
-LOG_LIST_DECODER = msgspec.json.Decoder(Data[list[IntegrationLog]])
+LOG_DECODER: TolerantDecoder[Data[IntegrationLog]] = TolerantDecoder(
+    Data[IntegrationLog], Data[_LenientIntegrationLog], _fix_log
+)
+LOG_LIST_DECODER: TolerantDecoder[Data[list[IntegrationLog]]] = TolerantDecoder(
+    Data[list[IntegrationLog]], Data[list[_LenientIntegrationLog]], _fix_logs
+)
 SHOP_ORDER_STATUS_LIST_DECODER = msgspec.json.Decoder(Data[list[ShopOrderStatus]])
 STATUS_MAPPING_DECODER = msgspec.json.Decoder(Data[StatusMapping])

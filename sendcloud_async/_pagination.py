@@ -20,8 +20,11 @@ Decisions, documented in the README too:
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from typing import Final
 from urllib.parse import quote, unquote
 
 from yarl import URL
@@ -172,6 +175,25 @@ def _split_query(raw_query: str) -> list[tuple[str, str]]:
     return pairs
 
 
+# Characters a URL may carry as they are (RFC 3986), minus '+' (which we send as %2B),
+# with well-formed percent-escapes; no fragment, no spaces.
+_ALREADY_ENCODED: Final = re.compile(r"(?:[A-Za-z0-9\-._~:/?&=!$'()*,;@]|%[0-9A-Fa-f]{2})*\Z")
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+@functools.lru_cache(maxsize=256)
+def _origin_prefixes(origin: tuple[str, str | None, int | None]) -> tuple[str, ...]:
+    scheme, host, port = origin
+    if host is None:
+        return ()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    prefixes = [f"{scheme}://{host}:{port}/"]
+    if port == _DEFAULT_PORTS.get(scheme):
+        prefixes.append(f"{scheme}://{host}/")
+    return tuple(prefixes)
+
+
 def next_page(
     target: str,
     *,
@@ -182,6 +204,16 @@ def next_page(
 
     Raises ``PaginationError`` for a target on another origin.
     """
+    # Fast path for what servers normally send: an absolute link on our origin whose
+    # characters are all allowed as they are (so nothing to re-encode, no '+').
+    for prefix in _origin_prefixes(origin):
+        if target.startswith(prefix) and _ALREADY_ENCODED.match(target, len(prefix)):
+            cursor = None
+            for part in target.partition("?")[2].split("&"):
+                if part.startswith("cursor="):
+                    cursor = unquote(part[7:]) or None
+                    break
+            return URL(target, encoded=True), cursor
     try:
         url = response_url.join(URL(target, encoded=True))
     except (ValueError, TypeError) as exc:

@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import aiohttp
 import msgspec
@@ -54,11 +54,22 @@ from ._errors import (
 from ._retry import RETRYABLE_STATUSES, RetryEvent, RetryPolicy, retry_testing
 from ._version import __version__
 
+if TYPE_CHECKING:
+    from ._ratelimit import RateGate
+
 __all__ = ["Response", "Transport", "TransportConfig"]
 
 logger: Final = logging.getLogger("sendcloud_async")
 
 _T = TypeVar("_T")
+_T_co = TypeVar("_T_co", covariant=True)
+
+
+class _Decoder(Protocol[_T_co]):
+    """A msgspec decoder, or anything with the same ``decode``."""
+
+    def decode(self, buf: bytes, /) -> _T_co: ...
+
 
 USER_AGENT: Final = f"sendcloud-async/{__version__} aiohttp/{aiohttp.__version__}"
 _GET_HEADERS: Final = {"Accept": "application/json", "User-Agent": USER_AGENT}
@@ -97,7 +108,7 @@ class Response:
         self.headers = headers
         self.body = body
 
-    def decode(self, decoder: msgspec.json.Decoder[_T]) -> _T:
+    def decode(self, decoder: _Decoder[_T]) -> _T:
         """The body decoded by ``decoder``; ``DecodeError`` if it does not fit."""
         try:
             return decoder.decode(self.body)
@@ -124,6 +135,7 @@ class Transport:
         "_auth",
         "_closed",
         "_config",
+        "_gate",
         "_middlewares",
         "_owns_session",
         "_root",
@@ -135,9 +147,13 @@ class Transport:
         config: TransportConfig,
         auth: Auth,
         session: aiohttp.ClientSession | None = None,
+        *,
+        gate: RateGate | None = None,
     ) -> None:
         self._config = config
         self._auth = auth
+        #: The account's rate gate (``SendcloudClient(rate_limit=...)``); None: no gate.
+        self._gate = gate
         self._session = session
         self._owns_session = session is None
         self._closed = False
@@ -159,6 +175,7 @@ class Transport:
         derived._owns_session = False
         derived._closed = False
         derived._root = root
+        derived._gate = root._gate
         return derived
 
     @property
@@ -220,6 +237,7 @@ class Transport:
         or ``APITimeoutError`` when the server could not be reached in time.
         """
         session = self.session()
+        gate = self._gate
         policy = self._config.retry
         headers = _GET_HEADERS if body is None else _JSON_HEADERS
         timeout = timeout or self._config.timeout
@@ -236,6 +254,8 @@ class Transport:
             status: int | None = None
             idempotent_attempt = idempotent
             exc_shared: Exception | None = None
+            if gate is not None:  # wait for the account's budget; outside the attempt's timeout
+                lease = await gate.acquire(method)
             try:
                 async with session.request(
                     method,
@@ -269,6 +289,8 @@ class Transport:
                     )
                     if isinstance(error, RateLimitError):
                         retry_after = error.retry_after
+                        if gate is not None and retry_after is not None:
+                            gate.block(retry_after)  # every request of the account waits
                     elif status in RETRYABLE_STATUSES:
                         # RFC 9110: Retry-After also applies to 503 (and is honoured on any
                         # retryable status that carries it).
@@ -326,6 +348,9 @@ class Transport:
                         "the aiohttp session was closed while a request was in flight"
                     ) from exc
                 raise
+            finally:
+                if gate is not None:
+                    gate.release(lease)
             wait = policy.decide(
                 attempt=attempt,
                 idempotent=idempotent_attempt,

@@ -479,3 +479,28 @@ def test_log_list_decoder_only_raises_msgspec_errors(doc: Any) -> None:
     for item in got.data:
         assert isinstance(item, IntegrationLog)
         assert item.created_at is None or item.created_at.tzinfo is not None
+
+
+def test_naive_created_at_on_a_page_falls_back_to_utc() -> None:
+    """A page with one naive created_at decodes leniently as UTC; the type stays IntegrationLog."""
+    doc = {
+        "data": [
+            {"id": 1, "base_url": "https://a", "created_at": "2023-03-01T02:02:00+01:00"},
+            {"id": 2, "base_url": "https://b", "created_at": "2023-03-01T02:02:00"},
+        ]
+    }
+    logs = LOG_LIST_DECODER.decode(enc(doc)).data
+    assert [type(log) for log in logs] == [IntegrationLog, IntegrationLog]
+    assert logs[0].created_at is not None
+    assert logs[0].created_at.utcoffset() == timedelta(hours=1)
+    assert logs[1].created_at == datetime(2023, 3, 1, 2, 2, tzinfo=UTC)
+
+
+def test_other_validation_errors_are_not_masked_by_the_fallback() -> None:
+    """A page that is wrong for another reason still raises msgspec's ValidationError."""
+    with pytest.raises(msgspec.ValidationError, match=r"Expected `int \| null`"):
+        LOG_LIST_DECODER.decode(b'{"data": [{"base_url": "x", "id": "one"}]}')
+    with pytest.raises(msgspec.ValidationError, match=r"Expected `int \| null`"):
+        LOG_LIST_DECODER.decode(
+            b'{"data": [{"base_url": "x", "id": "one", "created_at": "2023-03-01T02:02:00"}]}'
+        )
