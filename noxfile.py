@@ -8,9 +8,9 @@ nox.options.sessions = ["tests", "lint", "typing"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
-LINT_DEPS = ["ruff>=0.6"]
+LINT_DEPS = ["ruff==0.17.6"]  # pinned: formatting (README code blocks too) must not drift
 # The benchmarks are type-checked too; their contenders import httpx and pydantic.
-TYPING_DEPS = ["mypy>=1.11", "types-PyYAML", "nox", "httpx>=0.28", "pydantic>=2.7"]
+TYPING_DEPS = ["mypy==2.4.1", "types-PyYAML", "nox", "httpx>=0.28", "pydantic>=2.7"]
 
 
 @nox.session
@@ -37,11 +37,25 @@ def typing(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Bulk-export benchmarks, side by side (benchmarks/README.md); CI: nox -s bench -- --smoke."""
-    session.install(".", "-r", "benchmarks/requirements.txt")
+    """Bulk-export and many-accounts benchmarks (benchmarks/README.md); CI: -- --smoke."""
+    session.install(".[redis]", "-r", "benchmarks/requirements.txt")
+    smoke = "--smoke" in session.posargs
     session.run(
         "python",
         "-m",
         "benchmarks.run",
         *(session.posargs or ["--json", "benchmarks/_results/bench.json"]),
     )
+    session.run(
+        "python",
+        "-m",
+        "benchmarks.accounts",
+        *(["--smoke"] if smoke else ["--json", "benchmarks/_results/accounts.json"]),
+    )
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """Schemathesis drives FakeSendcloud with every operation of the spec (about a minute)."""
+    session.install("-e", ".", "-r", "requirements-test.txt", "schemathesis>=4.0")
+    session.run("python", "tests/spec_conformance/run_schemathesis.py", *session.posargs)

@@ -34,12 +34,16 @@ from ._models import (
     StatusTranslation,
 )
 from ._oauth2 import OAuth2ClientCredentials
+from ._pool import AccountPool
+from ._ratelimit import RateLimits
+from ._state import MemoryState
 from ._version import __version__
 
 __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "AccountPool",
     "AuthenticationError",
     "BadRequestError",
     "BasicAuth",
@@ -51,10 +55,12 @@ __all__ = [
     "LogPage",
     "LogRequest",
     "LogResponse",
+    "MemoryState",
     "NotFoundError",
     "OAuth2ClientCredentials",
     "PermissionDeniedError",
     "RateLimitError",
+    "RateLimits",
     "SendcloudClient",
     "SendcloudError",
     "ServerError",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 from aiohttp import hdrs
 
-from ._errors import InvalidInputError
+from ._errors import InvalidInputError, SendcloudError
 
 if TYPE_CHECKING:
     import aiohttp
@@ -156,10 +156,14 @@ class AuthMiddleware:
     ) -> aiohttp.ClientResponse:
         url = req.url
         if (url.scheme, url.host, url.port) != self._origin:
-            # Not the API's origin: never attach a credential, and strip any
-            # that a caller or a redirect might have carried along.
-            req.headers.popall(hdrs.AUTHORIZATION, None)
-            return await handler(req)
+            # Not the API's origin: only a redirect gets here (next-page links are
+            # checked before). Following it would send the session's own headers
+            # (aiohttp strips only Authorization) and a 307/308 body there, and take
+            # its answer for the API's: refuse, as for a foreign Link.
+            raise SendcloudError(
+                "refusing to follow a redirect to another origin "
+                f"({url.scheme}://{url.host}:{url.port}); no request was sent there"
+            )
         session = self._session
         assert session is not None, "AuthMiddleware used before bind()"
         value = await self._auth.authorization(session)

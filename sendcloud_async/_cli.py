@@ -45,6 +45,7 @@ from ._client import DEFAULT_BASE_URL, SendcloudClient, normalize_base_url
 from ._errors import InvalidInputError, SendcloudError
 from ._export import FORMATS, ExportInputError, ExportStats, LogExport
 from ._models import Integration
+from ._ratelimit import RateLimits
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -608,7 +609,11 @@ async def _export_one(
             auth, base_url = fake.basic_auth, fake.base_url
         assert auth is not None
         async with SendcloudClient(
-            auth=auth, base_url=base_url, timeout=args.timeout, max_retries=args.max_retries
+            auth=auth,
+            base_url=base_url,
+            timeout=args.timeout,
+            max_retries=args.max_retries,
+            rate_limit=_rate_limit(args),
         ) as client:
             try:
                 stats = await job.run(client, progress=ctx.progress.for_export())
@@ -706,6 +711,7 @@ async def _run_accounts(args: argparse.Namespace, ctx: _Context, runs: list[_Acc
                         timeout=args.timeout,
                         max_retries=args.max_retries,
                         session=session,
+                        rate_limit=_rate_limit(args),
                     ) as client:
 
                         def report(stats: ExportStats) -> None:
@@ -750,6 +756,11 @@ async def _run_accounts(args: argparse.Namespace, ctx: _Context, runs: list[_Acc
     return EXIT_FAILURE if failed else EXIT_OK
 
 
+def _rate_limit(args: argparse.Namespace) -> RateLimits | None:
+    """Sendcloud's published per-account limits, unless ``--no-rate-limit``."""
+    return None if getattr(args, "no_rate_limit", False) else RateLimits()
+
+
 def _cmd_integrations(args: argparse.Namespace, ctx: _Context) -> int:
     if args.action == "get" and args.id < 1:
         raise UsageError(f"an integration id is 1 or more, got {args.id}")
@@ -768,7 +779,11 @@ async def _integrations(
             auth, base_url = fake.basic_auth, fake.base_url
         assert auth is not None
         async with SendcloudClient(
-            auth=auth, base_url=base_url, timeout=args.timeout, max_retries=args.max_retries
+            auth=auth,
+            base_url=base_url,
+            timeout=args.timeout,
+            max_retries=args.max_retries,
+            rate_limit=_rate_limit(args),
         ) as client:
             try:
                 if args.action == "list":
@@ -849,7 +864,9 @@ async def _demo(ctx: _Context, job: LogExport) -> tuple[ExportStats, list[int]]:
             f"seeded {len(fake.integrations)} integrations with {len(expected):,} exception logs"
         )
         ctx.say()
-        async with SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url) as client:
+        async with SendcloudClient(
+            auth=fake.basic_auth, base_url=fake.base_url, rate_limit=RateLimits()
+        ) as client:
             integrations = await client.integrations.list()
             ctx.say(f"$ {PROG} integrations list")
             ctx.say(integrations_table(integrations))
@@ -948,6 +965,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="retries of a failed request (3; 0 disables)",
     )
     network.add_argument("--quiet", "-q", action="store_true", help="no progress or summary")
+    network.add_argument(
+        "--no-rate-limit",
+        action="store_true",
+        help="do not hold requests to Sendcloud's per-account limits (1,000 GET and 100 "
+        "unsafe requests a minute, 15 unsafe at once); a 429 is then only retried",
+    )
 
     demo = commands.add_parser(
         "demo",

@@ -13,8 +13,11 @@ from yarl import URL
 
 from ._auth import Auth
 from ._errors import InvalidInputError
+from ._oauth2 import OAuth2ClientCredentials
+from ._ratelimit import RateGate, RateLimits
 from ._resources import Integrations, Logs, ShopOrderStatuses
 from ._retry import RetryPolicy
+from ._state import StateBackend, account_key, default_state, token_key
 from ._transport import Transport, TransportConfig
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "SendcloudClient"]
@@ -94,6 +97,11 @@ class SendcloudClient:
     Use it as ``async with SendcloudClient(auth=...) as client:`` or call
     ``await client.aclose()`` when done. A ``session`` passed in is borrowed:
     the client never closes it.
+
+    ``rate_limit=RateLimits()`` sends every attempt through its account's rate
+    gate (off by default); ``state`` says where gates and, for OAuth2, tokens
+    live (this process's memory by default; ``sendcloud_async.redis.RedisState``
+    shares them across processes).
     """
 
     __slots__ = ("_auth", "_transport", "integrations", "logs", "shop_order_statuses")
@@ -110,6 +118,8 @@ class SendcloudClient:
         timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         session: aiohttp.ClientSession | None = None,
+        rate_limit: RateLimits | None = None,
+        state: StateBackend | None = None,
     ) -> None:
         if not isinstance(auth, Auth):
             raise InvalidInputError(
@@ -126,8 +136,25 @@ class SendcloudClient:
             timeout=normalize_timeout(timeout),
             retry=RetryPolicy(max_retries=max_retries),
         )
+        if rate_limit is not None and not isinstance(rate_limit, RateLimits):
+            raise InvalidInputError(
+                f"rate_limit must be a sendcloud_async.RateLimits or None, "
+                f"not {type(rate_limit).__name__}"
+            )
+        if state is not None and not isinstance(state, StateBackend):
+            raise InvalidInputError(
+                "state must be a sendcloud_async.MemoryState, a "
+                f"sendcloud_async.redis.RedisState or None, not {type(state).__name__}"
+            )
+        gate: RateGate | None = None
+        if rate_limit is not None:
+            gate = (state or default_state()).gate(account_key(auth, config.base_url), rate_limit)
+        if state is not None and isinstance(auth, OAuth2ClientCredentials):
+            cache = state.token_cache(token_key(auth))
+            if cache is not None:
+                auth.share_tokens(cache)
         self._auth = auth
-        self._transport = Transport(config, auth, session)
+        self._transport = Transport(config, auth, session, gate=gate)
         self.integrations = Integrations(self._transport)
         self.logs = Logs(self._transport)
         self.shop_order_statuses = ShopOrderStatuses(self._transport)

@@ -32,6 +32,7 @@ holds the token response. aiohttp does the I/O.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any, Final
@@ -54,6 +55,7 @@ from ._errors import (
     build_api_error,
 )
 from ._models import ErrorObject
+from ._state import StateUnavailableError, TokenCache, fetch_shared
 
 __all__ = ["DEFAULT_TOKEN_URL", "OAuth2ClientCredentials"]
 
@@ -112,6 +114,7 @@ class OAuth2ClientCredentials(Auth):
         "_inflight",
         "_leeway",
         "_scope",
+        "_shared",
         "_token",
         "_token_requests",
         "_token_url",
@@ -151,6 +154,8 @@ class OAuth2ClientCredentials(Auth):
         self._token: _Token | None = None
         self._inflight: asyncio.Task[_Token] | None = None
         self._token_requests = 0
+        #: A token cache shared with other processes (``state=RedisState(...)``), if any.
+        self._shared: TokenCache | None = None
 
     @property
     def client_id(self) -> str:
@@ -183,7 +188,23 @@ class OAuth2ClientCredentials(Auth):
         token = self._token
         if token is not None and token.authorization == authorization:
             self._token = None
+        shared = self._shared
+        if shared is not None:
+            with contextlib.suppress(StateUnavailableError):
+                await shared.discard(authorization.removeprefix("Bearer "))
         return True
+
+    def share_tokens(self, cache: TokenCache) -> None:
+        """Get tokens through ``cache``, shared with other processes (see ``_state.py``).
+
+        Done by ``SendcloudClient(state=...)``; one credentials object uses one cache.
+        """
+        if self._shared is not None and self._shared is not cache:
+            raise InvalidInputError(
+                "this OAuth2ClientCredentials already shares its token through another "
+                "state backend; create one credentials object per backend"
+            )
+        self._shared = cache
 
     def clear(self) -> None:
         """Forget the cached token; the next request fetches a new one."""
@@ -192,7 +213,9 @@ class OAuth2ClientCredentials(Auth):
     async def _refresh(self, session: aiohttp.ClientSession) -> _Token:
         task = self._inflight
         if task is None:
-            task = asyncio.get_running_loop().create_task(self._fetch(session))
+            shared = self._shared
+            fetch = self._fetch(session) if shared is None else fetch_shared(self, session, shared)
+            task = asyncio.get_running_loop().create_task(fetch)
             self._inflight = task
             task.add_done_callback(self._fetch_done)
         # shield: a cancelled waiter must not cancel the fetch the others wait for.

@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from hypothesis import settings
 
 import sendcloud_async as sc
 from sendcloud_async.testing import FakeSendcloud, RetryEvent, instant_retries
+from sendcloud_async.testing._spec import SpecCheck
+from tests._log_secrets import SecretScanner
+
+# Every FakeSendcloud this suite starts checks the SDK's requests and its own
+# responses against the official OpenAPI spec; leaving it with a violation fails
+# the test (see sendcloud_async/testing/_spec.py for what is checked and exempt).
+SpecCheck.default = True
+
+# Hypothesis: a bounded number of examples everywhere (tests may ask for more or
+# fewer with @settings); on CI (CI=true) also derandomized, so a run is reproducible.
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeSendcloud]:
-    """A running FakeSendcloud with no data."""
-    async with FakeSendcloud() as server:
+    """A running FakeSendcloud with no data, validating its traffic against the spec."""
+    async with FakeSendcloud(validate_spec=True) as server:
         yield server
+        assert server.spec_violations == [], "traffic that breaks the OpenAPI spec"
 
 
 @pytest.fixture
@@ -43,3 +59,12 @@ def fast_backoff(client: sc.SendcloudClient) -> None:
     transport._config = dataclasses.replace(
         config, retry=dataclasses.replace(config.retry, backoff_base=0.001, backoff_max=0.01)
     )
+
+
+@pytest.fixture(autouse=True)
+def log_secrets() -> Iterator[SecretScanner]:
+    """Every log record of the test, at DEBUG, must hold no credential (tests/_log_secrets.py)."""
+    scanner = SecretScanner()
+    with scanner.watching():
+        yield scanner
+    scanner.raise_for_findings()

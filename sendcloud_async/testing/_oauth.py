@@ -14,6 +14,7 @@ import binascii
 import hmac
 import secrets
 import time
+from collections import Counter
 from typing import Final
 from urllib.parse import parse_qsl
 
@@ -42,6 +43,12 @@ class TokenIssuer:
     def __init__(self, client_id: str, client_secret: str) -> None:
         self._client_id = client_id.encode()
         self._client_secret = client_secret.encode()
+        #: Every client the endpoint accepts: id -> secret (``add_client`` adds more).
+        self._clients: dict[bytes, bytes] = {self._client_id: self._client_secret}
+        #: Which client each issued token belongs to.
+        self._owners: dict[str, str] = {}
+        #: Tokens issued per client id.
+        self.requests_by_client: Counter[str] = Counter()
         #: Lifetime in seconds sent as ``expires_in``; ``None`` omits it (tokens then
         #: never expire on the fake, until revoked).
         self.expires_in: float | None = 3600.0
@@ -56,6 +63,14 @@ class TokenIssuer:
         self.auth_methods: list[str] = []
         self.requests = 0
         self._expiry: dict[str, float] = {}
+
+    def add_client(self, client_id: str, client_secret: str) -> None:
+        """Accept another client id/secret pair."""
+        self._clients[client_id.encode()] = client_secret.encode()
+
+    def owner_of(self, token: str) -> str:
+        """The client id a token was issued to (the first client's for tokens added by hand)."""
+        return self._owners.get(token) or self._client_id.decode()
 
     def is_valid(self, token: str) -> bool:
         """Whether ``token`` is active and not expired."""
@@ -111,11 +126,12 @@ class TokenIssuer:
             form = {}
         auth_method, cid, secret = self._client_auth(authorization, form)
         self.auth_methods.append(auth_method)
+        expected = self._clients.get(cid) if cid is not None else None
         if (
             cid is None
             or secret is None
-            or not hmac.compare_digest(cid, self._client_id)
-            or not hmac.compare_digest(secret, self._client_secret)
+            or expected is None
+            or not hmac.compare_digest(secret, expected)
         ):
             return _oauth_error(
                 401,
@@ -140,6 +156,9 @@ class TokenIssuer:
         token = secrets.token_urlsafe(24)
         self.issued.append(token)
         self.active.add(token)
+        owner = cid.decode(errors="replace")
+        self._owners[token] = owner
+        self.requests_by_client[owner] += 1
         payload: dict[str, object] = {
             "access_token": token,
             "token_type": "Bearer",

@@ -53,8 +53,9 @@ from aiohttp import web
 from .._auth import BasicAuth
 from .._oauth2 import OAuth2ClientCredentials
 from ._faults import FaultInjection, FaultInjector
+from ._limits import AccountsAndLimits
 from ._oauth import TokenIssuer
-from ._spec import SpecCheck, exempt_from_spec
+from ._spec import SpecCheck, exempt_from_spec, is_uri
 from ._store import (
     FEEDBACK_TYPES,
     LANGUAGES,
@@ -321,7 +322,7 @@ def _check_shop_name(value: object) -> _Problem:
 
 
 def _check_shop_url(value: object) -> _Problem:
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not is_uri(value):  # spec: format uri, minLength 1
         return "invalid", "Input should be a non-empty URL string"
     return None
 
@@ -339,8 +340,8 @@ def _check_carriers(value: object) -> _Problem:
 
 
 def _check_webhook_url(value: object) -> _Problem:
-    if value is not None and not isinstance(value, str):
-        return "invalid", "Input should be a valid string or null"
+    if value is not None and (not isinstance(value, str) or not is_uri(value)):
+        return "invalid", "Input should be a URL string or null"  # spec: format uri, minLength 1
     return None
 
 
@@ -545,7 +546,7 @@ def _check_integration_id_field(
 _Handler = Callable[[RecordedRequest, "int | None"], web.Response]
 
 
-class FakeSendcloud(FaultInjection):
+class FakeSendcloud(FaultInjection, AccountsAndLimits):
     """An in-memory Sendcloud Integrations API v3 on a real loopback socket.
 
     Use it as an async context manager (or call ``start()`` and ``close()``).
@@ -568,6 +569,8 @@ class FakeSendcloud(FaultInjection):
         self._basic_auth = BasicAuth(public_key, secret_key)
         self._webhooks = WebhookSender(webhook_secret)
         self._basic_credentials = f"{public_key}:{secret_key}".encode()
+        #: More accounts and per-account rate limits (see ``_limits.py``).
+        self._init_accounts(public_key, secret_key)
         self.client_id = client_id
         self.client_secret = client_secret
         self._tokens = TokenIssuer(client_id, client_secret)
@@ -614,7 +617,13 @@ class FakeSendcloud(FaultInjection):
         """Start listening (a no-op if already started)."""
         if self._runner is not None:
             return
-        app = web.Application(middlewares=[self._faults.middleware, *self.spec.middlewares()])
+        app = web.Application(
+            middlewares=[
+                self._faults.middleware,
+                self._limits_middleware,
+                *self.spec.middlewares(),
+            ]
+        )
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(
             app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
@@ -916,6 +925,10 @@ class FakeSendcloud(FaultInjection):
             )
         if self._authenticate(request) is None:
             return self._unauthorized(authorization)
+        if self._limiter is not None:  # per-account rate limits (enforce_rate_limits)
+            throttled = await self._rate_limit(request, record.method, authorization)
+            if throttled is not None:
+                return throttled
         handler = self._routes[template].get(record.method)
         if handler is None:
             allowed = ", ".join(self._routes[template])
@@ -954,6 +967,8 @@ class FakeSendcloud(FaultInjection):
             except (binascii.Error, ValueError):
                 return None
             if hmac.compare_digest(decoded, self._basic_credentials):
+                return "basic"
+            if decoded in self._basic_accounts:  # add_account()
                 return "basic"
             return None
         if scheme == "bearer" and credentials and self._tokens.is_valid(credentials):

@@ -462,9 +462,11 @@ async def test_many_accounts_killed_and_resumed(fake: FakeSendcloud, tmp_path: P
     fake.seed(integrations=2, logs_per_integration=600, seed=10)
     lines = []
     for n in range(4):
+        # four accounts (four rate budgets: 400 pages each stay under 1,000 GET/min)
+        fake.add_account(f"{PUBLIC_KEY}-{n}", SECRET_KEY)
         lines += [
             f"[accounts.a{n}]",
-            f'public_key = "{PUBLIC_KEY}"',
+            f'public_key = "{PUBLIC_KEY}-{n}"',
             f'secret_key = "{SECRET_KEY}"',
             f'base_url = "{fake.base_url}"',
             "",

@@ -242,7 +242,7 @@ async def test_literal_plus_in_link_is_sent_as_2b(
 async def test_repeated_next_link_stops(fake: FakeSendcloud, client: sc.SendcloudClient) -> None:
     """A next link that repeats stops the walk with an error instead of looping forever."""
     fake.seed(integrations=1, logs_per_integration=2, seed=14)
-    link = {"Link": f'<{fake.base_url}/integrations/logs?cursor=same>; rel="next"'}
+    link = {"Link": f'<{fake.base_url}/integrations/logs?cursor=2023-03-01T00:00:00Z>; rel="next"'}
     for _ in range(3):
         fake.script("GET", "/integrations/logs", ScriptedResponse(body={"data": []}, headers=link))
     with pytest.raises(sc.SendcloudError, match="already visited"):
@@ -388,7 +388,9 @@ async def test_cancel_mid_pagination_with_read_ahead(
             body={
                 "data": fake.logs[:5],
             },
-            headers={"Link": f"<{fake.base_url}/integrations/logs?cursor=x>; rel=next"},
+            headers={
+                "Link": f"<{fake.base_url}/integrations/logs?cursor=2023-03-01T00:00:00Z>; rel=next"
+            },
         ),
     )
     fake.script("GET", "/integrations/logs", ScriptedResponse(body={"data": []}, delay=5.0))

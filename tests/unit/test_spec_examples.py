@@ -35,6 +35,7 @@ from sendcloud_async._models import (
     LOG_LIST_DECODER,
     SHOP_ORDER_STATUS_LIST_DECODER,
     STATUS_MAPPING_DECODER,
+    TolerantDecoder,
 )
 from sendcloud_async._resources.integrations import _IntegrationPatch
 from sendcloud_async._resources.logs import _LogCreate
@@ -151,7 +152,7 @@ def is_error(example: Example) -> bool:
 
 # --- the success decoders ------------------------------------------------------------------
 
-SUCCESS_DECODERS: dict[tuple[str, str, str], msgspec.json.Decoder[Any]] = {
+SUCCESS_DECODERS: dict[tuple[str, str, str], msgspec.json.Decoder[Any] | TolerantDecoder[Any]] = {
     ("GET", "/integrations", "200"): INTEGRATION_LIST_DECODER,
     ("GET", "/integrations/{id}", "200"): INTEGRATION_DECODER,
     ("GET", "/integrations/logs", "200"): LOG_LIST_DECODER,

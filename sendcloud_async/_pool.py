@@ -1,0 +1,194 @@
+"""``AccountPool``: thousands of accounts' clients on one aiohttp session.
+
+A platform that polls many Sendcloud accounts wants one ``SendcloudClient`` per
+account (each has its own credentials, token and rate budget) but one
+connection pool: every account talks to the same API host, so a pool per
+account would hold thousands of idle TLS connections. The pool:
+
+* owns one ``aiohttp.ClientSession`` whose connector allows ``connections``
+  connections to the API host and a few more (``TOKEN_CONNECTIONS``) for the
+  OAuth2 token host, so token requests never queue behind API calls;
+* hands out one client per credential set: ``pool.client(auth)`` returns the
+  same client (and so the same OAuth2 token cache and rate gate) for equal
+  credentials, even when the caller builds a new credentials object every
+  polling cycle;
+* closes the session (never one it was given) in ``aclose()``.
+
+Creating a client is cheap (no I/O, a few small objects): nothing happens on the
+network until the client's first call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from types import TracebackType
+from typing import Final
+
+import aiohttp
+from yarl import URL
+
+from ._auth import Auth, BasicAuth
+from ._client import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    SendcloudClient,
+    check_max_retries,
+    normalize_base_url,
+    normalize_timeout,
+)
+from ._errors import ClientClosedError, InvalidInputError
+from ._oauth2 import OAuth2ClientCredentials
+from ._ratelimit import RateLimits
+from ._state import StateBackend, token_key
+
+__all__ = ["DEFAULT_CONNECTIONS", "TOKEN_CONNECTIONS", "AccountPool"]
+
+#: Connections to the API host, shared by every account of a pool.
+DEFAULT_CONNECTIONS: Final = 100
+#: Connections beyond ``connections``, for the OAuth2 token host.
+TOKEN_CONNECTIONS: Final = 10
+
+
+def _credentials_key(auth: Auth) -> str:
+    """Equal for equal credentials; a one-way hash (it stays in memory only)."""
+    if isinstance(auth, BasicAuth):
+        secret = auth._header.get_secret_value()
+        return "basic:" + hashlib.sha256(secret.encode()).hexdigest()
+    if isinstance(auth, OAuth2ClientCredentials):
+        return "oauth2:" + token_key(auth)
+    return f"object:{id(auth):x}"
+
+
+class AccountPool:
+    """Clients for many accounts sharing one session (see the module docstring).
+
+    ::
+
+        async with sc.AccountPool(rate_limit=sc.RateLimits()) as pool:
+            clients = [pool.client(sc.BasicAuth(pk, sk)) for pk, sk in accounts]
+            await asyncio.gather(*(poll(c) for c in clients))
+
+    ``base_url``, ``timeout``, ``max_retries``, ``rate_limit`` and ``state`` are
+    given to every client. ``session`` is borrowed if passed (its connector's
+    limits are then yours to choose).
+    """
+
+    __slots__ = (
+        "_base_url",
+        "_clients",
+        "_closed",
+        "_connections",
+        "_max_retries",
+        "_owns_session",
+        "_rate_limit",
+        "_session",
+        "_state",
+        "_timeout",
+    )
+
+    def __init__(
+        self,
+        *,
+        base_url: str | URL = DEFAULT_BASE_URL,
+        timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        rate_limit: RateLimits | None = None,
+        state: StateBackend | None = None,
+        connections: int = DEFAULT_CONNECTIONS,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
+            raise InvalidInputError(f"connections must be an int of 1 or more, got {connections!r}")
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise InvalidInputError(
+                f"session must be an aiohttp.ClientSession, not {type(session).__name__}"
+            )
+        self._base_url = normalize_base_url(base_url)
+        self._timeout = normalize_timeout(timeout)
+        self._max_retries = check_max_retries(max_retries)
+        self._rate_limit = rate_limit
+        self._state = state
+        self._connections = connections
+        self._session = session
+        self._owns_session = session is None
+        self._clients: dict[str, SendcloudClient] = {}
+        self._closed = False
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The shared session, created on first use (inside the running event loop)."""
+        if self._closed:
+            raise ClientClosedError("this AccountPool is closed; create a new one")
+        session = self._session
+        if session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._connections + TOKEN_CONNECTIONS,
+                limit_per_host=self._connections,
+                ttl_dns_cache=300,
+            )
+            session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+            self._session = session
+        return session
+
+    def client(self, auth: Auth) -> SendcloudClient:
+        """The client of the account behind ``auth`` (the same one for equal credentials)."""
+        key = _credentials_key(auth)
+        client = self._clients.get(key)
+        if client is None:
+            client = SendcloudClient(
+                auth=auth,
+                base_url=self._base_url,
+                timeout=self._timeout,
+                max_retries=self._max_retries,
+                session=self.session,
+                rate_limit=self._rate_limit,
+                state=self._state,
+            )
+            self._clients[key] = client
+        return client
+
+    def discard(self, auth: Auth) -> None:
+        """Forget the client of ``auth`` (its token and, once unused, its gate go with it)."""
+        self._clients.pop(_credentials_key(auth), None)
+
+    def __len__(self) -> int:
+        """How many accounts have a client."""
+        return len(self._clients)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def aclose(self) -> None:
+        """Close the session if the pool created it (never a borrowed one). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._clients.clear()
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+
+    async def __aenter__(self) -> AccountPool:
+        _ = self.session  # create it in this loop; fail fast if closed
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        return (
+            f"<AccountPool{state} base_url={str(self._base_url)!r} accounts={len(self._clients)} "
+            f"connections={self._connections}>"
+        )
