@@ -156,8 +156,18 @@ def parse_link_header(values: Iterable[str]) -> list[tuple[str, dict[str, str]]]
     return links
 
 
+# What servers send nearly always: one link, rel=next, nothing else.
+_SIMPLE_NEXT: Final = re.compile(
+    r'[ \t]*<([^<>,;"]*)>[ \t]*;[ \t]*rel[ \t]*=[ \t]*"?next"?[ \t]*\Z', re.I
+)
+
+
 def find_next_link(values: Iterable[str]) -> str | None:
     """The target of the first link whose ``rel`` includes ``next`` (any case), or ``None``."""
+    if isinstance(values, list) and len(values) == 1:
+        match = _SIMPLE_NEXT.match(values[0])
+        if match is not None:
+            return match.group(1).strip()
     for target, params in parse_link_header(values):
         rel = params.get("rel")
         if rel and "next" in rel.lower().split():
@@ -177,7 +187,8 @@ def _split_query(raw_query: str) -> list[tuple[str, str]]:
 
 # Characters a URL may carry as they are (RFC 3986), minus '+' (which we send as %2B),
 # with well-formed percent-escapes; no fragment, no spaces.
-_ALREADY_ENCODED: Final = re.compile(r"(?:[A-Za-z0-9\-._~:/?&=!$'()*,;@]|%[0-9A-Fa-f]{2})*\Z")
+_ALREADY_ENCODED: Final = re.compile(r"[A-Za-z0-9\-._~:/?&=!$'()*,;@%]*\Z")
+_BAD_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
@@ -194,26 +205,33 @@ def _origin_prefixes(origin: tuple[str, str | None, int | None]) -> tuple[str, .
     return tuple(prefixes)
 
 
-def next_page(
+def cursor_in(url: URL) -> str | None:
+    """The (decoded) ``cursor`` query value of an encoded URL; ``None`` if absent or empty."""
+    for part in url.raw_query_string.split("&"):
+        if part.startswith("cursor="):
+            return unquote(part[7:]) or None  # an empty cursor cannot be passed back
+    return None
+
+
+def follow_link(
     target: str,
     *,
     response_url: URL,
     origin: tuple[str, str | None, int | None],
-) -> tuple[URL, str | None]:
-    """The URL to request for a Link target, and the cursor it carries.
+) -> URL:
+    """The URL to request for a Link target: same origin, query re-encoded.
 
     Raises ``PaginationError`` for a target on another origin.
     """
     # Fast path for what servers normally send: an absolute link on our origin whose
     # characters are all allowed as they are (so nothing to re-encode, no '+').
     for prefix in _origin_prefixes(origin):
-        if target.startswith(prefix) and _ALREADY_ENCODED.match(target, len(prefix)):
-            cursor = None
-            for part in target.partition("?")[2].split("&"):
-                if part.startswith("cursor="):
-                    cursor = unquote(part[7:]) or None
-                    break
-            return URL(target, encoded=True), cursor
+        if (
+            target.startswith(prefix)
+            and _ALREADY_ENCODED.match(target, len(prefix))
+            and ("%" not in target or not _BAD_ESCAPE.search(target))
+        ):
+            return URL(target, encoded=True)
     try:
         url = response_url.join(URL(target, encoded=True))
     except (ValueError, TypeError) as exc:
@@ -226,12 +244,20 @@ def next_page(
     if url.user is not None or url.password is not None:
         raise PaginationError("refusing to follow a next-page link that carries credentials")
     pairs = _split_query(url.raw_query_string)
-    cursor = None
-    for key, val in pairs:
-        if key == "cursor":
-            cursor = val or None  # an empty cursor cannot be passed back as cursor=
-            break
     query = "&".join(f"{encode_query_value(k)}={encode_query_value(v)}" for k, v in pairs)
     base = url.with_query(None).with_fragment(None)
-    rebuilt = URL(f"{base}?{query}" if query else str(base), encoded=True)
-    return rebuilt, cursor
+    return URL(f"{base}?{query}" if query else str(base), encoded=True)
+
+
+def next_page(
+    target: str,
+    *,
+    response_url: URL,
+    origin: tuple[str, str | None, int | None],
+) -> tuple[URL, str | None]:
+    """The URL to request for a Link target, and the cursor it carries.
+
+    Raises ``PaginationError`` for a target on another origin.
+    """
+    url = follow_link(target, response_url=response_url, origin=origin)
+    return url, cursor_in(url)

@@ -24,10 +24,11 @@ from .._models import (
 )
 from .._pagination import (
     PaginationError,
+    cursor_in,
     cursor_to_str,
     encode_query_value,
     find_next_link,
-    next_page,
+    follow_link,
 )
 from .._transport import encode_json
 
@@ -53,18 +54,22 @@ def _read_ahead(value: object) -> int:
 class _Fetched:
     """A page's response, read but not decoded, and where the next page is."""
 
-    __slots__ = ("cursor", "next_url", "resp")
+    __slots__ = ("next_url", "resp")
 
-    def __init__(self, resp: Response, next_url: URL | None, cursor: str | None) -> None:
+    def __init__(self, resp: Response, next_url: URL | None) -> None:
         self.resp = resp
         self.next_url = next_url
-        self.cursor = cursor
+
+    def items(self) -> list[IntegrationLog]:
+        return self.resp.decode(LOG_LIST_DECODER).data
 
     def page(self) -> LogPage:
-        items = self.resp.decode(LOG_LIST_DECODER).data
-        if self.next_url is None:
+        # The cursor is decoded here, not while walking: iter() never needs it.
+        items = self.items()
+        next_url = self.next_url
+        if next_url is None:
             return LogPage(items=items)
-        return LogPage(items=items, next_cursor=self.cursor, next_url=str(self.next_url))
+        return LogPage(items=items, next_cursor=cursor_in(next_url), next_url=str(next_url))
 
 
 class _LogCreate(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -119,9 +124,7 @@ class Logs:
         before any request. ``read_ahead`` pages are fetched while you consume
         the current one (0: strictly one request at a time).
         """
-        url = self._first_url(integration_id, cursor, page_size)
-        depth = _read_ahead(read_ahead)
-        return self._walk_ahead(url, depth) if depth else self._walk(url)
+        return self._pages(self._walker(integration_id, cursor, page_size, read_ahead))
 
     def iter(
         self,
@@ -132,20 +135,32 @@ class Logs:
         read_ahead: int = DEFAULT_READ_AHEAD,
     ) -> AsyncGenerator[IntegrationLog, None]:
         """GET /integrations/logs or /integrations/{id}/logs — log by log, across pages."""
-        pages = self.pages(
-            integration_id=integration_id,
-            cursor=cursor,
-            page_size=page_size,
-            read_ahead=read_ahead,
-        )
-        return self._items(pages)
+        return self._items(self._walker(integration_id, cursor, page_size, read_ahead))
 
+    def _walker(
+        self,
+        integration_id: int | None,
+        cursor: str | datetime | None,
+        page_size: int | None,
+        read_ahead: int,
+    ) -> AsyncGenerator[_Fetched, None]:
+        url = self._first_url(integration_id, cursor, page_size)
+        depth = _read_ahead(read_ahead)
+        return self._walk_ahead(url, depth) if depth else self._walk(url)
+
+    @staticmethod
+    async def _pages(walk: AsyncGenerator[_Fetched, None]) -> AsyncGenerator[LogPage, None]:
+        async with aclosing(walk):
+            async for fetched in walk:
+                yield fetched.page()
+
+    @staticmethod
     async def _items(
-        self, pages: AsyncGenerator[LogPage, None]
+        walk: AsyncGenerator[_Fetched, None],
     ) -> AsyncGenerator[IntegrationLog, None]:
-        async with aclosing(pages):
-            async for page in pages:
-                for item in page.items:
+        async with aclosing(walk):
+            async for fetched in walk:
+                for item in fetched.items():
                     yield item
 
     async def _fetch(self, url: URL, seen: set[int]) -> _Fetched:
@@ -153,10 +168,8 @@ class Logs:
         resp = await self._transport.request("GET", url)
         target = find_next_link(resp.headers.getall("Link", ()))
         if target is None:
-            return _Fetched(resp, None, None)
-        next_url, cursor = next_page(
-            target, response_url=resp.url, origin=self._transport.config.origin
-        )
+            return _Fetched(resp, None)
+        next_url = follow_link(target, response_url=resp.url, origin=self._transport.config.origin)
         key = hash(str(next_url))
         if key in seen:
             raise PaginationError(
@@ -164,19 +177,19 @@ class Logs:
                 "stopping instead of looping"
             )
         seen.add(key)
-        return _Fetched(resp, next_url, cursor)
+        return _Fetched(resp, next_url)
 
-    async def _walk(self, url: URL) -> AsyncGenerator[LogPage, None]:
-        # Strictly sequential: one request, decode, yield, next request.
+    async def _walk(self, url: URL) -> AsyncGenerator[_Fetched, None]:
+        # Strictly sequential: one request, yield, next request.
         seen = {hash(str(url))}
         while True:
             fetched = await self._fetch(url, seen)
-            yield fetched.page()
+            yield fetched
             if fetched.next_url is None:
                 return
             url = fetched.next_url
 
-    async def _walk_ahead(self, url: URL, depth: int) -> AsyncGenerator[LogPage, None]:
+    async def _walk_ahead(self, url: URL, depth: int) -> AsyncGenerator[_Fetched, None]:
         # A producer task follows the links, fetching at most ``depth`` pages (raw
         # bodies) beyond the one the consumer is handling: it takes a slot before each
         # request and the consumer gives one back as it takes a page. Errors travel
@@ -190,7 +203,13 @@ class Logs:
                 slots.release()
                 if isinstance(fetched, Exception):
                     raise fetched
-                yield fetched.page()
+                if fetched.next_url is not None:
+                    # Let the producer put the next request on the wire before we hand
+                    # this page over: a consumer that never awaits (decoding, writing)
+                    # would otherwise keep the loop from running it until the next page
+                    # is asked for, and nothing would overlap.
+                    await asyncio.sleep(0)
+                yield fetched
                 if fetched.next_url is None:
                     return
         finally:
