@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from ._errors import InvalidInputError, RateLimitError
+from ._validate import positive_seconds
 
 __all__ = ["SAFE_METHODS", "GateBlockedError", "MemoryGate", "RateGate", "RateLimits"]
 
@@ -55,17 +56,6 @@ def _positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidInputError(f"{name} must be an int of 1 or more, got {value!r}")
     return value
-
-
-def _positive_seconds(name: str, value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not value > 0
-        or not math.isfinite(value)
-    ):
-        raise InvalidInputError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +80,8 @@ class RateLimits:
         _positive_int("get", self.get)
         _positive_int("unsafe", self.unsafe)
         _positive_int("unsafe_concurrency", self.unsafe_concurrency)
-        object.__setattr__(self, "window", _positive_seconds("window", self.window))
-        object.__setattr__(self, "max_wait", _positive_seconds("max_wait", self.max_wait))
+        object.__setattr__(self, "window", positive_seconds(self.window, "window"))
+        object.__setattr__(self, "max_wait", positive_seconds(self.max_wait, "max_wait"))
 
     def scaled(self, share: float) -> RateLimits:
         """These limits times ``share`` (0 < share <= 1), each count at least 1."""

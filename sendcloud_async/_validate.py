@@ -6,6 +6,7 @@ Each function returns the normalised value or raises ``InvalidInputError``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, TypeVar
@@ -90,6 +91,18 @@ def aware_datetime(value: object, name: str) -> datetime:
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise InvalidInputError(f"{name} must be an aware datetime (with a UTC offset)")
     return value
+
+
+def positive_seconds(value: object, name: str) -> float:
+    """A finite number of seconds above 0 (not a bool)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not value > 0
+        or not math.isfinite(value)
+    ):
+        raise InvalidInputError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
 
 
 def optional_str(value: object, name: str) -> str | None:

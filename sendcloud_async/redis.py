@@ -65,6 +65,7 @@ import msgspec
 from ._errors import InvalidInputError
 from ._ratelimit import SAFE_METHODS, GateBlockedError, MemoryGate, RateLimits
 from ._state import CachedToken, StateBackend, StateUnavailableError
+from ._validate import positive_seconds
 
 try:
     import redis.asyncio as aioredis
@@ -210,17 +211,6 @@ _TOKEN_ENCODER: Final = msgspec.json.Encoder()
 _TOKEN_DECODER: Final = msgspec.json.Decoder(_StoredToken)
 
 
-def _seconds(name: str, value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not value > 0
-        or not math.isfinite(value)
-    ):
-        raise InvalidInputError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
 class RedisState(StateBackend):
     """Rate gates and OAuth2 tokens shared by every process using the same Redis.
 
@@ -290,10 +280,10 @@ class RedisState(StateBackend):
         self.namespace = namespace
         self.on_unavailable = on_unavailable
         self.local_share = float(local_share)
-        self.lease = _seconds("lease", lease)
-        self.lock_ttl = _seconds("lock_ttl", lock_ttl)
-        self.poll_interval = _seconds("poll_interval", poll_interval)
-        self.retry_interval = _seconds("retry_interval", retry_interval)
+        self.lease = positive_seconds(lease, "lease")
+        self.lock_ttl = positive_seconds(lock_ttl, "lock_ttl")
+        self.poll_interval = positive_seconds(poll_interval, "poll_interval")
+        self.retry_interval = positive_seconds(retry_interval, "retry_interval")
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(text)
             for name, text in (
