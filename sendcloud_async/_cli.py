@@ -440,6 +440,25 @@ async def _maybe_fake(
         yield fake
 
 
+@asynccontextmanager
+async def _single_client(
+    args: argparse.Namespace, auth: Auth | None, base_url: str
+) -> AsyncIterator[SendcloudClient]:
+    """The client of a one-account command: against the embedded fake with ``--fake``."""
+    async with _maybe_fake(args.fake) as fake:
+        if fake is not None:
+            auth, base_url = fake.basic_auth, fake.base_url
+        assert auth is not None
+        async with SendcloudClient(
+            auth=auth,
+            base_url=base_url,
+            timeout=args.timeout,
+            max_retries=args.max_retries,
+            rate_limit=_rate_limit(args),
+        ) as client:
+            yield client
+
+
 def _extension(fmt: str) -> str:
     return "csv" if fmt == "csv" else "jsonl"
 
@@ -604,24 +623,14 @@ def _cmd_logs_export(args: argparse.Namespace, ctx: _Context) -> int:
 async def _export_one(
     args: argparse.Namespace, ctx: _Context, job: LogExport, auth: Auth | None, base_url: str
 ) -> int:
-    async with _maybe_fake(args.fake) as fake:
-        if fake is not None:
-            auth, base_url = fake.basic_auth, fake.base_url
-        assert auth is not None
-        async with SendcloudClient(
-            auth=auth,
-            base_url=base_url,
-            timeout=args.timeout,
-            max_retries=args.max_retries,
-            rate_limit=_rate_limit(args),
-        ) as client:
-            try:
-                stats = await job.run(client, progress=ctx.progress.for_export())
-            except (SendcloudError, OSError) as exc:
-                saved = job.saved_records
-                hint = f"; {saved:,} records are saved, --resume continues" if saved else ""
-                ctx.error(f"{exc}{hint}")
-                return EXIT_FAILURE
+    async with _single_client(args, auth, base_url) as client:
+        try:
+            stats = await job.run(client, progress=ctx.progress.for_export())
+        except (SendcloudError, OSError) as exc:
+            saved = job.saved_records
+            hint = f"; {saved:,} records are saved, --resume continues" if saved else ""
+            ctx.error(f"{exc}{hint}")
+            return EXIT_FAILURE
     ctx.say(_summary(stats))
     return EXIT_OK
 
@@ -774,29 +783,19 @@ def _cmd_integrations(args: argparse.Namespace, ctx: _Context) -> int:
 async def _integrations(
     args: argparse.Namespace, ctx: _Context, auth: Auth | None, base_url: str
 ) -> int:
-    async with _maybe_fake(args.fake) as fake:
-        if fake is not None:
-            auth, base_url = fake.basic_auth, fake.base_url
-        assert auth is not None
-        async with SendcloudClient(
-            auth=auth,
-            base_url=base_url,
-            timeout=args.timeout,
-            max_retries=args.max_retries,
-            rate_limit=_rate_limit(args),
-        ) as client:
-            try:
-                if args.action == "list":
-                    items = await client.integrations.list()
-                    text = _json(items) if args.json else integrations_table(items)
-                else:
-                    item = await client.integrations.get(args.id)
-                    text = _json(item) if args.json else _integration_detail(item)
-            except InvalidInputError as exc:
-                raise UsageError(str(exc)) from None
-            except SendcloudError as exc:
-                ctx.error(str(exc))
-                return EXIT_FAILURE
+    async with _single_client(args, auth, base_url) as client:
+        try:
+            if args.action == "list":
+                items = await client.integrations.list()
+                text = _json(items) if args.json else integrations_table(items)
+            else:
+                item = await client.integrations.get(args.id)
+                text = _json(item) if args.json else _integration_detail(item)
+        except InvalidInputError as exc:
+            raise UsageError(str(exc)) from None
+        except SendcloudError as exc:
+            ctx.error(str(exc))
+            return EXIT_FAILURE
     ctx.stdout.write(text + "\n")
     ctx.stdout.flush()
     return EXIT_OK
