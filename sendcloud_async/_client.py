@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import math
 from types import TracebackType
 from typing import Final
@@ -19,6 +18,7 @@ from ._resources import Integrations, Logs, ShopOrderStatuses
 from ._retry import RetryPolicy
 from ._state import StateBackend, account_key, default_state, token_key
 from ._transport import Transport, TransportConfig
+from ._validate import http_url
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "SendcloudClient"]
 
@@ -29,40 +29,15 @@ DEFAULT_TIMEOUT: Final = 30.0
 DEFAULT_MAX_RETRIES: Final = 3
 
 
-def is_loopback(host: str | None) -> bool:
-    """Whether ``host`` names this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
-    if host is None:
-        return False
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def normalize_base_url(value: str | URL, *, name: str = "base_url") -> URL:
     """An absolute http(s) URL without user info, query or trailing slash.
 
     Plain ``http`` is only allowed for loopback hosts (tests, FakeSendcloud):
     credentials never travel unencrypted over a network.
     """
-    if not isinstance(value, str | URL):
-        raise InvalidInputError(f"{name} must be a str or yarl.URL, not {type(value).__name__}")
-    try:
-        url = URL(value) if isinstance(value, str) else value
-    except ValueError as exc:
-        raise InvalidInputError(f"{name} is not a valid URL: {exc}") from None
-    if url.user is not None or url.password is not None:
-        raise InvalidInputError(f"{name} must not contain credentials; pass them as auth=")
-    if not url.is_absolute() or url.scheme not in ("http", "https") or not url.host:
-        raise InvalidInputError(f"{name} must be an absolute http(s) URL, got {str(url)!r}")
+    url = http_url(value, name, credentials_hint="pass them as auth=")
     if url.query_string or url.fragment:
         raise InvalidInputError(f"{name} must not have a query or fragment")
-    if url.scheme == "http" and not is_loopback(url.host):
-        raise InvalidInputError(
-            f"{name} must use https (plain http is only allowed for loopback hosts)"
-        )
     path = url.raw_path.rstrip("/")
     return url.with_path(path, encoded=True) if path != url.raw_path else url
 

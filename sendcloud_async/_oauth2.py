@@ -56,6 +56,7 @@ from ._errors import (
 )
 from ._models import ErrorObject
 from ._state import StateUnavailableError, TokenCache, fetch_shared
+from ._validate import http_url
 
 __all__ = ["DEFAULT_TOKEN_URL", "OAuth2ClientCredentials"]
 
@@ -92,12 +93,6 @@ class _Token:
         self.authorization = authorization
         self.refresh_at = refresh_at
         self.expires_in = expires_in
-
-
-def _is_loopback(host: str | None) -> bool:
-    from ._client import is_loopback
-
-    return is_loopback(host)
 
 
 class OAuth2ClientCredentials(Auth):
@@ -364,18 +359,6 @@ def _mark(error: SendcloudError) -> SendcloudError:
 
 
 def _check_token_url(value: str) -> URL:
-    if not isinstance(value, str | URL):
-        raise InvalidInputError("token_url must be a str")
-    try:
-        url = URL(value)
-    except ValueError as exc:
-        raise InvalidInputError(f"token_url is not a valid URL: {exc}") from None
-    if not url.is_absolute() or url.scheme not in ("http", "https") or not url.host:
-        raise InvalidInputError("token_url must be an absolute https URL")
-    if url.user is not None or url.password is not None:
-        raise InvalidInputError("token_url must not contain credentials")
-    if url.scheme != "https" and not _is_loopback(url.host):
-        raise InvalidInputError(
-            "token_url must use https (plain http is only allowed for loopback hosts)"
-        )
-    return url
+    return http_url(
+        value, "token_url", credentials_hint="pass the client id and secret as arguments"
+    )

@@ -6,12 +6,14 @@ Each function returns the normalised value or raises ``InvalidInputError``
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
 import msgspec
+from yarl import URL
 
 from ._errors import InvalidInputError
 from ._models import ShopOrderStatusInput, StatusMappingEntry, StatusTranslation
@@ -91,6 +93,44 @@ def aware_datetime(value: object, name: str) -> datetime:
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise InvalidInputError(f"{name} must be an aware datetime (with a UTC offset)")
     return value
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` names this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host is None:
+        return False
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def http_url(value: object, name: str, *, credentials_hint: str) -> URL:
+    """An absolute http(s) URL without user info; plain http only for loopback hosts.
+
+    Credentials never travel unencrypted over a network, and the message never
+    repeats a password that the URL carried.
+    """
+    if not isinstance(value, str | URL):
+        raise InvalidInputError(f"{name} must be a str or yarl.URL, not {_type_name(value)}")
+    try:
+        url = URL(value) if isinstance(value, str) else value
+    except ValueError as exc:
+        raise InvalidInputError(f"{name} is not a valid URL: {exc}") from None
+    if url.user is not None or url.password is not None:
+        raise InvalidInputError(f"{name} must not contain credentials; {credentials_hint}")
+    if not url.is_absolute() or url.scheme not in ("http", "https") or not url.host:
+        raise InvalidInputError(
+            f"{name} must be an absolute http(s) URL (https unless the host is loopback), "
+            f"got {str(url)!r}"
+        )
+    if url.scheme == "http" and not is_loopback(url.host):
+        raise InvalidInputError(
+            f"{name} must use https (plain http is only allowed for loopback hosts)"
+        )
+    return url
 
 
 def positive_seconds(value: object, name: str) -> float:

@@ -19,6 +19,7 @@ import msgspec
 from yarl import URL
 
 from .. import webhooks
+from .._validate import is_loopback
 
 __all__ = ["WebhookDelivery", "WebhookSender", "integration_payload"]
 
@@ -62,8 +63,6 @@ def integration_payload(integration: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_loopback_url(url: str) -> bool:
-    from .._client import is_loopback
-
     try:
         parsed = URL(url)
     except ValueError:

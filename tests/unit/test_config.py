@@ -11,11 +11,11 @@ from yarl import URL
 import sendcloud_async as sc
 from sendcloud_async._client import (
     DEFAULT_BASE_URL,
-    is_loopback,
     normalize_base_url,
     normalize_timeout,
 )
 from sendcloud_async._errors import InvalidInputError
+from sendcloud_async._validate import is_loopback
 
 AUTH = sc.BasicAuth("public", "secret-value-xyz")
 
