@@ -92,7 +92,7 @@ class Auth:
 class BasicAuth(Auth):
     """HTTP Basic authentication with a Sendcloud API key pair (public key, secret key)."""
 
-    __slots__ = ("_header", "_public_key", "_secret_key")
+    __slots__ = ("_header", "_public_key")
 
     def __init__(self, public_key: str, secret_key: str) -> None:
         if not isinstance(public_key, str) or not public_key:
@@ -102,7 +102,6 @@ class BasicAuth(Auth):
         if ":" in public_key:
             raise InvalidInputError("a Basic auth public_key cannot contain ':'")
         self._public_key: Final = public_key
-        self._secret_key: Final = Secret(secret_key)
         token = base64.b64encode(f"{public_key}:{secret_key}".encode()).decode("ascii")
         self._header: Final = Secret(f"Basic {token}")
 

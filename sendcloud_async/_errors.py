@@ -24,7 +24,10 @@ the status, with the raw text kept (shortened) for the message.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import msgspec
@@ -324,19 +327,13 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN / inf
             return None
         return max(0.0, seconds)
-    from email.utils import parsedate_to_datetime
-
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
     if when is None:  # pragma: no cover - defensive, older Pythons
         return None
-    import time
-
     if when.tzinfo is None:
-        from datetime import UTC
-
         when = when.replace(tzinfo=UTC)
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)

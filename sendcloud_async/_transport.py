@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
@@ -473,8 +472,3 @@ def _before_sending(exc: TimeoutError) -> bool:
 def encode_json(value: Any) -> bytes:
     """JSON-encode a request body (Structs, dicts, datetimes) with msgspec."""
     return msgspec.json.encode(value)
-
-
-def query_string(params: Mapping[str, str]) -> str:
-    """Already-encoded ``key=value`` pairs joined by ``&``."""
-    return "&".join(f"{k}={v}" for k, v in params.items())

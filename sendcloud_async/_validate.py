@@ -204,6 +204,22 @@ def _to_status_input(item: object, where: str) -> ShopOrderStatusInput:
     )
 
 
+def optional_struct(value: object, typ: type[_T], name: str) -> _T | None:
+    """``None``, an instance of the Struct ``typ``, or a dict converted into one."""
+    if value is None or isinstance(value, typ):
+        return value
+    if isinstance(value, Mapping):
+        return _convert(value, typ, name)
+    raise InvalidInputError(f"{name} must be a {typ.__name__}, a dict or None")
+
+
+def optional_non_negative_int(value: object, name: str) -> int | None:
+    """``None`` or an int of 0 or more (not a bool)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise InvalidInputError(f"{name} must be an int of 0 or more, or None")
+    return value
+
+
 def _convert(item: object, typ: type[_T], where: str) -> _T:
     try:
         return msgspec.convert(item, typ)

@@ -40,8 +40,8 @@ _MIN_SECRET = 6
 
 def secrets_of(fake: FakeSendcloud) -> set[str]:
     """The credentials one fake accepts or issued."""
-    public = fake.basic_auth.public_key
-    secret = fake.basic_auth._secret_key.get_secret_value()
+    public = fake.public_key
+    secret = fake.secret_key
     found = {
         secret,
         fake.client_secret,

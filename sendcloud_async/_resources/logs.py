@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -35,8 +35,6 @@ from .._transport import encode_json
 if TYPE_CHECKING:
     from .._transport import Response, Transport
 
-
-_T = TypeVar("_T")
 
 #: Pages fetched ahead of the consumer by default (0 turns read-ahead off).
 DEFAULT_READ_AHEAD = 1
@@ -264,17 +262,11 @@ class Logs:
         if method is not UNSET:
             body.method = check.optional_str(method, "method")
         if response_code is not UNSET:
-            if response_code is not None and (
-                isinstance(response_code, bool)
-                or not isinstance(response_code, int)
-                or response_code < 0
-            ):
-                raise InvalidInputError("response_code must be an int of 0 or more, or None")
-            body.response_code = response_code
+            body.response_code = check.optional_non_negative_int(response_code, "response_code")
         if response is not UNSET:
-            body.response = _as(response, LogResponse, "response")
+            body.response = check.optional_struct(response, LogResponse, "response")
         if request is not UNSET:
-            body.request = _as(request, LogRequest, "request")
+            body.request = check.optional_struct(request, LogRequest, "request")
         if created_at is not UNSET:
             body.created_at = (
                 None if created_at is None else check.aware_datetime(created_at, "created_at")
@@ -290,14 +282,3 @@ class Logs:
             idempotent=False,
         )
         return resp.decode(LOG_DECODER).data
-
-
-def _as(value: object, typ: type[_T], name: str) -> _T | None:
-    if value is None or isinstance(value, typ):
-        return value
-    if isinstance(value, Mapping):
-        try:
-            return msgspec.convert(value, typ)
-        except msgspec.ValidationError as exc:
-            raise InvalidInputError(f"{name}: {exc}") from None
-    raise InvalidInputError(f"{name} must be a {typ.__name__}, a dict or None")

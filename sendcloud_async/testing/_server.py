@@ -568,6 +568,9 @@ class FakeSendcloud(FaultInjection, AccountsAndLimits):
     ) -> None:
         self._basic_auth = BasicAuth(public_key, secret_key)
         self._webhooks = WebhookSender(webhook_secret)
+        #: The Basic key pair the fake accepts (a test tool: not hidden).
+        self.public_key = public_key
+        self.secret_key = secret_key
         self._basic_credentials = f"{public_key}:{secret_key}".encode()
         #: More accounts and per-account rate limits (see ``_limits.py``).
         self._init_accounts(public_key, secret_key)
