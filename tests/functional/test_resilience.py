@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from email.utils import format_datetime
@@ -22,6 +21,7 @@ from aiohttp import web
 
 import sendcloud_async as sc
 from sendcloud_async.testing import FakeSendcloud, Fault, RetryEvent
+from tests._tls import self_signed_server_context
 
 Call = Callable[[sc.SendcloudClient], Awaitable[object]]
 
@@ -336,9 +336,7 @@ async def test_refused_connection_retries_even_a_post(retries: list[RetryEvent])
 
 async def test_untrusted_certificate_not_retried(retries: list[RetryEvent], tmp_path: Path) -> None:
     """A TLS certificate the client does not trust fails at once: retrying cannot fix it."""
-    cert, key = _self_signed(tmp_path)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
+    context = self_signed_server_context(tmp_path)
     app = web.Application()
     runner = web.AppRunner(app)
     await runner.setup()
@@ -355,44 +353,6 @@ async def test_untrusted_certificate_not_retried(retries: list[RetryEvent], tmp_
         await runner.cleanup()
     assert isinstance(info.value.__cause__, aiohttp.ClientConnectorCertificateError)
     assert retries == []
-
-
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key, as PEM files."""
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 # -- OAuth2 token endpoint -------------------------------------------------------------------

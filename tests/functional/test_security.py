@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import ast
-import datetime
-import ipaddress
 import logging
-import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,15 +11,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 import sendcloud_async as sc
 from sendcloud_async._auth import Secret
 from sendcloud_async.testing import FakeSendcloud, ScriptedResponse
 from tests._log_secrets import DEFAULT_SECRETS, SecretScanner
+from tests._tls import self_signed_server_context
 
 PACKAGE = Path(sc.__file__).resolve().parent
 SDK_LOGGER = logging.getLogger("sendcloud_async")
@@ -146,38 +140,6 @@ async def test_owned_session_verifies_certificates(fake: FakeSendcloud) -> None:
         assert connector._ssl is True  # aiohttp's default: verify with the system CAs
 
 
-def _self_signed(tmp_path: Path) -> ssl.SSLContext:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_file, key_file)
-    return context
-
-
 async def test_untrusted_certificate_is_refused_before_any_credential(tmp_path: Path) -> None:
     """An https server with a self-signed certificate: the handshake fails, nothing is sent."""
     handled: list[str] = []
@@ -190,7 +152,9 @@ async def test_untrusted_certificate_is_refused_before_any_credential(tmp_path: 
     app.router.add_route("*", "/{tail:.*}", handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=_self_signed(tmp_path)).start()
+    await web.TCPSite(
+        runner, "127.0.0.1", 0, ssl_context=self_signed_server_context(tmp_path)
+    ).start()
     base_url = f"https://127.0.0.1:{runner.addresses[0][1]}/api/v3"
     try:
         auth = sc.BasicAuth("fake-public-key", "fake-secret-key")
