@@ -443,3 +443,52 @@ def test_statuses_not_a_sequence(value: Any) -> None:
     """A str, bytes, a single dict, None or int is not a list of statuses."""
     with pytest.raises(InvalidInputError, match="statuses must be a list"):
         check.shop_order_statuses(value, allow_empty=True)
+
+
+@pytest.mark.parametrize("value", [0, -1.5, float("inf"), float("nan"), True, "3", None])
+def test_positive_seconds_rejects(value: object) -> None:
+    """Seconds must be a finite number above 0; the message names the argument."""
+    with pytest.raises(InvalidInputError, match=r"^lease must be a positive number of seconds"):
+        check.positive_seconds(value, "lease")
+
+
+def test_positive_seconds_accepts_ints_and_floats() -> None:
+    """An int or a float above 0 comes back as a float."""
+    assert check.positive_seconds(2, "window") == 2.0
+    assert check.positive_seconds(0.25, "window") == 0.25
+
+
+@pytest.mark.parametrize("value", [-1, True, "500", 1.5])
+def test_optional_non_negative_int_rejects(value: object) -> None:
+    """Only None or an int of 0 or more passes."""
+    with pytest.raises(InvalidInputError, match=r"^response_code must be an int of 0 or more"):
+        check.optional_non_negative_int(value, "response_code")
+
+
+def test_optional_struct_converts_dicts_and_refuses_others() -> None:
+    """A dict becomes the Struct, a Struct or None passes, anything else is refused by name."""
+    from sendcloud_async._models import LogResponse
+
+    assert check.optional_struct(None, LogResponse, "response") is None
+    got = check.optional_struct({"body": "x"}, LogResponse, "response")
+    assert got == LogResponse(body="x")
+    with pytest.raises(InvalidInputError, match=r"^response must be a LogResponse"):
+        check.optional_struct(5, LogResponse, "response")
+    with pytest.raises(InvalidInputError, match=r"^response: Expected"):
+        check.optional_struct({"headers": 5}, LogResponse, "response")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("https://u:hunter2@example.com/t", "^token_url must not contain credentials; hint$"),
+        ("ftp://example.com/t", "^token_url must be an absolute http"),
+        ("http://example.com/t", "^token_url must use https"),
+        (b"https://example.com", "^token_url must be a str or yarl.URL"),
+    ],
+)
+def test_http_url_rejects(value: object, message: str) -> None:
+    """http_url names the argument, never echoes a password and uses the caller's hint."""
+    with pytest.raises(InvalidInputError, match=message) as info:
+        check.http_url(value, "token_url", credentials_hint="hint")
+    assert "hunter2" not in str(info.value)
