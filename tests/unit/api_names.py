@@ -1,0 +1,56 @@
+"""The public names of ``sendcloud_async`` that users call, as fixed by the project's API page.
+
+A copy kept inside ``tests/`` so the surface guard runs from any clone (the API page
+lives outside the repository). A name is added here when it lands in the package.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Names reached as ``sc.NAME`` (``import sendcloud_async as sc``).
+API_NAMES: Final = frozenset(
+    {
+        "APIConnectionError",
+        "APIError",
+        "APITimeoutError",
+        "AuthenticationError",
+        "BadRequestError",
+        "BasicAuth",
+        "DecodeError",
+        "ErrorObject",
+        "Integration",
+        "IntegrationLog",
+        "LogPage",
+        "LogRequest",
+        "LogResponse",
+        "NotFoundError",
+        "OAuth2ClientCredentials",
+        "PermissionDeniedError",
+        "RateLimitError",
+        "SendcloudClient",
+        "SendcloudError",
+        "ServerError",
+        "ShopOrderStatus",
+        "ShopOrderStatusInput",
+        "StatusMapping",
+        "StatusMappingEntry",
+        "StatusTranslation",
+        "webhooks",
+    }
+)
+
+#: Names of ``sendcloud_async.webhooks`` that users call.
+WEBHOOK_NAMES: Final = frozenset(
+    {
+        "IntegrationConnected",
+        "IntegrationDeleted",
+        "IntegrationUpdated",
+        "InvalidSignatureError",
+        "ParcelStatusChanged",
+        "ReturnCreated",
+        "UnknownEvent",
+        "parse_event",
+        "verify_signature",
+    }
+)
