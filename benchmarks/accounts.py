@@ -337,6 +337,7 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     async with pool:
         await asyncio.gather(*(poll(c) for c in clients))
+        token_requests = sum(c.token_requests for c in clients)
     seconds = time.perf_counter() - started
     cpu = _cpu() - cpu_before
     rss_after = _rss()
@@ -347,7 +348,7 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
         "cpu_seconds": cpu,
         "latencies": latencies,
         "failures": failures,
-        "token_requests": sum(a.token_requests for a in auths),
+        "token_requests": token_requests,
         "rss_before": rss_before,
         "rss_clients": rss_clients,
         "rss_after": rss_after,

@@ -1,10 +1,19 @@
-"""Credentials, and the one seam through which they reach a request.
+"""Credentials: frozen, hashable, picklable values that say who the caller is.
 
-An ``Auth`` object knows how to produce an ``Authorization`` header value and
-whether a 401 is worth one replay with fresh credentials. It never sees the
-request itself: ``AuthMiddleware`` (an aiohttp client middleware) applies it,
-and only to requests whose origin is the API's origin, on every hop, so a
-redirect or a foreign ``Link`` never carries a credential elsewhere.
+A credentials object holds no token, task, cache or event loop: it can be used
+by several clients, in two event loops one after the other, and sent to another
+process. What *does* the work with credentials (attach a Basic header, fetch and
+refresh an OAuth2 token) is an auth flow (``_flows.py``), one per state backend
+and credentials, made by the state backend.
+
+Every credentials value has
+
+* ``identity``: the public part of the account's identity (the kind, and the
+  Basic public key or OAuth2 client id): what a rate budget is keyed by
+  (``_state.account_key``); it holds no secret;
+* ``cache_key``: a digest over everything that makes its tokens or header,
+  secret included, so credentials that differ in their secret never share a
+  token or a client; equality and hashing use it.
 
 Secrets are held in ``Secret`` objects whose ``repr``/``str`` never show them.
 """
@@ -12,17 +21,13 @@ Secrets are held in ``Secret`` objects whose ``repr``/``str`` never show them.
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Final
+import hashlib
+import hmac
+from typing import Any, Final, NoReturn
 
-from aiohttp import hdrs
+from ._errors import InvalidInputError
 
-from ._errors import InvalidInputError, SendcloudError
-
-if TYPE_CHECKING:
-    import aiohttp
-    from yarl import URL
-
-__all__ = ["Auth", "AuthMiddleware", "BasicAuth", "Secret"]
+__all__ = ["Auth", "BasicAuth", "Secret", "digest", "mask"]
 
 
 class Secret:
@@ -47,8 +52,6 @@ class Secret:
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Secret):
-            import hmac
-
             return hmac.compare_digest(self._value.encode(), other._value.encode())
         return NotImplemented
 
@@ -66,33 +69,50 @@ def mask(value: str, keep: int = 4) -> str:
     return value[:keep] + "…"
 
 
+def digest(*parts: str) -> str:
+    """A one-way, versioned digest of ``parts``: what keys and cache keys are made of."""
+    return hashlib.sha256("\0".join(("sendcloud-async/1", *parts)).encode()).hexdigest()[:32]
+
+
 class Auth:
-    """Base of the credential strategies a ``SendcloudClient`` accepts."""
+    """Base of the credentials a ``SendcloudClient`` accepts (a frozen value)."""
 
     __slots__ = ()
 
-    #: Whether a 401 may be answered by refreshing the credentials and replaying once.
-    refreshable: bool = False
+    #: The public part of the account's identity: ``(kind, public id)``. No secret.
+    identity: tuple[str, str]
+    #: A digest over everything, secret included, that makes these credentials.
+    cache_key: str
 
-    async def authorization(self, session: aiohttp.ClientSession) -> str:
-        """The ``Authorization`` header value for the next request."""
-        raise NotImplementedError
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(f"{type(self).__name__} is immutable")
 
-    async def invalidate(self, authorization: str) -> bool:
-        """Called after a 401 answered a request sent with ``authorization``.
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"{type(self).__name__} is immutable")
 
-        Returns ``True`` when fresh credentials may exist and one replay is worth it.
-        """
-        return False
+    def __eq__(self, other: object) -> bool:
+        if type(other) is type(self):
+            assert isinstance(other, Auth)
+            return hmac.compare_digest(self.cache_key, other.cache_key)
+        return NotImplemented
 
-    async def aclose(self) -> None:
-        """Release what the strategy holds (nothing, for static credentials)."""
+    def __hash__(self) -> int:
+        return hash(self.cache_key)
+
+    def _init(self, **values: Any) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
 
 class BasicAuth(Auth):
     """HTTP Basic authentication with a Sendcloud API key pair (public key, secret key)."""
 
-    __slots__ = ("_header", "_public_key")
+    __slots__ = ("cache_key", "header", "identity", "public_key", "secret_key")
+
+    public_key: str
+    secret_key: Secret
+    #: The ``Authorization`` header value, built once.
+    header: Secret
 
     def __init__(self, public_key: str, secret_key: str) -> None:
         if not isinstance(public_key, str) or not public_key:
@@ -101,78 +121,24 @@ class BasicAuth(Auth):
             raise InvalidInputError("BasicAuth needs a non-empty secret_key string")
         if ":" in public_key:
             raise InvalidInputError("a Basic auth public_key cannot contain ':'")
-        self._public_key: Final = public_key
+        for name, value in (("public_key", public_key), ("secret_key", secret_key)):
+            if any(c in value for c in "\r\n\0"):
+                raise InvalidInputError(f"a Basic auth {name} cannot contain CR, LF or NUL")
         token = base64.b64encode(f"{public_key}:{secret_key}".encode()).decode("ascii")
-        self._header: Final = Secret(f"Basic {token}")
-
-    @property
-    def public_key(self) -> str:
-        """The public API key (a user name, not a secret; still masked in reprs)."""
-        return self._public_key
-
-    async def authorization(self, session: aiohttp.ClientSession) -> str:
-        return self._header.get_secret_value()
+        self._init(
+            public_key=public_key,
+            secret_key=Secret(secret_key),
+            header=Secret(f"Basic {token}"),
+            identity=("basic", public_key),
+            cache_key=digest("basic", public_key, secret_key),
+        )
 
     def __repr__(self) -> str:
-        return f"BasicAuth(public_key={mask(self._public_key)!r}, secret_key=<redacted>)"
+        return f"BasicAuth(public_key={mask(self.public_key)!r}, secret_key=<redacted>)"
 
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, BasicAuth):
-            return self._header == other._header
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._header)
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (BasicAuth, (self.public_key, self.secret_key.get_secret_value()))
 
 
-def origin_of(url: URL) -> tuple[str, str | None, int | None]:
-    """(scheme, host, port) with the port made explicit: what "same origin" compares."""
-    return (url.scheme, url.host, url.port)
-
-
-class AuthMiddleware:
-    """aiohttp client middleware applying an ``Auth`` to requests for one origin.
-
-    On a 401 from a refreshable strategy it invalidates the credential that was
-    used (only if it is still current, so a burst of 401s makes one refresh),
-    fetches a fresh one and replays the request once. A second 401 is returned
-    to the caller as is.
-    """
-
-    __slots__ = ("_auth", "_origin", "_session")
-
-    def __init__(self, auth: Auth, origin: tuple[str, str | None, int | None]) -> None:
-        self._auth = auth
-        self._origin = origin
-        self._session: aiohttp.ClientSession | None = None
-
-    def bind(self, session: aiohttp.ClientSession) -> None:
-        """The session token requests go through."""
-        self._session = session
-
-    async def __call__(
-        self, req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
-    ) -> aiohttp.ClientResponse:
-        url = req.url
-        if (url.scheme, url.host, url.port) != self._origin:
-            # Not the API's origin: only a redirect gets here (next-page links are
-            # checked before). Following it would send the session's own headers
-            # (aiohttp strips only Authorization) and a 307/308 body there, and take
-            # its answer for the API's: refuse, as for a foreign Link.
-            raise SendcloudError(
-                "refusing to follow a redirect to another origin "
-                f"({url.scheme}://{url.host}:{url.port}); no request was sent there"
-            )
-        session = self._session
-        assert session is not None, "AuthMiddleware used before bind()"
-        value = await self._auth.authorization(session)
-        req.headers[hdrs.AUTHORIZATION] = value
-        resp = await handler(req)
-        if resp.status != 401 or not self._auth.refreshable:
-            return resp
-        if not await self._auth.invalidate(value):
-            return resp
-        resp.release()
-        value = await self._auth.authorization(session)
-        req.headers[hdrs.AUTHORIZATION] = value
-        return await handler(req)
+#: What ``Auth.identity`` kinds exist: a value of each is accepted by every client.
+KINDS: Final = ("basic", "oauth2")

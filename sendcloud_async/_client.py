@@ -11,14 +11,14 @@ import aiohttp
 from yarl import URL
 
 from ._auth import Auth
+from ._body import DEFAULT_MAX_RESPONSE_SIZE, BodyLimit
 from ._errors import InvalidInputError
-from ._oauth2 import OAuth2ClientCredentials
 from ._ratelimit import RateGate, RateLimits
 from ._resources import Integrations, Logs, ShopOrderStatuses
 from ._retry import RetryPolicy
-from ._state import StateBackend, account_key, default_state, token_key
+from ._state import StateBackend, account_key, default_state
 from ._transport import Transport, TransportConfig
-from ._validate import http_url
+from ._validate import http_url, non_negative_int, optional_session, positive_int
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "SendcloudClient"]
 
@@ -61,9 +61,7 @@ def normalize_timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTim
 
 def check_max_retries(value: int) -> int:
     """``max_retries`` as given, if it is an int of 0 or more."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInputError(f"max_retries must be an int of 0 or more, got {value!r}")
-    return value
+    return non_negative_int(value, "max_retries")
 
 
 class SendcloudClient:
@@ -74,9 +72,12 @@ class SendcloudClient:
     the client never closes it.
 
     ``rate_limit=RateLimits()`` sends every attempt through its account's rate
-    gate (off by default); ``state`` says where gates and, for OAuth2, tokens
-    live (this process's memory by default; ``sendcloud_async.redis.RedisState``
-    shares them across processes).
+    gate (off by default); ``state`` says where gates and auth flows (and so
+    OAuth2 tokens) live (this process's memory by default;
+    ``sendcloud_async.redis.RedisState`` shares them across processes): every
+    client of one state given equal credentials shares one token.
+    ``max_response_size`` bounds a response body in decompressed bytes (64 MiB by
+    default); a larger one raises ``ResponseTooLargeError``.
     """
 
     __slots__ = ("_auth", "_transport", "integrations", "logs", "shop_order_statuses")
@@ -95,6 +96,7 @@ class SendcloudClient:
         session: aiohttp.ClientSession | None = None,
         rate_limit: RateLimits | None = None,
         state: StateBackend | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         if not isinstance(auth, Auth):
             raise InvalidInputError(
@@ -102,14 +104,12 @@ class SendcloudClient:
                 f"not {type(auth).__name__}"
             )
         check_max_retries(max_retries)
-        if session is not None and not isinstance(session, aiohttp.ClientSession):
-            raise InvalidInputError(
-                f"session must be an aiohttp.ClientSession, not {type(session).__name__}"
-            )
+        optional_session(session)
         config = TransportConfig(
             base_url=normalize_base_url(base_url),
             timeout=normalize_timeout(timeout),
             retry=RetryPolicy(max_retries=max_retries),
+            body_limit=BodyLimit(positive_int(max_response_size, "max_response_size")),
         )
         if rate_limit is not None and not isinstance(rate_limit, RateLimits):
             raise InvalidInputError(
@@ -121,15 +121,12 @@ class SendcloudClient:
                 "state must be a sendcloud_async.MemoryState, a "
                 f"sendcloud_async.redis.RedisState or None, not {type(state).__name__}"
             )
+        backend = state or default_state()
         gate: RateGate | None = None
         if rate_limit is not None:
-            gate = (state or default_state()).gate(account_key(auth, config.base_url), rate_limit)
-        if state is not None and isinstance(auth, OAuth2ClientCredentials):
-            cache = state.token_cache(token_key(auth))
-            if cache is not None:
-                auth.share_tokens(cache)
+            gate = backend.gate(account_key(auth, config.base_url), rate_limit)
         self._auth = auth
-        self._transport = Transport(config, auth, session, gate=gate)
+        self._transport = Transport(config, backend.flow(auth), session, gate=gate)
         self.integrations = Integrations(self._transport)
         self.logs = Logs(self._transport)
         self.shop_order_statuses = ShopOrderStatuses(self._transport)
@@ -170,6 +167,20 @@ class SendcloudClient:
     def base_url(self) -> URL:
         """The API's base URL, normalised."""
         return self._transport.config.base_url
+
+    @property
+    def auth(self) -> Auth:
+        """The credentials (a frozen value)."""
+        return self._auth
+
+    @property
+    def token_requests(self) -> int:
+        """How many OAuth2 token requests this account's flow has sent (0 for Basic).
+
+        Every client of one state backend with equal credentials shares the flow,
+        and so this count.
+        """
+        return self._transport.flow.token_requests
 
     @property
     def closed(self) -> bool:

@@ -9,9 +9,10 @@ account would hold thousands of idle TLS connections. The pool:
   connections to the API host and a few more (``TOKEN_CONNECTIONS``) for the
   OAuth2 token host, so token requests never queue behind API calls;
 * hands out one client per credential set: ``pool.client(auth)`` returns the
-  same client (and so the same OAuth2 token cache and rate gate) for equal
+  same client (and so the same OAuth2 token and rate gate) for equal
   credentials, even when the caller builds a new credentials object every
-  polling cycle;
+  polling cycle (credentials are values: equal ones hash alike); a client that
+  was closed is replaced by a new one;
 * closes the session (never one it was given) in ``aclose()``.
 
 Creating a client is cheap (no I/O, a few small objects): nothing happens on the
@@ -20,14 +21,13 @@ network until the client's first call.
 
 from __future__ import annotations
 
-import hashlib
 from types import TracebackType
 from typing import Final
 
 import aiohttp
 from yarl import URL
 
-from ._auth import Auth, BasicAuth
+from ._auth import Auth
 from ._client import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_RETRIES,
@@ -37,10 +37,11 @@ from ._client import (
     normalize_base_url,
     normalize_timeout,
 )
-from ._errors import ClientClosedError, InvalidInputError
-from ._oauth2 import OAuth2ClientCredentials
+from ._errors import ClientClosedError
 from ._ratelimit import RateLimits
-from ._state import StateBackend, token_key
+from ._state import StateBackend
+from ._transport import new_session
+from ._validate import optional_session, positive_int
 
 __all__ = ["DEFAULT_CONNECTIONS", "TOKEN_CONNECTIONS", "AccountPool"]
 
@@ -48,16 +49,6 @@ __all__ = ["DEFAULT_CONNECTIONS", "TOKEN_CONNECTIONS", "AccountPool"]
 DEFAULT_CONNECTIONS: Final = 100
 #: Connections beyond ``connections``, for the OAuth2 token host.
 TOKEN_CONNECTIONS: Final = 10
-
-
-def _credentials_key(auth: Auth) -> str:
-    """Equal for equal credentials; a one-way hash (it stays in memory only)."""
-    if isinstance(auth, BasicAuth):
-        secret = auth._header.get_secret_value()
-        return "basic:" + hashlib.sha256(secret.encode()).hexdigest()
-    if isinstance(auth, OAuth2ClientCredentials):
-        return "oauth2:" + token_key(auth)
-    return f"object:{id(auth):x}"
 
 
 class AccountPool:
@@ -98,12 +89,8 @@ class AccountPool:
         connections: int = DEFAULT_CONNECTIONS,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
-        if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
-            raise InvalidInputError(f"connections must be an int of 1 or more, got {connections!r}")
-        if session is not None and not isinstance(session, aiohttp.ClientSession):
-            raise InvalidInputError(
-                f"session must be an aiohttp.ClientSession, not {type(session).__name__}"
-            )
+        positive_int(connections, "connections")
+        optional_session(session)
         self._base_url = normalize_base_url(base_url)
         self._timeout = normalize_timeout(timeout)
         self._max_retries = check_max_retries(max_retries)
@@ -112,7 +99,7 @@ class AccountPool:
         self._connections = connections
         self._session = session
         self._owns_session = session is None
-        self._clients: dict[str, SendcloudClient] = {}
+        self._clients: dict[Auth, SendcloudClient] = {}
         self._closed = False
 
     @property
@@ -127,19 +114,16 @@ class AccountPool:
                 limit_per_host=self._connections,
                 ttl_dns_cache=300,
             )
-            session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-            self._session = session
+            session = self._session = new_session(self._timeout, connector)
         return session
 
     def client(self, auth: Auth) -> SendcloudClient:
-        """The client of the account behind ``auth`` (the same one for equal credentials)."""
-        key = _credentials_key(auth)
-        client = self._clients.get(key)
-        if client is None:
+        """The client of the account behind ``auth`` (the same one for equal credentials).
+
+        A client that was closed (``await pool.client(auth).aclose()``) is replaced.
+        """
+        client = self._clients.get(auth)
+        if client is None or client.closed:
             client = SendcloudClient(
                 auth=auth,
                 base_url=self._base_url,
@@ -149,12 +133,12 @@ class AccountPool:
                 rate_limit=self._rate_limit,
                 state=self._state,
             )
-            self._clients[key] = client
+            self._clients[auth] = client
         return client
 
     def discard(self, auth: Auth) -> None:
         """Forget the client of ``auth`` (its token and, once unused, its gate go with it)."""
-        self._clients.pop(_credentials_key(auth), None)
+        self._clients.pop(auth, None)
 
     def __len__(self) -> int:
         """How many accounts have a client."""

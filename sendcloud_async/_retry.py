@@ -29,9 +29,28 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["RETRYABLE_STATUSES", "RetryEvent", "RetryPolicy", "instant_retries", "retry_testing"]
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "RETRYABLE_STATUSES",
+    "RetryEvent",
+    "RetryPolicy",
+    "instant_retries",
+    "is_idempotent",
+    "retry_testing",
+]
 
 RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+
+#: Methods whose repetition has the effect of one request (RFC 9110 section 9.2.2), and
+#: PATCH: every PATCH the API offers sets fields to given values, so repeating it is
+#: harmless. POST is not, unless its caller says so (the two POSTs that replace a
+#: whole set do: ``shop_order_statuses.replace`` and ``set_mapping``).
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"})
+
+
+def is_idempotent(method: str) -> bool:
+    """Whether a request with ``method`` may be repeated after it may have been sent."""
+    return method.upper() in IDEMPOTENT_METHODS
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,25 +1,31 @@
 """The one request path: every API call goes through ``Transport.request``.
 
-It owns (or borrows) the aiohttp session, applies auth through the
-``AuthMiddleware``, sends, retries according to ``RetryPolicy``, maps error
-statuses to exceptions and returns the body bytes for the caller to decode
-with a decoder built once per type.
+``request`` is a short loop: wait for the account's rate gate, make one attempt,
+and on a failure ask ``RetryPolicy.decide`` whether and when to try again. An
+attempt (``_send``) applies auth through a per-attempt aiohttp middleware
+(``_Attempt``), reads the body within the size limit (``_body.BodyLimit``) and
+turns what happened into a ``Response`` or a ``_Failure``.
 
 Resilience, in short (the README's "Retries, timeouts and errors" has the table):
 
 * Each attempt is bounded by the client's ``timeout`` (an aiohttp ``total``
   timeout: waiting for a pooled connection, connecting, sending and reading the
   whole body all count). A call makes at most ``1 + max_retries`` attempts.
-* Whether a failed attempt may have reached the server (``sent``) decides if a
-  non-idempotent request may be repeated. It is ``False`` only when the
-  connection could not be made: ``ClientConnectorError``, aiohttp's
-  ``ConnectionTimeoutError``, or the total timeout firing while the request was
-  still waiting for a connection (in ``BaseConnector.connect``) or for an OAuth2
-  token. aiohttp itself resends a GET or DELETE once, at once, when a connection
-  drops before the response starts; it never does so for POST or PATCH.
-* Cancelling the calling task at any point (waiting for a connection, sending,
-  reading, sleeping before a retry) leaves nothing behind: ``async with`` on the
-  response releases or closes the connection, and nothing runs in the background.
+* Whether a request may be repeated follows from its method
+  (``_retry.is_idempotent``); a POST is repeated only when it was certainly not
+  sent. "Not sent" is known, not guessed: the auth flow raises ``NotSent`` when
+  the token could not be had, aiohttp raises ``ClientConnectorError`` when no
+  connection could be made, and aiohttp's public tracing signals
+  (``on_connection_create_end``, ``on_connection_reuseconn``) tell whether the
+  attempt ever got a connection before its timeout fired. The SDK's sessions
+  carry that ``TraceConfig``; a borrowed session gets it appended once (it acts
+  only on the SDK's own requests). Anything not known counts as sent.
+* Only ``2xx`` is success: a ``3xx`` that reaches the SDK (redirects to the same
+  origin are followed by aiohttp) is an ``APIError``.
+* Cancelling the calling task at any point leaves nothing behind: ``async with``
+  on the response releases or closes the connection.
+* Errors never chain an aiohttp exception (it can hold the request's headers):
+  their ``__cause__`` is ``UnderlyingError``, the same text without the object.
 * Logging (logger ``sendcloud_async``): DEBUG per attempt (method, URL, status or
   error, elapsed, attempt), INFO per retry of a 429 and WARNING per other retry
   (reason and wait). URLs are shown without user info; no header is ever logged.
@@ -35,10 +41,11 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import aiohttp
 import msgspec
+from aiohttp import hdrs
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from ._auth import Auth, AuthMiddleware, origin_of
+from ._body import BodyLimit
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -47,21 +54,27 @@ from ._errors import (
     DecodeError,
     RateLimitError,
     SendcloudError,
+    UnderlyingError,
     build_api_error,
     parse_retry_after,
+    sanitized_cause,
 )
-from ._retry import RETRYABLE_STATUSES, RetryEvent, RetryPolicy, retry_testing
+from ._flows import AuthFlow, NotSent
+from ._retry import RETRYABLE_STATUSES, RetryEvent, RetryPolicy, is_idempotent, retry_testing
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from ._auth import Secret
     from ._ratelimit import RateGate
 
-__all__ = ["Response", "Transport", "TransportConfig"]
+__all__ = ["Response", "Transport", "TransportConfig", "display_url", "origin_of"]
 
 logger: Final = logging.getLogger("sendcloud_async")
 
 _T = TypeVar("_T")
 _T_co = TypeVar("_T_co", covariant=True)
+
+Origin = tuple[str, str | None, int | None]
 
 
 class _Decoder(Protocol[_T_co]):
@@ -75,6 +88,21 @@ _GET_HEADERS: Final = {"Accept": "application/json", "User-Agent": USER_AGENT}
 _JSON_HEADERS: Final = {**_GET_HEADERS, "Content-Type": "application/json"}
 
 
+def origin_of(url: URL) -> Origin:
+    """(scheme, host, port) with the port made explicit: what "same origin" compares."""
+    return (url.scheme, url.host, url.port)
+
+
+def display_url(url: URL) -> str:
+    """The URL as shown in errors and logs: never with user info."""
+    if url.user is not None or url.password is not None:
+        url = url.with_user(None)
+    return str(url)
+
+
+_DEFAULT_LIMIT: Final = BodyLimit()
+
+
 @dataclass(frozen=True, slots=True)
 class TransportConfig:
     """Client configuration, normalised and validated once."""
@@ -82,6 +110,7 @@ class TransportConfig:
     base_url: URL
     timeout: aiohttp.ClientTimeout
     retry: RetryPolicy
+    body_limit: BodyLimit = _DEFAULT_LIMIT
 
     @property
     def base(self) -> str:
@@ -89,7 +118,7 @@ class TransportConfig:
         return str(self.base_url)
 
     @property
-    def origin(self) -> tuple[str, str | None, int | None]:
+    def origin(self) -> Origin:
         return origin_of(self.base_url)
 
 
@@ -111,65 +140,173 @@ class Response:
         """The body decoded by ``decoder``; ``DecodeError`` if it does not fit."""
         try:
             return decoder.decode(self.body)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise DecodeError(
-                f"could not decode the {self.status} response: {exc}",
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+            reason = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            failure = DecodeError(
+                f"could not decode the {self.status} response: {reason[:300]}",
                 method=self.method,
                 url=display_url(self.url),
                 status=self.status,
-            ) from exc
+            )
+        raise failure
 
 
-def display_url(url: URL) -> str:
-    """The URL as shown in errors and logs: never with user info."""
-    if url.user is not None or url.password is not None:
-        url = url.with_user(None)
-    return str(url)
+# -- knowing whether an attempt got a connection: aiohttp's public tracing signals --------
+
+
+async def _on_request_start(
+    session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestStartParams
+) -> None:
+    attempt = ctx.trace_request_ctx
+    if type(attempt) is _Attempt:
+        attempt.traced = True
+
+
+async def _on_connection(session: aiohttp.ClientSession, ctx: Any, params: object) -> None:
+    attempt = ctx.trace_request_ctx
+    if type(attempt) is _Attempt:
+        attempt.connected = True
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    config = aiohttp.TraceConfig()
+    config.on_request_start.append(_on_request_start)
+    config.on_connection_create_end.append(_on_connection)
+    config.on_connection_reuseconn.append(_on_connection)
+    config.freeze()
+    return config
+
+
+TRACE_CONFIG: Final = _trace_config()
+
+
+def traced(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
+    """``session`` with the SDK's ``TraceConfig`` (appended once to a borrowed session)."""
+    configs = session.trace_configs
+    if TRACE_CONFIG not in configs:
+        configs.append(TRACE_CONFIG)
+    return session
+
+
+def new_session(
+    timeout: aiohttp.ClientTimeout, connector: aiohttp.BaseConnector
+) -> aiohttp.ClientSession:
+    """A session as the SDK makes them: no cookies, the SDK's tracing."""
+    return aiohttp.ClientSession(
+        timeout=timeout,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        connector=connector,
+        trace_configs=[TRACE_CONFIG],
+    )
+
+
+class _Attempt:
+    """One attempt's aiohttp middleware: scopes the credentials to the API's origin.
+
+    It also records how far the attempt got (``waiting`` for credentials, whether
+    the tracing signals ran and saw a connection), which tells a timeout that
+    fired before anything was sent from one that may have been sent.
+    """
+
+    __slots__ = ("connected", "flow", "limit", "origin", "session", "timeout", "traced", "waiting")
+
+    def __init__(
+        self,
+        flow: AuthFlow,
+        origin: Origin,
+        session: aiohttp.ClientSession,
+        timeout: aiohttp.ClientTimeout,
+        limit: BodyLimit,
+    ) -> None:
+        self.flow = flow
+        self.origin = origin
+        self.session = session
+        self.timeout = timeout
+        self.limit = limit
+        self.waiting = False
+        self.traced = False
+        self.connected = False
+
+    @property
+    def sent(self) -> bool:
+        """Whether the request may have reached the server (``True`` when unknown)."""
+        if self.waiting:
+            return False
+        return self.connected or not self.traced
+
+    async def __call__(
+        self, req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        url = req.url
+        if (url.scheme, url.host, url.port) != self.origin:
+            # Not the API's origin: only a redirect gets here (next-page links are
+            # checked before). Following it would send the session's own headers
+            # (aiohttp strips only Authorization) and a 307/308 body there, and take
+            # its answer for the API's: refuse, as for a foreign Link.
+            raise SendcloudError(
+                "refusing to follow a redirect to another origin "
+                f"({url.scheme}://{url.host}:{url.port}); no request was sent there"
+            )
+        flow = self.flow
+        value = await self._authorization()
+        req.headers[hdrs.AUTHORIZATION] = value.get_secret_value()
+        resp = await handler(req)
+        if resp.status != 401 or not flow.refreshable or not await flow.invalidate(value):
+            return resp
+        resp.release()
+        value = await self._authorization()
+        req.headers[hdrs.AUTHORIZATION] = value.get_secret_value()
+        return await handler(req)
+
+    async def _authorization(self) -> Secret:
+        self.waiting = True
+        value = await self.flow.authorization(self.session, self.timeout, self.limit)
+        self.waiting = False
+        return value
+
+
+@dataclass(slots=True)
+class _Failure:
+    """A failed attempt, as the retry policy sees it."""
+
+    error: SendcloudError
+    sent: bool = True
+    status: int | None = None
+    retry_after: float | None = None
+    final: bool = False
+    shared: bool = False  # one error object raised to every caller awaiting a token
 
 
 class Transport:
     """Sends requests for one client."""
 
-    __slots__ = (
-        "_auth",
-        "_closed",
-        "_config",
-        "_gate",
-        "_middlewares",
-        "_owns_session",
-        "_root",
-        "_session",
-    )
+    __slots__ = ("_closed", "_config", "_flow", "_gate", "_owns_session", "_root", "_session")
 
     def __init__(
         self,
         config: TransportConfig,
-        auth: Auth,
+        flow: AuthFlow,
         session: aiohttp.ClientSession | None = None,
         *,
         gate: RateGate | None = None,
     ) -> None:
         self._config = config
-        self._auth = auth
+        self._flow = flow
         #: The account's rate gate (``SendcloudClient(rate_limit=...)``); None: no gate.
         self._gate = gate
-        self._session = session
+        self._session = None if session is None else traced(session)
         self._owns_session = session is None
         self._closed = False
-        middleware = AuthMiddleware(auth, config.origin)
-        if session is not None:
-            middleware.bind(session)
-        self._middlewares: tuple[AuthMiddleware, ...] = (middleware,)
         #: The transport owning the session; ``self`` unless made by ``derive``.
         self._root = self
+        flow.attach()
 
     def derive(self, config: TransportConfig) -> Transport:
         """A transport with another config that shares this one's session, auth and lifecycle."""
         root = self._root
         derived = object.__new__(Transport)
         derived._config = config
-        derived._auth = root._auth
-        derived._middlewares = root._middlewares
+        derived._flow = root._flow
         derived._session = None
         derived._owns_session = False
         derived._closed = False
@@ -180,6 +317,10 @@ class Transport:
     @property
     def config(self) -> TransportConfig:
         return self._config
+
+    @property
+    def flow(self) -> AuthFlow:
+        return self._flow
 
     @property
     def closed(self) -> bool:
@@ -195,13 +336,8 @@ class Transport:
             )
         session = self._session
         if session is None:
-            session = aiohttp.ClientSession(
-                timeout=self._config.timeout,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                connector=aiohttp.TCPConnector(limit=100, limit_per_host=0),
-            )
-            self._session = session
-            self._middlewares[0].bind(session)
+            connector = aiohttp.TCPConnector(limit=100, limit_per_host=0)
+            session = self._session = new_session(self._config.timeout, connector)
         elif session.closed:
             raise ClientClosedError(
                 "the aiohttp.ClientSession given to this SendcloudClient is closed"
@@ -216,6 +352,7 @@ class Transport:
         if self._closed or self._root is not self:
             return
         self._closed = True
+        self._flow.detach()
         session, self._session = self._session, None
         if session is not None and self._owns_session:
             await session.close()
@@ -226,144 +363,174 @@ class Transport:
         url: URL,
         *,
         body: bytes | None = None,
-        idempotent: bool = True,
+        idempotent: bool | None = None,
         timeout: aiohttp.ClientTimeout | None = None,  # noqa: ASYNC109
         max_retries: int | None = None,
     ) -> Response:
         """Send ``method url`` (retrying per policy) and return the read response.
 
+        ``idempotent`` defaults to what the method says (``_retry.is_idempotent``).
         Raises an ``APIError`` subclass for an error status, ``APIConnectionError``
         or ``APITimeoutError`` when the server could not be reached in time.
         """
         session = self.session()
-        gate = self._gate
         policy = self._config.retry
-        headers = _GET_HEADERS if body is None else _JSON_HEADERS
+        repeatable = is_idempotent(method) if idempotent is None else idempotent
         timeout = timeout or self._config.timeout
         attempt = 0
-        debug = logger.isEnabledFor(logging.DEBUG)
-        started = 0.0
         while True:
             attempt += 1
-            if debug:
-                started = time.monotonic()
-            error: Exception
-            sent = True
-            retry_after: float | None = None
-            status: int | None = None
-            idempotent_attempt = idempotent
-            exc_shared: Exception | None = None
-            if gate is not None:  # wait for the account's budget; outside the attempt's timeout
-                lease = await gate.acquire(method)
-            try:
-                async with session.request(
-                    method,
-                    url,
-                    data=body,
-                    headers=headers,
-                    timeout=timeout,
-                    middlewares=self._middlewares,
-                    raise_for_status=False,
-                ) as resp:
-                    payload = await resp.read()
-                    status = resp.status
-                    if debug:
-                        logger.debug(
-                            "%s %s -> %d in %.1f ms (attempt %d)",
-                            method,
-                            display_url(url),
-                            status,
-                            (time.monotonic() - started) * 1000,
-                            attempt,
-                        )
-                    if status < 400:
-                        return Response(method, resp.url, status, resp.headers, payload)
-                    error = build_api_error(
-                        status,
-                        body=payload,
-                        method=method,
-                        url=display_url(url),
-                        headers=resp.headers,
-                        reason=resp.reason,
-                    )
-                    if isinstance(error, RateLimitError):
-                        retry_after = error.retry_after
-                        if gate is not None and retry_after is not None:
-                            gate.block(retry_after)  # every request of the account waits
-                    elif status in RETRYABLE_STATUSES:
-                        # RFC 9110: Retry-After also applies to 503 (and is honoured on any
-                        # retryable status that carries it).
-                        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-            except SendcloudError as exc:
-                # Raised by the auth middleware while fetching a token: the API request
-                # itself was never sent, so any call may be retried per policy.
-                if not getattr(exc, "from_token_endpoint", False):
-                    raise
-                error = exc_shared = exc  # one object for every caller awaiting the token
-                sent = False
-                idempotent_attempt = True
-                status = exc.status if isinstance(exc, APIError) else None
-                if isinstance(exc, RateLimitError):
-                    retry_after = exc.retry_after
-            except TimeoutError as exc:
-                sent = not _before_sending(exc)
-                error = APITimeoutError(
-                    f"the request timed out after {attempt} attempt(s)",
-                    method=method,
-                    url=display_url(url),
+            outcome = await self._gated(session, method, url, body, timeout, attempt)
+            if type(outcome) is Response:
+                return outcome
+            assert isinstance(outcome, _Failure)
+            wait = None
+            if not outcome.final:
+                wait = policy.decide(
+                    attempt=attempt,
+                    idempotent=repeatable or not outcome.sent,
+                    status=outcome.status,
+                    retry_after=outcome.retry_after,
+                    sent=outcome.sent,
+                    max_retries=max_retries,
                 )
-                error.__cause__ = exc
-                if debug:
-                    self._log_failure(method, url, attempt, started, exc)
-            except _FATAL_CLIENT_ERRORS as exc:
-                # Retrying cannot help: a certificate the system does not trust, a bad URL.
-                raise APIConnectionError(
-                    f"the connection failed: {type(exc).__name__}: {exc}",
-                    method=method,
-                    url=display_url(url),
-                ) from exc
-            except aiohttp.ClientConnectorError as exc:
-                sent = False
-                error = APIConnectionError(
-                    f"could not connect to {exc.host}:{exc.port} ({exc.os_error or exc})",
-                    method=method,
-                    url=display_url(url),
-                )
-                error.__cause__ = exc
-                if debug:
-                    self._log_failure(method, url, attempt, started, exc)
-            except aiohttp.ClientError as exc:
-                error = APIConnectionError(
-                    f"the connection failed: {type(exc).__name__}: {exc}",
-                    method=method,
-                    url=display_url(url),
-                )
-                error.__cause__ = exc
-                if debug:
-                    self._log_failure(method, url, attempt, started, exc)
-            except RuntimeError as exc:
-                if session.closed:
-                    raise ClientClosedError(
-                        "the aiohttp session was closed while a request was in flight"
-                    ) from exc
-                raise
-            finally:
-                if gate is not None:
-                    gate.release(lease)
-            wait = policy.decide(
-                attempt=attempt,
-                idempotent=idempotent_attempt,
-                status=status if isinstance(error, APIError) else None,
-                retry_after=retry_after,
-                sent=sent,
-                max_retries=max_retries,
-            )
             if wait is None:
-                if error is not exc_shared:
-                    _explain(error, attempt, retry_after, policy)
-                raise error
-            self._before_retry(method, url, attempt, error, wait, max_retries)
+                if not outcome.shared:
+                    _explain(outcome.error, attempt, outcome.retry_after, policy)
+                raise outcome.error
+            self._before_retry(method, url, attempt, outcome.error, wait, max_retries)
             await asyncio.sleep(0 if retry_testing.instant else wait)
+
+    async def _gated(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: URL,
+        body: bytes | None,
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109
+        attempt: int,
+    ) -> Response | _Failure:
+        """One attempt through the account's rate gate (its wait is outside the timeout)."""
+        gate = self._gate
+        if gate is None:
+            return await self._send(session, method, url, body, timeout, attempt)
+        lease = await gate.acquire(method)
+        try:
+            outcome = await self._send(session, method, url, body, timeout, attempt)
+            if (
+                isinstance(outcome, _Failure)
+                and isinstance(outcome.error, RateLimitError)
+                and outcome.retry_after is not None
+            ):
+                gate.block(outcome.retry_after)  # every request of the account waits
+        finally:
+            gate.release(lease)
+        return outcome
+
+    async def _send(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: URL,
+        body: bytes | None,
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109
+        attempt: int,
+    ) -> Response | _Failure:
+        """One attempt: a ``Response`` for a 2xx, else what went wrong."""
+        config = self._config
+        state = _Attempt(self._flow, config.origin, session, timeout, config.body_limit)
+        started = time.monotonic()
+        shown = display_url(url)
+        failure: _Failure
+        try:
+            async with session.request(
+                method,
+                url,
+                data=body,
+                headers=_GET_HEADERS if body is None else _JSON_HEADERS,
+                timeout=timeout,
+                middlewares=(state,),
+                raise_for_status=False,
+                trace_request_ctx=state,
+            ) as resp:
+                payload = await config.body_limit.read(resp, method=method, url=shown)
+                status = resp.status
+                _log_attempt(method, shown, status, started, attempt)
+                if 200 <= status < 300:
+                    return Response(method, resp.url, status, resp.headers, payload)
+                failure = _status_failure(method, shown, status, resp, payload)
+        except NotSent as exc:
+            error = exc.error
+            failure = _Failure(
+                error,
+                sent=False,
+                status=error.status if isinstance(error, APIError) else None,
+                retry_after=error.retry_after if isinstance(error, RateLimitError) else None,
+                final=exc.final,
+                shared=True,
+            )
+        except TimeoutError as exc:
+            _log_attempt(method, shown, type(exc).__name__, started, attempt)
+            sent = state.sent and not isinstance(exc, aiohttp.ConnectionTimeoutError)
+            failure = _Failure(
+                _connection_error(
+                    APITimeoutError,
+                    f"the request timed out after {attempt} attempt(s)",
+                    method,
+                    shown,
+                    exc,
+                ),
+                sent=sent,
+            )
+        except _FATAL_CLIENT_ERRORS as exc:
+            # Retrying cannot help: a certificate the system does not trust, a bad URL.
+            failure = _Failure(
+                _connection_error(
+                    APIConnectionError,
+                    f"the connection failed: {type(exc).__name__}: {exc}",
+                    method,
+                    shown,
+                    exc,
+                ),
+                final=True,
+            )
+        except aiohttp.ClientConnectorError as exc:
+            _log_attempt(method, shown, type(exc).__name__, started, attempt)
+            failure = _Failure(
+                _connection_error(
+                    APIConnectionError,
+                    f"could not connect to {exc.host}:{exc.port} ({exc.os_error or exc})",
+                    method,
+                    shown,
+                    exc,
+                ),
+                sent=False,
+            )
+        except aiohttp.ClientError as exc:
+            _log_attempt(method, shown, type(exc).__name__, started, attempt)
+            failure = _Failure(
+                _connection_error(
+                    APIConnectionError,
+                    f"the connection failed: {type(exc).__name__}: {_plain(exc)}",
+                    method,
+                    shown,
+                    exc,
+                ),
+                sent=state.sent,
+            )
+        except RuntimeError:
+            if not session.closed:
+                raise
+            failure = _Failure(
+                ClientClosedError("the aiohttp session was closed while a request was in flight"),
+                final=True,
+            )
+        except ValueError as exc:  # e.g. aiohttp refusing a header value: not retryable
+            failure = _Failure(
+                SendcloudError(f"the request could not be built: {type(exc).__name__}"),
+                final=True,
+            )
+        return failure
 
     def _before_retry(
         self,
@@ -393,18 +560,50 @@ class Transport:
         if events is not None:
             events.append(RetryEvent(method, display_url(url), attempt, reason, wait))
 
-    def _log_failure(
-        self, method: str, url: URL, attempt: int, started: float, exc: BaseException
-    ) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "%s %s -> %s after %.1f ms (attempt %d)",
-                method,
-                display_url(url),
-                type(exc).__name__,
-                (time.monotonic() - started) * 1000,
-                attempt,
-            )
+
+def _status_failure(
+    method: str, shown: str, status: int, resp: aiohttp.ClientResponse, payload: bytes
+) -> _Failure:
+    """What an answer other than 2xx amounts to (a 3xx included: never success)."""
+    error = build_api_error(
+        status, body=payload, method=method, url=shown, headers=resp.headers, reason=resp.reason
+    )
+    retry_after: float | None = None
+    if isinstance(error, RateLimitError):
+        retry_after = error.retry_after
+    elif status in RETRYABLE_STATUSES:
+        # RFC 9110: Retry-After also applies to 503 (and is honoured on any retryable
+        # status that carries it).
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+    return _Failure(error, status=status, retry_after=retry_after)
+
+
+def _connection_error(
+    cls: type[APIConnectionError], message: str, method: str, shown: str, exc: BaseException
+) -> APIConnectionError:
+    error = cls(message, method=method, url=shown)
+    error.__cause__ = sanitized_cause(exc)
+    return error
+
+
+def _plain(exc: BaseException) -> str:
+    """``exc``'s message, unless it is one that prints its request (headers included)."""
+    return "" if hasattr(exc, "request_info") else str(exc)[:300]
+
+
+def _log_attempt(method: str, shown: str, outcome: object, started: float, attempt: int) -> None:
+    """DEBUG: ``-> 200 in 1.2 ms`` for an answer, ``-> ErrorName after 1.2 ms`` for a failure."""
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "%s %s -> %s in %.1f ms (attempt %d)"
+            if isinstance(outcome, int)
+            else "%s %s -> %s after %.1f ms (attempt %d)",
+            method,
+            shown,
+            outcome,
+            (time.monotonic() - started) * 1000,
+            attempt,
+        )
 
 
 def _explain(
@@ -427,7 +626,10 @@ def _reason(error: Exception) -> str:
         return f"status {error.status}"
     if isinstance(error, APITimeoutError):
         return "timeout"
-    return type(error.__cause__ or error).__name__
+    cause = error.__cause__
+    if isinstance(cause, UnderlyingError):
+        return str(cause).rsplit(".", 1)[-1]
+    return type(cause or error).__name__
 
 
 # Client errors a retry cannot fix (also ClientConnectorErrors, so listed before them).
@@ -436,37 +638,6 @@ _FATAL_CLIENT_ERRORS: Final = (
     aiohttp.InvalidURL,
     aiohttp.TooManyRedirects,
 )
-
-# Where the total timeout may fire before a byte of the request was written: waiting for
-# a pooled connection or connecting (aiohttp's ``BaseConnector.connect``), or waiting for
-# credentials in the auth middleware (an OAuth2 token fetch).
-_CONNECT_CODE: Final = aiohttp.BaseConnector.connect.__code__
-_AUTH_MIDDLEWARE_CODE: Final = AuthMiddleware.__call__.__code__
-
-
-def _before_sending(exc: TimeoutError) -> bool:
-    """Whether a timeout certainly fired before the request was sent.
-
-    aiohttp raises ``ConnectionTimeoutError`` when its ``connect``/``sock_connect``
-    timeouts fire. When the ``total`` timeout fires instead it raises a plain
-    ``TimeoutError`` from the ``CancelledError`` that interrupted the request; the
-    frames that error went through tell where the request was. Anything not
-    recognised counts as sent, which is the safe answer.
-    """
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return True
-    cancelled = exc.__cause__ or exc.__context__
-    tb = cancelled.__traceback__ if cancelled is not None else None
-    in_auth = False
-    while tb is not None:
-        code = tb.tb_frame.f_code
-        if code is _CONNECT_CODE:
-            return True
-        if in_auth and code.co_name == "authorization":
-            return True  # the auth middleware was still waiting for credentials
-        in_auth = code is _AUTH_MIDDLEWARE_CODE
-        tb = tb.tb_next
-    return False
 
 
 def encode_json(value: Any) -> bytes:

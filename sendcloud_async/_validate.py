@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
+import aiohttp
 import msgspec
 from yarl import URL
 
@@ -259,3 +261,41 @@ def status_mapping(mapping: object) -> list[StatusMappingEntry]:
             "(map a category to None to leave it unmapped)"
         )
     return [StatusMappingEntry(c, entries[c]) for c in STATUS_CATEGORIES]
+
+
+def positive_int(value: object, name: str) -> int:
+    """An int of 1 or more (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"{name} must be an int of 1 or more, got {value!r}")
+    return value
+
+
+def non_negative_int(value: object, name: str) -> int:
+    """An int of 0 or more (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInputError(f"{name} must be an int of 0 or more, got {value!r}")
+    return value
+
+
+#: An account's name in an accounts file: it names files, Redis keys and streams.
+ACCOUNT_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def account_name(value: object, name: str = "account name") -> str:
+    """1 to 100 letters, digits, ``.``, ``_`` or ``-``, starting with a letter or digit."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{name} must be a str, not {_type_name(value)}")
+    if not ACCOUNT_NAME.fullmatch(value):
+        raise InvalidInputError(
+            f"{name} {value[:120]!r} is not allowed: use 1 to 100 letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def optional_session(value: object) -> None:
+    """``None`` or an ``aiohttp.ClientSession`` (a session to borrow)."""
+    if value is not None and not isinstance(value, aiohttp.ClientSession):
+        raise InvalidInputError(
+            f"session must be an aiohttp.ClientSession, not {_type_name(value)}"
+        )

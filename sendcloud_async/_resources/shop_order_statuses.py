@@ -77,7 +77,10 @@ class ShopOrderStatuses:
         iid = check.integration_id(integration_id)
         body = _StatusesBody(iid, check.shop_order_statuses(statuses, allow_empty=allow_empty))
         await self._transport.request(
-            "POST", self._url("/shop-order-statuses"), body=encode_json(body)
+            "POST",
+            self._url("/shop-order-statuses"),
+            body=encode_json(body),
+            idempotent=True,  # it replaces the whole set: repeating it changes nothing
         )
 
     async def get_mapping(self, integration_id: int) -> StatusMapping:
@@ -101,5 +104,8 @@ class ShopOrderStatuses:
         iid = check.integration_id(integration_id)
         body = _MappingBody(iid, check.status_mapping(mapping))
         await self._transport.request(
-            "POST", self._url("/shop-order-statuses/mapping"), body=encode_json(body)
+            "POST",
+            self._url("/shop-order-statuses/mapping"),
+            body=encode_json(body),
+            idempotent=True,  # it sets all four categories: repeating it changes nothing
         )

@@ -42,9 +42,10 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
             )
 
         results = await asyncio.gather(*(account(a) for a in auths), return_exceptions=True)
+        token_requests = sum(pool.client(a).token_requests for a in auths)
     return {
         "errors": [repr(r) for r in results if isinstance(r, BaseException)],
-        "token_requests": sum(a.token_requests for a in auths),
+        "token_requests": token_requests,
     }
 
 

@@ -11,7 +11,7 @@ import pytest
 import sendcloud_async as sc
 from sendcloud_async import _cli
 from sendcloud_async._ratelimit import MemoryGate, RateGate
-from sendcloud_async._state import StateBackend, account_key, token_key
+from sendcloud_async._state import StateBackend, account_key
 from sendcloud_async.testing import FakeSendcloud, Fault, instant_retries
 
 SMALL = sc.RateLimits(get=8, unsafe=3, unsafe_concurrency=2, window=0.3)
@@ -163,19 +163,19 @@ async def test_clients_of_one_account_share_one_gate(fake: FakeSendcloud) -> Non
 
 
 def test_keys_never_contain_credentials() -> None:
-    """Gate and token keys are hashes: no public key, client id or secret in them."""
+    """Gate and token keys are digests: no public key, client id or secret in them."""
     from yarl import URL
 
     basic = sc.BasicAuth("my-public-key", "my-secret-key")
     oauth = sc.OAuth2ClientCredentials("my-client-id", "my-client-secret")
     url = URL("https://panel.sendcloud.sc/api/v3")
-    keys = [account_key(basic, url), account_key(oauth, url), token_key(oauth)]
+    keys = [account_key(basic, url), account_key(oauth, url), oauth.cache_key]
     for key in keys:
         assert len(key) == 32
         assert all(part not in key for part in ("my-", "public", "secret", "client"))
     other = sc.OAuth2ClientCredentials("my-client-id", "another-secret")
     assert account_key(other, url) == keys[1]  # one account, one budget
-    assert token_key(other) != keys[2]  # but a wrong secret cannot read its token
+    assert other.cache_key != keys[2]  # but a wrong secret cannot read its token
 
 
 def test_client_rejects_a_bad_rate_limit_or_state() -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 import sendcloud_async as sc
+from sendcloud_async._flows import TokenFlow
 from sendcloud_async.testing import FakeSendcloud, Fault
 
 from .conftest import RedisServer, free_port, redis_binary
@@ -126,12 +127,10 @@ async def test_a_crashed_token_minter_only_delays_the_others(
     namespace: str,
 ) -> None:
     """A lock left by a dead worker expires after lock_ttl; then one worker mints."""
-    from sendcloud_async._state import token_key
-
     fake.seed(integrations=1, logs_per_integration=0)
     fake.add_oauth_client("client-0", "secret-0")
     auth = _oauth(fake)
-    await redis_client.set(f"{namespace}:{{{token_key(auth)}}}:lock", "dead-worker", px=300)
+    await redis_client.set(f"{namespace}:{{{auth.cache_key}}}:lock", "dead-worker", px=300)
     started = time.monotonic()
     async with sc.SendcloudClient(
         auth=auth, base_url=fake.base_url, state=states(lock_ttl=0.3)
@@ -155,7 +154,9 @@ async def test_a_rejected_token_is_dropped_for_every_worker(
         assert fake.token_requests == 1
         fake.revoke_tokens()
         await first.integrations.list()  # 401, drops the shared token, mints, replays
-        second._auth.clear()  # type: ignore[attr-defined]  # its local copy expires
+        flow = second._transport.flow
+        assert isinstance(flow, TokenFlow)
+        flow.clear()  # its local copy expires
         await second.integrations.list()  # finds the new token in Redis
     assert fake.token_requests == 2
 

@@ -11,14 +11,16 @@ import pytest
 import sendcloud_async as sc
 from sendcloud_async._auth import Auth, BasicAuth, Secret, mask
 from sendcloud_async._errors import InvalidInputError
+from sendcloud_async._flows import StaticFlow
 
 PUBLIC = "pk_live_0123456789abcdef"
 SECRET = "sk_live_SUPERSECRET_fedcba9876543210"
 
 
-async def header_of(auth: Auth) -> str:
-    """The Authorization value ``auth`` produces (Basic auth ignores the session)."""
-    return await auth.authorization(None)  # type: ignore[arg-type]
+async def header_of(auth: BasicAuth) -> str:
+    """The Authorization value ``auth``'s flow produces (Basic auth ignores the session)."""
+    value = await StaticFlow(auth).authorization(None, None, None)  # type: ignore[arg-type]
+    return value.get_secret_value()
 
 
 def test_basic_auth_is_public() -> None:
@@ -30,7 +32,7 @@ def test_basic_auth_is_public() -> None:
 async def test_basic_auth_header_value() -> None:
     """The header is 'Basic ' + base64('pk:sk')."""
     auth = BasicAuth("pk", "sk")
-    value = await auth.authorization(None)  # type: ignore[arg-type]
+    value = await header_of(auth)
     assert value == "Basic " + base64.b64encode(b"pk:sk").decode()
     assert value == "Basic cGs6c2s="
 
@@ -38,7 +40,7 @@ async def test_basic_auth_header_value() -> None:
 async def test_basic_auth_header_non_ascii_and_colon_in_secret() -> None:
     """A ':' in the secret is allowed; non-ASCII keys are UTF-8 encoded."""
     auth = BasicAuth("ключ", "a:b")
-    value = await auth.authorization(None)  # type: ignore[arg-type]
+    value = await header_of(auth)
     assert base64.b64decode(value.removeprefix("Basic ")) == "ключ:a:b".encode()
 
 
@@ -53,8 +55,9 @@ async def test_basic_auth_header_stable() -> None:
 async def test_basic_auth_not_refreshable() -> None:
     """Static credentials are never worth a replay after 401."""
     auth = BasicAuth(PUBLIC, SECRET)
-    assert auth.refreshable is False
-    assert await auth.invalidate(await header_of(auth)) is False
+    flow = StaticFlow(auth)
+    assert flow.refreshable is False
+    assert await flow.invalidate(auth.header) is False
 
 
 def test_basic_auth_repr_hides_secret_and_masks_public_key() -> None:

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from yarl import URL
 
-from sendcloud_async._pagination import find_next_link, parse_link_header
+from sendcloud_async._pagination import (
+    _CANONICAL_TAIL,
+    PaginationError,
+    _follow_link_slow,
+    find_next_link,
+    follow_link,
+    parse_link_header,
+)
 
 WS = st.text(alphabet=" \t", max_size=2)
 TOKEN = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-._", min_size=1, max_size=8)
@@ -121,3 +130,132 @@ def test_quoted_parameter_values_round_trip(link: Link, value: str) -> None:
     parsed = parse_link_header([text])
     assert [target for target, _ in parsed] == [link.target, "https://h/other"]
     assert parsed[0][1]["x-note"] == value
+
+
+# --- the fast paths agree with the RFC parser and the canonical follow ----------------------
+
+_PIECES = st.sampled_from(
+    [
+        "<",
+        ">",
+        ";",
+        ",",
+        '"',
+        "\\",
+        " ",
+        "\t",
+        "rel",
+        "REL",
+        "=",
+        "next",
+        "NEXT",
+        "prev",
+        "https://x/a",
+        "?cursor=1",
+        "&",
+        "%2B",
+        "+",
+        "title=t",
+        "nex",
+        "t",
+        "ü",
+        "\r",
+    ]
+)
+ODD_HEADERS = st.lists(_PIECES, max_size=14).map("".join)
+
+
+def _rfc_next(value: str) -> str | None:
+    """What the RFC 8288 parser alone says the next link is (no fast path)."""
+    for target, params in parse_link_header([value]):
+        rel = params.get("rel")
+        if rel and "next" in rel.lower().split():
+            return target
+    return None
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(ODD_HEADERS, st.builds(lambda link: link.text, links())))
+def test_the_link_fast_path_returns_what_the_rfc_parser_returns(value: str) -> None:
+    """For any one header value, the regex fast path and the RFC parser agree."""
+    assert find_next_link([value]) == _rfc_next(value)
+
+
+def test_a_stray_quote_after_a_bare_rel_is_not_a_next_link() -> None:
+    """``<https://x/a>; rel=next"`` is no next link: the fast path agrees with the parser."""
+    value = '<https://x/a>; rel=next"'
+    assert _rfc_next(value) is None
+    assert find_next_link([value]) is None
+
+
+_ORIGIN = ("https", "panel.sendcloud.sc", 443)
+_RESPONSE = URL("https://panel.sendcloud.sc/api/v3/integrations/logs?cursor=a")
+_TAIL_PIECES = st.sampled_from(
+    [
+        "/",
+        "api",
+        "v3",
+        "logs",
+        ".",
+        "..",
+        "?",
+        "&",
+        "=",
+        "cursor",
+        "a",
+        "%2B",
+        "%2b",
+        "%3A",
+        ":",
+        "+",
+        ",",
+        "(",
+        ")",
+        "%",
+        "%zz",
+        "ü",
+        " ",
+        "#frag",
+        "@",
+        "~",
+        "-",
+        "_",
+        "*",
+        "'",
+    ]
+)
+TAILS = st.lists(_TAIL_PIECES, max_size=14).map(lambda parts: "/" + "".join(parts))
+
+
+@settings(max_examples=600, deadline=None)
+@given(TAILS, st.sampled_from(["https://panel.sendcloud.sc", "https://panel.sendcloud.sc:443"]))
+def test_follow_link_fast_path_returns_what_the_slow_path_returns(tail: str, prefix: str) -> None:
+    """An absolute same-origin target: the fast path's URL is the canonical one."""
+    target = prefix + tail
+    try:
+        slow = _follow_link_slow(target, response_url=_RESPONSE, origin=_ORIGIN)
+    except PaginationError:
+        with pytest.raises(PaginationError):
+            follow_link(target, response_url=_RESPONSE, origin=_ORIGIN)
+        return
+    fast = follow_link(target, response_url=_RESPONSE, origin=_ORIGIN)
+    assert str(fast) == str(slow)
+
+
+@pytest.mark.parametrize(
+    "target", ["https://panel.sendcloud.sc/api/v3/x?cursor=a,b(c)", "x?cursor=a,b(c)"]
+)
+def test_absolute_and_relative_targets_are_sent_alike(target: str) -> None:
+    """``?cursor=a,b(c)`` goes out in one form whether the link is absolute or relative."""
+    url = follow_link(
+        target, response_url=URL("https://panel.sendcloud.sc/api/v3/y"), origin=_ORIGIN
+    )
+    assert url.raw_query_string == "cursor=a%2Cb%28c%29"
+    assert url.query["cursor"] == "a,b(c)"
+
+
+def test_the_usual_link_takes_the_fast_path() -> None:
+    """What servers send (an encoded cursor, a page size) is recognised as canonical."""
+    tail = "/api/v3/integrations/logs?cursor=2024-01-01T00%3A00%3A00%2B00%3A00&page_size=100"
+    assert _CANONICAL_TAIL.match(tail) is not None
+    assert _CANONICAL_TAIL.match("/api/v3/../logs?cursor=a") is None

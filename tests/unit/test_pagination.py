@@ -13,10 +13,11 @@ from yarl import URL
 from sendcloud_async._errors import InvalidInputError, SendcloudError
 from sendcloud_async._pagination import (
     PaginationError,
-    encode_cursor,
+    cursor_in,
+    cursor_to_str,
     encode_query_value,
     find_next_link,
-    next_page,
+    follow_link,
     parse_link_header,
 )
 
@@ -25,8 +26,22 @@ RESPONSE_URL = URL("https://panel.sendcloud.sc/api/v3/integrations/logs?cursor=a
 
 
 def follow(target: str, response_url: URL = RESPONSE_URL) -> tuple[URL, str | None]:
-    """``next_page`` against the production origin."""
-    return next_page(target, response_url=response_url, origin=ORIGIN)
+    """``follow_link`` against the production origin, and the cursor it carries."""
+    url = follow_link(target, response_url=response_url, origin=ORIGIN)
+    return url, cursor_in(url)
+
+
+def follow_on(
+    target: str, *, response_url: URL, origin: tuple[str, str | None, int | None]
+) -> tuple[URL, str | None]:
+    """``follow_link`` for any origin, and the cursor the URL carries."""
+    url = follow_link(target, response_url=response_url, origin=origin)
+    return url, cursor_in(url)
+
+
+def encode_cursor(cursor: Any) -> str:
+    """A cursor as it goes on the wire."""
+    return encode_query_value(cursor_to_str(cursor))
 
 
 # --- parse_link_header -------------------------------------------------------------------
@@ -454,7 +469,7 @@ def test_any_cursor_round_trips_through_a_link(cursor: str) -> None:
     header = f"<https://h/p?cursor={encode_query_value(cursor)}&page_size=3>; rel=next"
     target = find_next_link([header])
     assert target is not None
-    url, next_cursor = next_page(
+    url, next_cursor = follow_on(
         target, response_url=URL("https://h/p"), origin=("https", "h", 443)
     )
     assert next_cursor == cursor
@@ -471,11 +486,11 @@ _OFFSETS = st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59).map(
 @settings(max_examples=200, deadline=None)
 @given(st.datetimes(timezones=_OFFSETS))
 def test_any_aware_datetime_round_trips(dt: datetime) -> None:
-    """An aware datetime cursor survives encode → Link → next_page → fromisoformat."""
+    """An aware datetime cursor survives encode → Link → follow_link → fromisoformat."""
     header = f"<https://h/p?cursor={encode_cursor(dt)}>; rel=next"
     target = find_next_link([header])
     assert target is not None
-    url, next_cursor = next_page(
+    url, next_cursor = follow_on(
         target, response_url=URL("https://h/p"), origin=("https", "h", 443)
     )
     assert next_cursor == dt.isoformat()
@@ -487,7 +502,7 @@ def test_any_aware_datetime_round_trips(dt: datetime) -> None:
 
 def test_empty_cursor_in_link_is_none() -> None:
     """An empty cursor in a Link gives next_cursor None (it could not be passed back)."""
-    _, cursor = next_page(
+    _, cursor = follow_on(
         "https://h/p?cursor=&page_size=3",
         response_url=URL("https://h/p"),
         origin=("https", "h", 443),
