@@ -24,10 +24,12 @@ it shows and document the choice here and in the README):
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
+
+from ._time import as_utc
 
 __all__ = [
     "ErrorObject",
@@ -45,12 +47,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 class Integration(msgspec.Struct, kw_only=True):
@@ -71,10 +67,10 @@ class Integration(msgspec.Struct, kw_only=True):
     feedback_type: str | None = None
 
     def __post_init__(self) -> None:
-        self.started_failing_at = _aware(self.started_failing_at)
-        self.last_fetched_at = _aware(self.last_fetched_at)
-        self.created_at = _aware(self.created_at)
-        self.updated_at = _aware(self.updated_at)
+        self.started_failing_at = as_utc(self.started_failing_at)
+        self.last_fetched_at = as_utc(self.last_fetched_at)
+        self.created_at = as_utc(self.created_at)
+        self.updated_at = as_utc(self.updated_at)
 
 
 class LogResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -118,11 +114,8 @@ class _LenientIntegrationLog(IntegrationLog, kw_only=True):
     created_at: datetime | None = None
 
     def to_log(self) -> IntegrationLog:
-        created = self.created_at
-        if created is not None and created.tzinfo is None:
-            created = created.replace(tzinfo=UTC)
         values = {name: getattr(self, name) for name in self.__struct_fields__}
-        values["created_at"] = created
+        values["created_at"] = as_utc(self.created_at)
         return IntegrationLog(**values)
 
 
@@ -154,7 +147,7 @@ class ShopOrderStatus(msgspec.Struct, kw_only=True):
     translations: list[StatusTranslation] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.deleted_at = _aware(self.deleted_at)
+        self.deleted_at = as_utc(self.deleted_at)
 
 
 class ShopOrderStatusInput(msgspec.Struct):
@@ -210,9 +203,11 @@ class TolerantDecoder(Generic[T]):
     """Decodes with a strict decoder, falling back to a lenient one on a naive date-time.
 
     Exception logs are the hot path of bulk exports: their date-times are
-    checked for an offset by msgspec itself (no Python per record). Only a page
-    that holds a date-time without an offset is decoded a second time, leniently,
-    and its records rebuilt with UTC.
+    checked for an offset by msgspec itself (no Python per record). A page the
+    strict decoder rejects is decoded a second time by the lenient type, which
+    differs only in accepting a date-time without an offset: if that succeeds, the
+    rejection was the offset, and the records are rebuilt through ``as_utc``; if
+    it fails too, the strict decoder's error stands.
     """
 
     __slots__ = ("_fix", "_lenient", "_strict", "type")
@@ -228,9 +223,12 @@ class TolerantDecoder(Generic[T]):
         try:
             return self._strict.decode(buf)
         except msgspec.ValidationError as exc:
-            if "timezone" not in str(exc):
-                raise
-        fixed: T = self._fix(self._lenient.decode(buf))
+            strict_error = exc
+        try:
+            lenient = self._lenient.decode(buf)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            raise strict_error from None
+        fixed: T = self._fix(lenient)
         return fixed
 
 
