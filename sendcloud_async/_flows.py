@@ -50,6 +50,7 @@ from ._errors import (
     APIError,
     APITimeoutError,
     ClientClosedError,
+    Redactor,
     SendcloudError,
     StateUnavailableError,
     sanitized_cause,
@@ -321,10 +322,13 @@ class TokenFlow(AuthFlow):
                 sent_at=sent_at,
                 credentials=self.credentials,
                 reason=reason,
+                redact=_redactor(request.authorization, self.credentials),
             )
         except SendcloudError as exc:
             failure = exc
         if failure is not None:
+            # Its traceback's frames hold the response body, which may echo what was sent.
+            failure.__traceback__ = None
             # 5xx and 408/429 from the token endpoint go through the retry policy.
             raise NotSent(failure, final=not _transient_status(failure))
         logger.debug("obtained an OAuth2 token valid for %.0f s", token.lifetime)
@@ -390,6 +394,13 @@ class TokenFlow(AuthFlow):
             if not cache.fallback_local:
                 raise NotSent(exc) from None  # not sent: the policy may retry it
         return await self._fetch(session, timeout, limit)
+
+
+def _redactor(authorization: Secret, credentials: OAuth2ClientCredentials) -> Redactor:
+    """What a token-endpoint error must mask: the client's Basic header and its secret."""
+    return Redactor.for_authorization(authorization.get_secret_value()) | Redactor(
+        credentials.client_secret.get_secret_value()
+    )
 
 
 def _transient_status(error: SendcloudError) -> bool:

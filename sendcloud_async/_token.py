@@ -39,7 +39,13 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from ._auth import Secret
-from ._errors import AuthenticationError, DecodeError, SendcloudError, build_api_error
+from ._errors import (
+    AuthenticationError,
+    DecodeError,
+    Redactor,
+    SendcloudError,
+    build_api_error,
+)
 from ._models import ErrorObject
 from ._oauth2 import OAuth2ClientCredentials
 
@@ -160,17 +166,26 @@ def read_token_response(
     sent_at: float,
     credentials: OAuth2ClientCredentials,
     reason: str | None = None,
+    redact: Redactor | None = None,
 ) -> Token:
     """The token in a token-endpoint response, or the typed error it amounts to.
 
     ``sent_at`` is the monotonic time the request was sent: lifetimes count from it.
+    ``redact`` masks what the request carried (the client's Basic header) wherever an
+    error response echoes it.
     """
     url = credentials.token_url
     if status in (400, 401):
-        raise _rejected(status, body, headers, reason, url)
+        raise _rejected(status, body, headers, reason, url, redact)
     if status >= 300 or status < 200:
         raise build_api_error(
-            status, body=body, method="POST", url=url, headers=headers, reason=reason
+            status,
+            body=body,
+            method="POST",
+            url=url,
+            headers=headers,
+            reason=reason,
+            redact=redact,
         )
     try:
         parsed = _TOKEN_DECODER.decode(body)
@@ -214,12 +229,19 @@ def _rejected(
     headers: CIMultiDictProxy[str],
     reason: str | None,
     url: str,
+    redact: Redactor | None,
 ) -> SendcloudError:
     try:
         err = _OAUTH_ERROR_DECODER.decode(payload)
     except _DECODE_FAILURES:
         api = build_api_error(
-            status, body=payload, method="POST", url=url, headers=headers, reason=reason
+            status,
+            body=payload,
+            method="POST",
+            url=url,
+            headers=headers,
+            reason=reason,
+            redact=redact,
         )
         return AuthenticationError(
             status,
@@ -237,4 +259,5 @@ def _rejected(
         url=url,
         headers=headers,
         reason="token request rejected",
+        redact=redact,
     )

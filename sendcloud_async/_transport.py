@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 import aiohttp
 import msgspec
 from aiohttp import hdrs
+from aiohttp.http_exceptions import ContentEncodingError
 from multidict import CIMultiDictProxy
 from yarl import URL
 
@@ -53,6 +54,7 @@ from ._errors import (
     ClientClosedError,
     DecodeError,
     RateLimitError,
+    Redactor,
     SendcloudError,
     UnderlyingError,
     build_api_error,
@@ -208,7 +210,17 @@ class _Attempt:
     fired before anything was sent from one that may have been sent.
     """
 
-    __slots__ = ("connected", "flow", "limit", "origin", "session", "timeout", "traced", "waiting")
+    __slots__ = (
+        "connected",
+        "flow",
+        "limit",
+        "origin",
+        "session",
+        "timeout",
+        "traced",
+        "used",
+        "waiting",
+    )
 
     def __init__(
         self,
@@ -226,6 +238,8 @@ class _Attempt:
         self.waiting = False
         self.traced = False
         self.connected = False
+        #: The ``Authorization`` value last written into the request.
+        self.used: Secret | None = None
 
     @property
     def sent(self) -> bool:
@@ -260,9 +274,14 @@ class _Attempt:
 
     async def _authorization(self) -> Secret:
         self.waiting = True
-        value = await self.flow.authorization(self.session, self.timeout, self.limit)
+        value = self.used = await self.flow.authorization(self.session, self.timeout, self.limit)
         self.waiting = False
         return value
+
+    def redactor(self) -> Redactor | None:
+        """What to mask in an error built from the answer: the credential that was sent."""
+        used = self.used
+        return None if used is None else Redactor.for_authorization(used.get_secret_value())
 
 
 @dataclass(slots=True)
@@ -397,7 +416,9 @@ class Transport:
             if wait is None:
                 if not outcome.shared:
                     _explain(outcome.error, attempt, outcome.retry_after, policy)
-                raise outcome.error
+                # A fresh traceback: a token error is shared by every waiter, and the
+                # frames it came through hold the response that may echo a credential.
+                raise outcome.error.with_traceback(None)
             self._before_retry(method, url, attempt, outcome.error, wait, max_retries)
             await asyncio.sleep(0 if retry_testing.instant else wait)
 
@@ -458,78 +479,15 @@ class Transport:
                 _log_attempt(method, shown, status, started, attempt)
                 if 200 <= status < 300:
                     return Response(method, resp.url, status, resp.headers, payload)
-                failure = _status_failure(method, shown, status, resp, payload)
-        except NotSent as exc:
-            error = exc.error
-            failure = _Failure(
-                error,
-                sent=False,
-                status=error.status if isinstance(error, APIError) else None,
-                retry_after=error.retry_after if isinstance(error, RateLimitError) else None,
-                final=exc.final,
-                shared=True,
-            )
-        except TimeoutError as exc:
-            _log_attempt(method, shown, type(exc).__name__, started, attempt)
-            sent = state.sent and not isinstance(exc, aiohttp.ConnectionTimeoutError)
-            failure = _Failure(
-                _connection_error(
-                    APITimeoutError,
-                    f"the request timed out after {attempt} attempt(s)",
-                    method,
-                    shown,
-                    exc,
-                ),
-                sent=sent,
-            )
-        except _FATAL_CLIENT_ERRORS as exc:
-            # Retrying cannot help: a certificate the system does not trust, a bad URL.
-            failure = _Failure(
-                _connection_error(
-                    APIConnectionError,
-                    f"the connection failed: {type(exc).__name__}: {exc}",
-                    method,
-                    shown,
-                    exc,
-                ),
-                final=True,
-            )
-        except aiohttp.ClientConnectorError as exc:
-            _log_attempt(method, shown, type(exc).__name__, started, attempt)
-            failure = _Failure(
-                _connection_error(
-                    APIConnectionError,
-                    f"could not connect to {exc.host}:{exc.port} ({exc.os_error or exc})",
-                    method,
-                    shown,
-                    exc,
-                ),
-                sent=False,
-            )
-        except aiohttp.ClientError as exc:
-            _log_attempt(method, shown, type(exc).__name__, started, attempt)
-            failure = _Failure(
-                _connection_error(
-                    APIConnectionError,
-                    f"the connection failed: {type(exc).__name__}: {_plain(exc)}",
-                    method,
-                    shown,
-                    exc,
-                ),
-                sent=state.sent,
-            )
-        except RuntimeError:
-            if not session.closed:
-                raise
-            failure = _Failure(
-                ClientClosedError("the aiohttp session was closed while a request was in flight"),
-                final=True,
-            )
-        except ValueError as exc:  # e.g. aiohttp refusing a header value: not retryable
-            failure = _Failure(
-                SendcloudError(f"the request could not be built: {type(exc).__name__}"),
-                final=True,
-            )
+                failure = _status_failure(method, shown, status, resp, payload, state.redactor())
+        except (NotSent, TimeoutError, aiohttp.ClientError, RuntimeError, ValueError) as exc:
+            if isinstance(exc, SendcloudError) or (
+                isinstance(exc, RuntimeError) and not session.closed
+            ):
+                raise  # ours already (InvalidInputError is a ValueError), or not aiohttp's
+            cause = exc.error if isinstance(exc, NotSent) else exc
+            _log_attempt(method, shown, type(cause).__name__, started, attempt)
+            failure = _failure_of(exc, state, method, shown, attempt)
         return failure
 
     def _before_retry(
@@ -561,12 +519,71 @@ class Transport:
             events.append(RetryEvent(method, display_url(url), attempt, reason, wait))
 
 
+def _failure_of(exc: Exception, state: _Attempt, method: str, shown: str, attempt: int) -> _Failure:
+    """What an exception raised by one attempt amounts to: the one mapping of them all."""
+    if isinstance(exc, NotSent):
+        error = exc.error
+        return _Failure(
+            error,
+            sent=False,
+            status=error.status if isinstance(error, APIError) else None,
+            retry_after=error.retry_after if isinstance(error, RateLimitError) else None,
+            final=exc.final,
+            shared=True,
+        )
+    if isinstance(exc, TimeoutError):
+        message = f"the request timed out after {attempt} attempt(s)"
+        return _Failure(
+            _connection_error(APITimeoutError, message, method, shown, exc),
+            sent=state.sent and not isinstance(exc, aiohttp.ConnectionTimeoutError),
+        )
+    if isinstance(exc, _FATAL_CLIENT_ERRORS):
+        # Retrying cannot help: a certificate the system does not trust, a bad URL.
+        message = f"the connection failed: {type(exc).__name__}: {exc}"
+        return _Failure(
+            _connection_error(APIConnectionError, message, method, shown, exc), final=True
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        message = f"could not connect to {exc.host}:{exc.port} ({exc.os_error or exc})"
+        return _Failure(
+            _connection_error(APIConnectionError, message, method, shown, exc), sent=False
+        )
+    if isinstance(exc, aiohttp.ClientPayloadError) and isinstance(
+        exc.__cause__, ContentEncodingError
+    ):
+        # The body arrived but does not inflate: a retry gets the same bytes.
+        message = "could not decode the response: its Content-Encoding does not match its body"
+        return _Failure(DecodeError(message, method=method, url=shown), final=True)
+    if isinstance(exc, aiohttp.ClientError):  # dropped, reset, cut short
+        message = f"the connection failed: {type(exc).__name__}: {_plain(exc)}"
+        return _Failure(
+            _connection_error(APIConnectionError, message, method, shown, exc), sent=state.sent
+        )
+    if isinstance(exc, RuntimeError):  # the session was closed under the request
+        message = "the aiohttp session was closed while a request was in flight"
+        return _Failure(ClientClosedError(message), final=True)
+    # A ValueError from aiohttp refusing to build the request: not retryable.
+    message = f"the request could not be built: {type(exc).__name__}"
+    return _Failure(SendcloudError(message), final=True)
+
+
 def _status_failure(
-    method: str, shown: str, status: int, resp: aiohttp.ClientResponse, payload: bytes
+    method: str,
+    shown: str,
+    status: int,
+    resp: aiohttp.ClientResponse,
+    payload: bytes,
+    redact: Redactor | None,
 ) -> _Failure:
     """What an answer other than 2xx amounts to (a 3xx included: never success)."""
     error = build_api_error(
-        status, body=payload, method=method, url=shown, headers=resp.headers, reason=resp.reason
+        status,
+        body=payload,
+        method=method,
+        url=shown,
+        headers=resp.headers,
+        reason=resp.reason,
+        redact=redact,
     )
     retry_after: float | None = None
     if isinstance(error, RateLimitError):
