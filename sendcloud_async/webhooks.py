@@ -22,6 +22,30 @@ header. The security decisions, each a fix for a mistake common in other clients
   "malformed". A missing, malformed or wrong signature raises
   ``InvalidSignatureError``; messages never contain the secret, the expected
   digest or the received signature.
+* **Rotation.** ``secret`` may be one string or a sequence of them (the new and
+  the old secret while a rotation is under way). The body is compared against
+  every candidate, each in constant time and without stopping at the first
+  match, and the error never says which candidate matched or how many there were.
+
+Late, repeated and out-of-order deliveries (Sendcloud retries a failed delivery
+ten times, 5 minutes to an hour apart, about 7¼ hours in all, and says arrival
+order may be scattered):
+
+* ``parse_event(..., max_age=seconds)`` raises ``EventTooOldError`` for a
+  verified event whose ``timestamp`` is more than ``max_age`` seconds old, or
+  more than 5 minutes (``_FUTURE_SKEW``) in the future. The signature covers
+  only the body, so this bounds how long a captured request can be replayed.
+  ``max_age`` must cover the whole retry schedule: 12 hours (43 200 s) is the
+  recommended value; Stripe's 5 minutes would reject every legitimate retry.
+  An ``UnknownEvent`` without a usable timestamp has no age and passes.
+* ``EventLedger`` remembers what was admitted: ``await ledger.admit(event)`` is
+  ``"new"``, ``"duplicate"`` (same action, object and timestamp; for events
+  without an object, the same content) or ``"stale"`` (older than an event
+  already admitted for the same parcel, integration or return). ``ledger.handling``
+  records an event only after the work on it succeeded, and lets only one
+  delivery per object be worked on at a time (another one gets
+  ``EventInFlightError``). ``sendcloud_async.redis.RedisEventLedger`` is the same
+  ledger shared by several processes.
 
 Decoding decisions (the spec is loose in places; every choice is deliberate):
 
@@ -67,24 +91,33 @@ Decoding decisions (the spec is loose in places; every choice is deliberate):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable
+import secrets
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, TypeAlias
 
 import msgspec
 
-from ._errors import DecodeError, SendcloudError
+from ._errors import DecodeError, SendcloudError, StateUnavailableError
+from ._time import as_utc
+from ._validate import integration_id, positive_seconds
 
 if TYPE_CHECKING:
     from aiohttp import web
 
 __all__ = [
     "SIGNATURE_HEADER",
+    "EventInFlightError",
+    "EventLedger",
+    "EventTooOldError",
     "IntegrationConnected",
     "IntegrationDeleted",
     "IntegrationUpdated",
@@ -100,6 +133,7 @@ __all__ = [
     "ReturnData",
     "ReturnItem",
     "UnknownEvent",
+    "Verdict",
     "WebhookEvent",
     "WebhookIntegration",
     "aiohttp_handler",
@@ -117,6 +151,13 @@ _HEX_SHA256: Final = re.compile(r"[0-9a-f]{64}")
 _MS_THRESHOLD: Final = 100_000_000_000  # 1e11: above it a timestamp is in milliseconds
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _DEFAULT_MAX_BODY: Final = 1024 * 1024
+#: How far in the future an event's timestamp may be (clock skew) under ``max_age``.
+_FUTURE_SKEW: Final = 300.0
+#: What a ledger remembers by default: entries per table, and for how long (seconds).
+_DEFAULT_MAX_ENTRIES: Final = 100_000
+_DEFAULT_TTL: Final = 86_400.0
+#: What the receiver asks for in ``Retry-After`` when a delivery is busy elsewhere.
+_IN_FLIGHT_RETRY_AFTER: Final = "60"
 
 SignatureProblem: TypeAlias = Literal["missing", "malformed", "mismatch"]
 
@@ -142,6 +183,50 @@ class InvalidSignatureError(SendcloudError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.reason,))
+
+
+class EventTooOldError(SendcloudError):
+    """A verified event's ``timestamp`` is outside the window ``parse_event(max_age=…)`` allows.
+
+    ``age`` is how old the event is, in seconds (negative: it is in the future,
+    by more than the allowed clock skew); ``max_age`` is the limit it broke.
+    """
+
+    age: float
+    max_age: float
+
+    def __init__(self, age: float, max_age: float) -> None:
+        self.age = age
+        self.max_age = max_age
+        if age < 0:
+            message = (
+                f"webhook event timestamp is {-age:.1f} s in the future, more than the "
+                f"{_FUTURE_SKEW:g} s allowed for clock skew"
+            )
+        else:
+            message = f"webhook event is {age:.1f} s old, more than max_age={max_age:g} s"
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.age, self.max_age))
+
+
+class EventInFlightError(SendcloudError):
+    """Another delivery for the same object (or of the same event) is being handled now.
+
+    Raised by ``EventLedger.admit`` and ``EventLedger.handling``; answer with a
+    non-2xx status so that Sendcloud delivers it again later (``aiohttp_handler``
+    answers 409 with ``Retry-After``). ``scope`` names the object, e.g. ``"parcel:7"``.
+    """
+
+    scope: str
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        super().__init__(f"another delivery for {scope} is being handled right now")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.scope,))
 
 
 # --------------------------------------------------------------------------- signing
@@ -170,23 +255,38 @@ def _key(secret: object) -> bytes:
     return secret.encode("utf-8")
 
 
+def _keys(secret: object) -> tuple[bytes, ...]:
+    """The keys of one secret or of a sequence of them (rotation); never empty."""
+    if isinstance(secret, str):
+        return (_key(secret),)
+    if isinstance(secret, bytes | bytearray | memoryview) or not isinstance(secret, Sequence):
+        raise TypeError(f"secret must be a str or a sequence of str, got {type(secret).__name__}")
+    if not secret:
+        raise ValueError("secret must not be empty: give at least one")
+    return tuple(_key(each) for each in secret)
+
+
 def sign(body: bytes, secret: str) -> str:
     """The ``Sendcloud-Signature`` value for ``body``: hex HMAC-SHA256 keyed with ``secret``."""
     data = _body_bytes(body)
     return hmac.new(_key(secret), data, hashlib.sha256).hexdigest()
 
 
-def verify_signature(body: bytes, signature: str | None, secret: str) -> None:
+def verify_signature(body: bytes, signature: str | None, secret: str | Sequence[str]) -> None:
     """Check that ``signature`` is the HMAC-SHA256 of the raw ``body`` under ``secret``.
+
+    ``secret`` is one secret or a sequence of them (during a rotation): any
+    match passes. Every candidate is computed and compared in constant time,
+    without stopping at a match, and no error says which one matched.
 
     Returns ``None`` when it matches; raises ``InvalidSignatureError`` when the
     signature is missing (``None`` or blank), malformed (not 64 hex characters
     once stripped) or wrong. Hex case and surrounding whitespace are ignored.
     Raises ``TypeError`` for a non-bytes body (a ``str`` means it was decoded
-    or re-serialised) and ``ValueError`` for an empty secret.
+    or re-serialised) and ``ValueError`` for an empty secret (or none at all).
     """
     data = _body_bytes(body)
-    key = _key(secret)
+    keys = _keys(secret)
     if signature is None:
         raise InvalidSignatureError("missing")
     if not isinstance(signature, str):
@@ -196,18 +296,16 @@ def verify_signature(body: bytes, signature: str | None, secret: str) -> None:
         raise InvalidSignatureError("missing")
     if _HEX_SHA256.fullmatch(candidate) is None:
         raise InvalidSignatureError("malformed")
-    expected = hmac.new(key, data, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected.encode("ascii"), candidate.encode("ascii")):
+    received = candidate.encode("ascii")
+    matched = False
+    for key in keys:
+        expected = hmac.new(key, data, hashlib.sha256).hexdigest().encode("ascii")
+        matched = hmac.compare_digest(expected, received) or matched
+    if not matched:
         raise InvalidSignatureError("mismatch")
 
 
 # --------------------------------------------------------------------------- models
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 class WebhookIntegration(msgspec.Struct, kw_only=True):
@@ -231,9 +329,9 @@ class WebhookIntegration(msgspec.Struct, kw_only=True):
     webhook_url: str | None = None
 
     def __post_init__(self) -> None:
-        self.failing_since = _aware(self.failing_since)
-        self.last_fetch = _aware(self.last_fetch)
-        self.last_updated_at = _aware(self.last_updated_at)
+        self.failing_since = as_utc(self.failing_since)
+        self.last_fetch = as_utc(self.last_fetch)
+        self.last_updated_at = as_utc(self.last_updated_at)
 
 
 class ParcelAddressDivided(msgspec.Struct, kw_only=True):
@@ -514,30 +612,310 @@ def _decode(body: bytes | bytearray | memoryview) -> WebhookEvent:
         raise DecodeError(f"could not decode webhook event: {exc}") from exc
 
 
-def parse_event(body: bytes, *, signature: str | None, secret: str) -> WebhookEvent:
+def _check_age(event: WebhookEvent, max_age: float, now: float) -> None:
+    """``EventTooOldError`` unless ``now - max_age <= timestamp <= now + _FUTURE_SKEW``.
+
+    Both edges are inclusive. An event without a timestamp has no age and passes.
+    """
+    if event.timestamp is None:
+        return
+    age = now - event.timestamp.timestamp()
+    if age > max_age or age < -_FUTURE_SKEW:
+        raise EventTooOldError(age, max_age)
+
+
+def _max_age(value: object) -> float | None:
+    return None if value is None else positive_seconds(value, "max_age")
+
+
+def parse_event(
+    body: bytes,
+    *,
+    signature: str | None,
+    secret: str | Sequence[str],
+    max_age: float | None = None,
+) -> WebhookEvent:
     """Verify ``signature`` over the raw ``body``, then decode the event.
+
+    ``secret`` is one secret or a sequence of them (rotation: any may match).
+    With ``max_age`` (seconds; 43 200, i.e. 12 hours, covers Sendcloud's whole
+    retry schedule) an event whose ``timestamp`` is more than ``max_age``
+    seconds old, or more than 5 minutes in the future, raises
+    ``EventTooOldError``; an ``UnknownEvent`` without a timestamp passes.
 
     Raises ``InvalidSignatureError`` if the signature is missing, malformed or
     wrong (the body is not looked at), ``sendcloud_async.DecodeError`` if a
-    correctly signed body is not a decodable event, and ``TypeError`` /
-    ``ValueError`` like ``verify_signature``.
+    correctly signed body is not a decodable event, ``EventTooOldError`` as
+    above, ``TypeError`` / ``ValueError`` like ``verify_signature``, and
+    ``sendcloud_async.InvalidInputError`` (a ``ValueError``) for a ``max_age``
+    that is not a positive number.
     """
+    limit = _max_age(max_age)
     verify_signature(body, signature, secret)
-    return _decode(body)
+    event = _decode(body)
+    if limit is not None:
+        _check_age(event, limit, time.time())
+    return event
+
+
+# --------------------------------------------------------------------------- ledger
+
+Verdict: TypeAlias = Literal["new", "duplicate", "stale"]
+"""What ``EventLedger.admit`` says about an event.
+
+* ``"new"``: not seen before and not older than what was admitted for its object;
+  it is now recorded (by ``admit``; by ``handling`` once the work succeeded).
+* ``"duplicate"``: this delivery was admitted before (same action, object and
+  timestamp; for an event without an object, the same content).
+* ``"stale"``: older than an event already admitted for the same object.
+"""
+
+_Outcome: TypeAlias = Literal["new", "duplicate", "stale", "busy"]
+
+_US: Final = timedelta(microseconds=1)
+_CONTENT_ENCODER: Final = msgspec.json.Encoder(order="sorted")
+
+
+class _EventKey(NamedTuple):
+    """Where an event lives in a ledger; holds no secret (ids, actions, hashes)."""
+
+    #: The object: ``parcel:ID``, ``integration:ID``, ``return:ID``, or ``event:SHA256``
+    #: for an event without one (then only duplicates are detected).
+    scope: str
+    #: The delivery within the object: ``ACTION@MICROSECONDS``, or ``content``.
+    fingerprint: str
+    #: The event time in microseconds since the epoch (``None``: no stale check).
+    at: int | None
+
+
+def _object_scope(event: WebhookEvent) -> str | None:
+    match event:
+        case ParcelStatusChanged(parcel=Parcel(id=int() as ident)):
+            return f"parcel:{ident}"
+        case (
+            IntegrationConnected(integration=WebhookIntegration(id=int() as ident))
+            | IntegrationUpdated(integration=WebhookIntegration(id=int() as ident))
+            | IntegrationDeleted(integration=WebhookIntegration(id=int() as ident))
+        ):
+            return f"integration:{ident}"
+        case ReturnCreated(data=ReturnData(id=ident)):
+            return f"return:{ident}"
+    return None
+
+
+def _event_key(event: WebhookEvent) -> _EventKey:
+    """The one rule for what makes two deliveries the same, and which object an event is about."""
+    scope = _object_scope(event)
+    if scope is None or event.timestamp is None:
+        digest = hashlib.sha256(_CONTENT_ENCODER.encode(event)).hexdigest()
+        return _EventKey(f"event:{digest}", "content", None)
+    at = (event.timestamp - _EPOCH) // _US
+    return _EventKey(scope, f"{event.action}@{at}", at)
+
+
+class EventLedger:
+    """Remembers which webhook events were admitted, to drop duplicates and stale ones.
+
+    ``await ledger.admit(event)`` returns a ``Verdict``: ``"new"`` (recorded
+    now), ``"duplicate"`` or ``"stale"``. Parcels, integrations and returns are
+    the objects, by id; an event is stale when an event with a later
+    ``timestamp`` was already admitted for its object. Events without an object
+    (``UnknownEvent``, a parcel event without a parcel id) are only de-duplicated,
+    by content.
+
+    ``async with ledger.handling(event) as verdict:`` is the safer form for a
+    receiver: the event is recorded only when the block exits without an
+    exception, so a failed attempt is processed again when Sendcloud retries.
+    While a block runs for an object, another delivery for that object (the
+    same event or another) raises ``EventInFlightError`` instead of running
+    alongside it: answer it non-2xx and Sendcloud delivers it again later, when
+    it is a duplicate (the first attempt succeeded) or new (it failed). So work
+    on one parcel never overlaps, and every admitted event is newer than (or
+    as new as) the ones admitted for its object before it.
+
+    This ledger lives in the memory of one process: ``max_entries`` bounds each
+    of its two tables (deliveries seen, latest time per object; the oldest entry
+    is forgotten first) and each entry is forgotten ``ttl`` seconds after it was
+    last admitted (default one day). Keep ``ttl`` at least the ``max_age`` given
+    to ``parse_event``: an event old enough to have been forgotten is then
+    refused by age. For several processes use
+    ``sendcloud_async.redis.RedisEventLedger``.
+
+    ``counts`` counts, in this process, the events admitted (``"new"``), the
+    ``"duplicate"`` and ``"stale"`` ones, the deliveries refused because another
+    was ``"in_flight"``, and the ``handling`` blocks that ``"failed"``.
+    """
+
+    def __init__(
+        self, *, max_entries: int = _DEFAULT_MAX_ENTRIES, ttl: float = _DEFAULT_TTL
+    ) -> None:
+        self.max_entries = integration_id(max_entries, "max_entries")
+        self.ttl = positive_seconds(ttl, "ttl")
+        self.counts: Counter[str] = Counter()
+        self._seen: dict[tuple[str, str], float] = {}
+        self._latest: dict[str, tuple[int, float]] = {}
+        self._claims: dict[str, str] = {}
+
+    @property
+    def size(self) -> int:
+        """How many admitted deliveries this process remembers (expired ones until purged)."""
+        return len(self._seen)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {dict(self.counts)}>"
+
+    # -- public -----------------------------------------------------------------------
+
+    async def admit(self, event: WebhookEvent) -> Verdict:
+        """Record ``event`` if it is new; say whether it was new, a duplicate or stale.
+
+        Raises ``EventInFlightError`` while ``handling`` runs for the same object.
+        """
+        key = _event_key(event)
+        outcome = await self._admit(key)
+        if outcome == "busy":
+            self.counts["in_flight"] += 1
+            raise EventInFlightError(key.scope)
+        self.counts[outcome] += 1
+        return outcome
+
+    @contextlib.asynccontextmanager
+    async def handling(self, event: WebhookEvent) -> AsyncIterator[Verdict]:
+        """A block for the work on ``event``; the event is admitted only if the block succeeds.
+
+        Yields the ``Verdict``; do the work only for ``"new"``. Raises
+        ``EventInFlightError`` on entry while another block runs for the same object.
+        """
+        claim = await self._claim(event)
+        if claim.verdict != "new":
+            yield claim.verdict
+            return
+        try:
+            yield claim.verdict
+        except BaseException:
+            await claim.release()
+            raise
+        await claim.commit()
+
+    # -- the two steps the receiver uses ------------------------------------------------
+
+    async def _claim(self, event: WebhookEvent) -> _Claim:
+        key = _event_key(event)
+        token = secrets.token_hex(8)
+        outcome = await self._begin(key, token)
+        if outcome == "busy":
+            self.counts["in_flight"] += 1
+            raise EventInFlightError(key.scope)
+        if outcome != "new":
+            self.counts[outcome] += 1
+        return _Claim(self, key, token, outcome)
+
+    # -- storage: in memory here, overridden by the Redis ledger -----------------------
+
+    async def _admit(self, key: _EventKey) -> _Outcome:
+        now = time.monotonic()
+        outcome = self._check(key, now, None)
+        if outcome == "new":
+            self._record(key, now)
+        return outcome
+
+    async def _begin(self, key: _EventKey, token: str) -> _Outcome:
+        outcome = self._check(key, time.monotonic(), token)
+        if outcome == "new":
+            self._claims[key.scope] = token
+        return outcome
+
+    async def _commit(self, key: _EventKey, token: str) -> None:
+        if self._claims.get(key.scope) == token:
+            del self._claims[key.scope]
+        self._record(key, time.monotonic())
+
+    async def _release(self, key: _EventKey, token: str) -> None:
+        if self._claims.get(key.scope) == token:
+            del self._claims[key.scope]
+
+    def _check(self, key: _EventKey, now: float, token: str | None) -> _Outcome:
+        self._purge(now)
+        if (key.scope, key.fingerprint) in self._seen:
+            return "duplicate"
+        latest = self._latest.get(key.scope)
+        if key.at is not None and latest is not None and latest[0] > key.at:
+            return "stale"
+        holder = self._claims.get(key.scope)
+        if holder is not None and holder != token:
+            return "busy"
+        return "new"
+
+    def _record(self, key: _EventKey, now: float) -> None:
+        expires = now + self.ttl
+        seen = (key.scope, key.fingerprint)
+        self._seen.pop(seen, None)
+        self._seen[seen] = expires
+        if key.at is not None:
+            previous = self._latest.pop(key.scope, None)
+            at = key.at if previous is None else max(previous[0], key.at)
+            self._latest[key.scope] = (at, expires)
+        # Both tables are in order of expiry (a refreshed entry moves to the end).
+        while len(self._seen) > self.max_entries:
+            del self._seen[next(iter(self._seen))]
+        while len(self._latest) > self.max_entries:
+            del self._latest[next(iter(self._latest))]
+
+    def _purge(self, now: float) -> None:
+        seen = self._seen
+        while seen:
+            first = next(iter(seen))
+            if seen[first] > now:
+                break
+            del seen[first]
+        latest = self._latest
+        while latest:
+            scope = next(iter(latest))
+            if latest[scope][1] > now:
+                break
+            del latest[scope]
+
+
+class _Claim:
+    """An event being worked on: ``commit`` admits it, ``release`` lets a retry have it."""
+
+    __slots__ = ("key", "ledger", "token", "verdict")
+
+    def __init__(self, ledger: EventLedger, key: _EventKey, token: str, verdict: Verdict) -> None:
+        self.ledger = ledger
+        self.key = key
+        self.token = token
+        self.verdict: Verdict = verdict
+
+    async def commit(self) -> None:
+        await self.ledger._commit(self.key, self.token)
+        self.ledger.counts["new"] += 1
+
+    async def release(self) -> None:
+        self.ledger.counts["failed"] += 1
+        try:
+            await self.ledger._release(self.key, self.token)
+        except StateUnavailableError as exc:
+            # The claim expires by itself (the Redis ledger's lease).
+            logger.warning("could not release the claim on %s: %s", self.key.scope, exc)
 
 
 # --------------------------------------------------------------------------- aiohttp
 
 
 def aiohttp_handler(
-    secret: str,
+    secret: str | Sequence[str],
     callback: Callable[[WebhookEvent], Awaitable[object]],
     *,
     max_body_size: int = _DEFAULT_MAX_BODY,
+    max_age: float | None = None,
+    ledger: EventLedger | None = None,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """An ``aiohttp.web`` handler that verifies, decodes and hands each event to ``callback``.
 
-    Register it for POST on the path of your ``webhook_url``. It answers:
+    Register it for POST on the path of your ``webhook_url``. ``secret`` is one
+    secret or a sequence of them (rotation); ``max_age`` is passed to
+    ``parse_event``. It answers:
 
     * 413 ``{"error": "payload too large"}`` if ``Content-Length`` or the body
       read exceeds ``max_body_size`` bytes (the application's own
@@ -545,21 +923,35 @@ def aiohttp_handler(
     * 401 ``{"error": "invalid signature"}`` if ``Sendcloud-Signature`` is
       missing, malformed or wrong;
     * 400 ``{"error": "invalid payload"}`` if a correctly signed body is not a
-      decodable event;
+      decodable event, and 400 ``{"error": "event too old"}`` if it is outside
+      ``max_age``;
     * 200 ``{"status": "ok"}`` after ``await callback(event)`` returned.
+
+    With a ``ledger`` (an ``EventLedger`` or a ``RedisEventLedger``), each event
+    goes through ``ledger.handling``: a duplicate or stale event is answered
+    200 ``{"status": "duplicate"}`` / ``{"status": "stale"}`` without calling
+    ``callback`` (so Sendcloud stops retrying) and counted in ``ledger.counts``;
+    a new one is admitted only after ``callback`` returned. A delivery that
+    arrives while another for the same object is being handled is answered 409
+    ``{"error": "event in progress"}`` with ``Retry-After: 60``, and 503
+    ``{"error": "ledger unavailable"}`` if the ledger cannot be reached: both
+    make Sendcloud deliver it again later.
 
     Error bodies never say more than that; the reason is logged on the
     ``sendcloud_async.webhooks`` logger at WARNING, without the secret or the
     signature. An exception from ``callback`` is not caught: aiohttp answers
-    500 and Sendcloud retries the event later, so callbacks should be idempotent.
+    500, the event is not admitted, and Sendcloud retries it later.
     """
     from aiohttp import web
 
-    _key(secret)  # fail at start-up, not on the first event
+    _keys(secret)  # fail at start-up, not on the first event
     if isinstance(max_body_size, bool) or not isinstance(max_body_size, int):
         raise TypeError("max_body_size must be an int")
     if max_body_size < 1:
         raise ValueError("max_body_size must be at least 1")
+    limit = _max_age(max_age)
+    if ledger is not None and not isinstance(ledger, EventLedger):
+        raise TypeError(f"ledger must be an EventLedger or None, got {type(ledger).__name__}")
 
     def reject(status: int, error: str) -> web.Response:
         return web.json_response({"error": error}, status=status)
@@ -592,15 +984,55 @@ def aiohttp_handler(
             return reject(413, "payload too large")
         try:
             signature = request.headers.get(SIGNATURE_HEADER)
-            event = parse_event(body, signature=signature, secret=secret)
+            event = parse_event(body, signature=signature, secret=secret, max_age=limit)
         except InvalidSignatureError as exc:
             logger.warning("webhook from %s rejected: %s", request.remote, exc)
             return reject(401, "invalid signature")
         except DecodeError as exc:
             logger.warning("webhook from %s rejected: %s", request.remote, exc)
             return reject(400, "invalid payload")
+        except EventTooOldError as exc:
+            logger.warning("webhook from %s rejected: %s", request.remote, exc)
+            return reject(400, "event too old")
         logger.debug("webhook %s received from %s", event.action, request.remote)
-        await callback(event)
+        if ledger is None:
+            await callback(event)
+            return web.json_response({"status": "ok"})
+        try:
+            claim = await ledger._claim(event)
+        except EventInFlightError as exc:
+            logger.info("webhook %s from %s deferred: %s", event.action, request.remote, exc)
+            return web.json_response(
+                {"error": "event in progress"},
+                status=409,
+                headers={"Retry-After": _IN_FLIGHT_RETRY_AFTER},
+            )
+        except StateUnavailableError as exc:
+            logger.warning("webhook %s from %s deferred: %s", event.action, request.remote, exc)
+            return reject(503, "ledger unavailable")
+        if claim.verdict != "new":
+            logger.info(
+                "webhook %s for %s is %s; answered 200 without calling the handler",
+                event.action,
+                claim.key.scope,
+                claim.verdict,
+            )
+            return web.json_response({"status": claim.verdict})
+        try:
+            await callback(event)
+        except BaseException:
+            await claim.release()
+            raise
+        try:
+            await claim.commit()
+        except StateUnavailableError as exc:
+            # The work is done: answering an error would make Sendcloud repeat it.
+            logger.warning(
+                "webhook %s for %s was handled but could not be recorded: %s",
+                event.action,
+                claim.key.scope,
+                exc,
+            )
         return web.json_response({"status": "ok"})
 
     return handle_sendcloud_webhook

@@ -1,15 +1,29 @@
 """The fake's webhook sender: signed events POSTed to an integration's ``webhook_url``.
 
 Like Sendcloud, the fake signs each body with HMAC-SHA256 (hex, in the
-``Sendcloud-Signature`` header) using a secret the test chooses. It only ever
-delivers to loopback URLs: anything else is recorded as refused and nothing is
-sent. Deliveries run after the API response, in tasks the fake awaits on close.
+``Sendcloud-Signature`` header) using a secret the test chooses. The signing
+here is the referee's own (``hmac`` + ``hashlib``), not the SDK's: a bug in
+``sendcloud_async.webhooks`` cannot make the fake agree with it.
+
+It only ever delivers to loopback URLs: anything else is recorded as refused
+and nothing is sent. Deliveries scheduled by API calls run after the response,
+in tasks the fake awaits on close.
+
+``deliver_stream`` sends a batch of events the way Sendcloud's delivery can
+look to a receiver: shuffled (out of order), some twice, some late (after all
+the others), and each one retried on failure on Sendcloud's schedule (10
+retries, 5 minutes doubling up to an hour apart) scaled down by
+``retry_scale`` so that a test waits milliseconds, not hours.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -18,12 +32,35 @@ import aiohttp
 import msgspec
 from yarl import URL
 
-from .. import webhooks
 from .._validate import is_loopback
 
-__all__ = ["WebhookDelivery", "WebhookSender", "integration_payload"]
+__all__ = [
+    "SENDCLOUD_RETRY_DELAYS",
+    "SIGNATURE_HEADER",
+    "WebhookDelivery",
+    "WebhookSender",
+    "event_payload",
+    "integration_payload",
+]
 
 _ENCODER: Final = msgspec.json.Encoder()
+
+#: The header Sendcloud puts the signature in.
+SIGNATURE_HEADER: Final = "Sendcloud-Signature"
+
+#: Seconds Sendcloud waits before each of its 10 retries of a failed delivery: "starting
+#: with a 5 minute delay, and a maximum delay of 1 hour between retries" (about 7¼ h in all).
+SENDCLOUD_RETRY_DELAYS: Final = (300.0, 600.0, 1200.0, 2400.0, *(3600.0,) * 6)
+
+_REFUSED: Final = "refused: the fake only delivers to loopback"
+
+#: The default ``retry_scale``: Sendcloud's 5 minutes become 30 ms, its hour 360 ms.
+DEFAULT_RETRY_SCALE: Final = 1e-4
+
+
+def _sign(body: bytes, secret: str) -> str:
+    """The hex HMAC-SHA256 of ``body`` keyed with ``secret``, as Sendcloud computes it."""
+    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +75,8 @@ class WebhookDelivery:
     status: int | None
     #: Why the delivery failed without a status (refused URL, connection error).
     error: str | None = None
+    #: 1 for the first attempt, 2 to 11 for Sendcloud-style retries of the same body.
+    attempt: int = 1
 
     @property
     def ok(self) -> bool:
@@ -71,14 +110,18 @@ def _is_loopback_url(url: str) -> bool:
 
 
 class WebhookSender:
-    """Signs and delivers events; keeps every delivery in ``deliveries``."""
+    """Signs and delivers events; keeps every delivery attempt in ``deliveries``."""
 
-    def __init__(self, secret: str, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, secret: str, *, timeout: float = 5.0, retry_scale: float = DEFAULT_RETRY_SCALE
+    ) -> None:
         self.secret = secret
+        #: Sendcloud's retry delays are multiplied by this (1.0: the real hours).
+        self.retry_scale = retry_scale
         self.deliveries: list[WebhookDelivery] = []
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
-        self._pending: set[asyncio.Task[WebhookDelivery]] = set()
+        self._pending: set[asyncio.Task[Any]] = set()
 
     def schedule(self, url: str, payload: dict[str, Any]) -> None:
         """Deliver ``payload`` to ``url`` in the background (after the current response)."""
@@ -87,14 +130,92 @@ class WebhookSender:
         task.add_done_callback(self._pending.discard)
 
     async def deliver(self, url: str, payload: dict[str, Any]) -> WebhookDelivery:
-        """Sign ``payload`` and POST it to ``url`` now; returns (and records) the delivery."""
+        """Sign ``payload`` and POST it to ``url`` now, once; returns (and records) the delivery."""
         body = _ENCODER.encode(payload)
-        signature = webhooks.sign(body, self.secret)
+        return await self._attempt(url, str(payload.get("action", "")), body, 1)
+
+    async def deliver_with_retries(
+        self,
+        urls: str | Sequence[str],
+        payload: dict[str, Any],
+        *,
+        rng: random.Random | None = None,
+    ) -> list[WebhookDelivery]:
+        """Deliver ``payload``, retrying like Sendcloud until a 2xx or 10 retries are spent.
+
+        Every attempt sends the same body and signature. With several ``urls``
+        (receiver processes behind a load balancer) each attempt goes to a
+        random one. A refused (non-loopback) URL is not retried.
+        """
+        targets = [urls] if isinstance(urls, str) else list(urls)
+        pick = rng or random.Random()
+        body = _ENCODER.encode(payload)
         action = str(payload.get("action", ""))
+        attempts: list[WebhookDelivery] = []
+        for attempt, delay in enumerate((0.0, *SENDCLOUD_RETRY_DELAYS), start=1):
+            if delay:
+                await asyncio.sleep(delay * self.retry_scale)
+            delivery = await self._attempt(pick.choice(targets), action, body, attempt)
+            attempts.append(delivery)
+            if delivery.ok or delivery.error == _REFUSED:
+                break
+        return attempts
+
+    async def deliver_stream(
+        self,
+        urls: str | Sequence[str],
+        payloads: Sequence[dict[str, Any]],
+        *,
+        duplicates: float = 0.0,
+        late: float = 0.0,
+        shuffle: bool = True,
+        retry: bool = True,
+        concurrency: int = 8,
+        seed: int = 0,
+    ) -> list[WebhookDelivery]:
+        """Deliver ``payloads`` as a scattered stream; returns every attempt made.
+
+        ``duplicates`` (0 to 1) of the events are delivered a second time,
+        ``late`` of the deliveries are held back until all the others are done
+        (and a scaled first retry delay more), ``shuffle`` scatters the order,
+        ``retry`` retries failures on Sendcloud's (scaled) schedule, and at most
+        ``concurrency`` deliveries are under way at once. ``seed`` makes it
+        reproducible (the order of concurrent arrivals aside).
+        """
+        for name, share in (("duplicates", duplicates), ("late", late)):
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {share!r}")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
+        rng = random.Random(seed)
+        items = list(payloads)
+        items += rng.sample(items, round(len(items) * duplicates))
+        if shuffle:
+            rng.shuffle(items)
+        held = set(rng.sample(range(len(items)), round(len(items) * late)))
+        on_time = [item for n, item in enumerate(items) if n not in held]
+        held_back = [items[n] for n in sorted(held)]
+        gate = asyncio.Semaphore(concurrency)
+        sent: list[WebhookDelivery] = []
+
+        async def one(payload: dict[str, Any]) -> None:
+            async with gate:
+                if retry:
+                    sent.extend(await self.deliver_with_retries(urls, payload, rng=rng))
+                else:
+                    target = urls if isinstance(urls, str) else rng.choice(list(urls))
+                    sent.append(await self.deliver(target, payload))
+
+        await asyncio.gather(*(one(p) for p in on_time))
+        if held_back:
+            await asyncio.sleep(SENDCLOUD_RETRY_DELAYS[0] * self.retry_scale)
+            await asyncio.gather(*(one(p) for p in held_back))
+        return sent
+
+    async def _attempt(self, url: str, action: str, body: bytes, attempt: int) -> WebhookDelivery:
+        signature = _sign(body, self.secret)
         if not _is_loopback_url(url):
-            delivery = WebhookDelivery(
-                url, action, body, signature, None, "refused: the fake only delivers to loopback"
-            )
+            delivery = WebhookDelivery(url, action, body, signature, None, _REFUSED, attempt)
             self.deliveries.append(delivery)
             return delivery
         if self._session is None:
@@ -105,16 +226,18 @@ class WebhookSender:
                 data=body,
                 headers={
                     "Content-Type": "application/json",
-                    webhooks.SIGNATURE_HEADER: signature,
+                    SIGNATURE_HEADER: signature,
                     "User-Agent": "FakeSendcloud-Webhooks",
                 },
                 allow_redirects=False,
             ) as resp:
                 await resp.read()
-                delivery = WebhookDelivery(url, action, body, signature, resp.status)
+                delivery = WebhookDelivery(
+                    url, action, body, signature, resp.status, attempt=attempt
+                )
         except (aiohttp.ClientError, TimeoutError) as exc:
             delivery = WebhookDelivery(
-                url, action, body, signature, None, f"{type(exc).__name__}: {exc}"
+                url, action, body, signature, None, f"{type(exc).__name__}: {exc}", attempt
             )
         self.deliveries.append(delivery)
         return delivery
@@ -140,3 +263,14 @@ def timestamp_ms() -> int:
 def now_iso() -> str:
     """Now as an ISO 8601 string in UTC."""
     return datetime.now(UTC).isoformat()
+
+
+def event_payload(integration: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` as sent for ``integration``: with a ``timestamp`` (now) and the integration."""
+    if not isinstance(event.get("action"), str):
+        raise ValueError(f"every event needs an 'action' string, got {event!r}")
+    payload: dict[str, Any] = {"action": event["action"], "timestamp": timestamp_ms()}
+    if event["action"].startswith("integration_"):
+        payload["integration"] = integration_payload(integration)
+    payload.update(event)
+    return payload

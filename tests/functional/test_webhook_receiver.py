@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -46,12 +48,16 @@ async def serve(
     *,
     max_body_size: int = 1024 * 1024,
     client_max_size: int = 1024**2,
+    secret: str | tuple[str, ...] = SECRET,
+    max_age: float | None = None,
+    ledger: webhooks.EventLedger | None = None,
 ) -> AsyncIterator[str]:
     """Run an app with the webhook handler on an ephemeral loopback port; yield its URL."""
     app = web.Application(client_max_size=client_max_size)
-    app.router.add_post(
-        PATH, webhooks.aiohttp_handler(SECRET, callback, max_body_size=max_body_size)
+    handler = webhooks.aiohttp_handler(
+        secret, callback, max_body_size=max_body_size, max_age=max_age, ledger=ledger
     )
+    app.router.add_post(PATH, handler)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -312,3 +318,148 @@ def test_handler_factory_validates_its_arguments() -> None:
         webhooks.aiohttp_handler(SECRET, Recorder(), max_body_size=0)
     with pytest.raises(TypeError, match="max_body_size"):
         webhooks.aiohttp_handler(SECRET, Recorder(), max_body_size=True)
+
+
+def test_handler_factory_checks_rotation_max_age_and_ledger() -> None:
+    """An empty rotation, a bad max_age or a non-ledger fail when the handler is built."""
+    with pytest.raises(ValueError, match="secret must not be empty: give at least one"):
+        webhooks.aiohttp_handler((), Recorder())
+    with pytest.raises(ValueError, match="max_age must be a positive number of seconds"):
+        webhooks.aiohttp_handler(SECRET, Recorder(), max_age=0)
+    with pytest.raises(TypeError, match="ledger must be an EventLedger or None, got dict"):
+        webhooks.aiohttp_handler(SECRET, Recorder(), ledger={})  # type: ignore[arg-type]
+
+
+NEW, OLD = "whsec-rotated-new", "whsec-rotated-old"
+
+
+@pytest.mark.parametrize(
+    ("signed_with", "status"), [(NEW, 200), (OLD, 200), ("whsec-neither", 401)]
+)
+async def test_receiver_accepts_both_secrets_during_rotation(
+    session: aiohttp.ClientSession, signed_with: str, status: int
+) -> None:
+    """A receiver given (new, old) accepts either signature and rejects a third one."""
+    body = (FIXTURES / "return_created.json").read_bytes()
+    recorder = Recorder()
+    async with serve(recorder, secret=(NEW, OLD)) as url:
+        got, text = await post(
+            session, url, body, {webhooks.SIGNATURE_HEADER: webhooks.sign(body, signed_with)}
+        )
+    assert got == status
+    assert len(recorder.events) == (1 if status == 200 else 0)
+    for secretish in (NEW, OLD):
+        assert secretish not in text
+
+
+def parcel_body(parcel: int, when: float, status: int = 1) -> bytes:
+    """A parcel_status_changed body."""
+    return json.dumps(
+        {
+            "action": "parcel_status_changed",
+            "timestamp": when,
+            "parcel": {"id": parcel, "status": {"id": status}},
+        }
+    ).encode()
+
+
+async def test_event_older_than_max_age_is_400_and_not_handled(
+    session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An event older than max_age is answered 400 "event too old"; a recent one is handled."""
+    recorder = Recorder()
+    caplog.set_level(logging.WARNING, logger="sendcloud_async.webhooks")
+    now = time.time()
+    old, recent = parcel_body(1, now - 3600 - 5), parcel_body(1, now - 3600 + 5)
+    ledger = webhooks.EventLedger()
+    async with serve(recorder, max_age=3600, ledger=ledger) as url:
+        status, text = await post(session, url, old, signed(old))
+        assert (status, json.loads(text)) == (400, {"error": "event too old"})
+        assert (recorder.events, ledger.size, ledger.counts) == ([], 0, {})
+        status, _ = await post(session, url, recent, signed(recent))
+        assert status == 200
+    assert len(recorder.events) == 1
+    assert ledger.counts == {"new": 1}
+    assert any("more than max_age=3600 s" in r.getMessage() for r in caplog.records)
+
+
+async def test_duplicates_and_stale_events_are_200_without_the_handler(
+    session: aiohttp.ClientSession,
+) -> None:
+    """With a ledger: new is handled; a repeat and an older event are 200 and counted only."""
+    recorder = Recorder()
+    ledger = webhooks.EventLedger()
+    newer, older = parcel_body(7, 2000, status=11), parcel_body(7, 1000, status=3)
+    async with serve(recorder, ledger=ledger) as url:
+        answers = [await post(session, url, body, signed(body)) for body in (newer, newer, older)]
+    assert answers == [
+        (200, '{"status": "ok"}'),
+        (200, '{"status": "duplicate"}'),
+        (200, '{"status": "stale"}'),
+    ]
+    assert len(recorder.events) == 1
+    assert ledger.counts == {"new": 1, "duplicate": 1, "stale": 1}
+
+
+async def test_handler_failure_is_500_and_the_retry_is_processed(
+    session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failing handler answers 500 and admits nothing, so Sendcloud's retry is handled."""
+    body = parcel_body(7, 1000)
+    calls: list[webhooks.WebhookEvent] = []
+
+    async def flaky(event: webhooks.WebhookEvent) -> None:
+        """Fail on the first call."""
+        calls.append(event)
+        if len(calls) == 1:
+            raise RuntimeError("database is down")
+
+    ledger = webhooks.EventLedger()
+    caplog.set_level(logging.CRITICAL, logger="aiohttp.server")
+    async with serve(flaky, ledger=ledger) as url:
+        first, _ = await post(session, url, body, signed(body))
+        retry, retry_text = await post(session, url, body, signed(body))
+        again, again_text = await post(session, url, body, signed(body))
+    assert (first, retry, again) == (500, 200, 200)
+    assert json.loads(retry_text) == {"status": "ok"}
+    assert json.loads(again_text) == {"status": "duplicate"}
+    assert len(calls) == 2
+    assert ledger.counts == {"failed": 1, "new": 1, "duplicate": 1}
+
+
+async def test_concurrent_delivery_of_an_event_in_flight_is_409_then_duplicate(
+    session: aiohttp.ClientSession,
+) -> None:
+    """A second delivery while the first is handled gets 409 + Retry-After; later a duplicate."""
+    body = parcel_body(7, 1000)
+    entered, go_on = asyncio.Event(), asyncio.Event()
+    calls: list[webhooks.WebhookEvent] = []
+
+    async def slow(event: webhooks.WebhookEvent) -> None:
+        """Block until told to go on."""
+        calls.append(event)
+        entered.set()
+        await go_on.wait()
+
+    ledger = webhooks.EventLedger()
+    async with serve(slow, ledger=ledger) as url:
+        first = asyncio.create_task(post(session, url, body, signed(body)))
+        try:
+            await entered.wait()
+            async with (
+                asyncio.timeout(5),  # a broken ledger would let it into the blocked handler
+                session.post(url, data=body, headers=signed(body)) as resp,
+            ):
+                second = (resp.status, resp.headers.get("Retry-After"), await resp.json())
+            other = parcel_body(7, 999)  # another event of the same parcel waits too
+            async with asyncio.timeout(5):
+                third = await post(session, url, other, signed(other))
+        finally:
+            go_on.set()
+        assert await first == (200, '{"status": "ok"}')
+        retried = await post(session, url, body, signed(body))
+    assert second == (409, "60", {"error": "event in progress"})
+    assert third[0] == 409
+    assert retried == (200, '{"status": "duplicate"}')
+    assert len(calls) == 1
+    assert ledger.counts == {"new": 1, "in_flight": 2, "duplicate": 1}

@@ -36,6 +36,7 @@ API_NAMES: Final = frozenset(
         "StatusMapping",
         "StatusMappingEntry",
         "StatusTranslation",
+        "WatchState",
         "webhooks",
     }
 )
@@ -43,6 +44,8 @@ API_NAMES: Final = frozenset(
 #: Names of ``sendcloud_async.webhooks`` that users call.
 WEBHOOK_NAMES: Final = frozenset(
     {
+        "EventLedger",
+        "EventTooOldError",
         "IntegrationConnected",
         "IntegrationDeleted",
         "IntegrationUpdated",

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import json
+import math
 import pickle
+import random
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -14,8 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import sendcloud_async._time
 from sendcloud_async import webhooks
-from sendcloud_async._errors import DecodeError, SendcloudError
+from sendcloud_async._errors import DecodeError, InvalidInputError, SendcloudError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "webhooks"
 
@@ -651,3 +657,438 @@ def test_public_names_are_sorted_and_exist() -> None:
 def test_signature_header_name() -> None:
     """The header name is the spec's."""
     assert webhooks.SIGNATURE_HEADER == "Sendcloud-Signature"
+
+
+# --------------------------------------------------------------------------- rotation
+
+NEW_SECRET = "whsec-new-7f3a"
+OLD_SECRET = "whsec-old-1b9c"
+ROTATING = (NEW_SECRET, OLD_SECRET)
+
+
+@pytest.mark.parametrize("signed_with", [NEW_SECRET, OLD_SECRET])
+@pytest.mark.parametrize("secrets", [ROTATING, list(ROTATING), ROTATING[::-1]])
+def test_rotation_accepts_either_secret(signed_with: str, secrets: Any) -> None:
+    """During a rotation a body signed with the old or the new secret verifies and parses."""
+    body = fixture_body("parcel_status_changed")
+    signature = webhooks.sign(body, signed_with)
+    webhooks.verify_signature(body, signature, secrets)
+    event = webhooks.parse_event(body, signature=signature, secret=secrets)
+    assert isinstance(event, webhooks.ParcelStatusChanged)
+
+
+def test_rotation_rejects_a_third_secret_without_saying_which_were_tried() -> None:
+    """A body signed with neither secret is a mismatch, with the single-secret message."""
+    body = fixture_body("parcel_status_changed")
+    signature = webhooks.sign(body, "whsec-someone-else")
+    with pytest.raises(webhooks.InvalidSignatureError) as many:
+        webhooks.verify_signature(body, signature, ROTATING)
+    with pytest.raises(webhooks.InvalidSignatureError) as one:
+        webhooks.verify_signature(body, signature, NEW_SECRET)
+    assert many.value.reason == "mismatch"
+    assert str(many.value) == str(one.value)
+    text = str(many.value) + repr(many.value)
+    for secretish in (*ROTATING, signature, webhooks.sign(body, NEW_SECRET), "2", "two"):
+        assert secretish not in text
+
+
+def test_rotation_with_a_bad_signature_format_is_still_malformed() -> None:
+    """Rotation changes nothing about missing or malformed signatures."""
+    with pytest.raises(webhooks.InvalidSignatureError) as info:
+        webhooks.verify_signature(SPEC_BODY, "abc", ROTATING)
+    assert info.value.reason == "malformed"
+    with pytest.raises(webhooks.InvalidSignatureError) as missing:
+        webhooks.parse_event(SPEC_BODY, signature=None, secret=ROTATING)
+    assert missing.value.reason == "missing"
+
+
+@pytest.mark.parametrize(
+    ("secret", "error", "message"),
+    [
+        ((), ValueError, "secret must not be empty: give at least one"),
+        ([], ValueError, "secret must not be empty: give at least one"),
+        ((NEW_SECRET, ""), ValueError, "secret must not be empty"),
+        ((NEW_SECRET, b"old"), TypeError, "secret must be a str, got bytes"),
+        ({NEW_SECRET}, TypeError, "secret must be a str or a sequence of str, got set"),
+        ({NEW_SECRET: 1}, TypeError, "secret must be a str or a sequence of str, got dict"),
+        (b"secretkey", TypeError, "secret must be a str or a sequence of str, got bytes"),
+        (None, TypeError, "secret must be a str or a sequence of str, got NoneType"),
+    ],
+)
+def test_bad_secret_collections_are_refused(
+    secret: Any, error: type[Exception], message: str
+) -> None:
+    """An empty rotation, an empty or non-str member, or a non-sequence raise clear errors."""
+    with pytest.raises(error) as info:
+        webhooks.verify_signature(SPEC_BODY, SPEC_SIGNATURE, secret)
+    assert str(info.value) == message
+
+
+def test_the_spec_vector_verifies_among_other_secrets() -> None:
+    """The spec's vector verifies when its secret is the last of several candidates."""
+    webhooks.verify_signature(SPEC_BODY, SPEC_SIGNATURE, ["a", "b", "c", SPEC_SECRET])
+
+
+# --------------------------------------------------------------------------- max_age
+
+MAX_AGE = 43_200.0
+
+
+def event_at(when: float, *, ms: bool = False, parcel: int = 1) -> bytes:
+    """A parcel event body with ``timestamp`` ``when`` (unix seconds; optionally sent in ms)."""
+    raw: float = round(when * 1000) if ms else when
+    return encode({"action": "parcel_status_changed", "timestamp": raw, "parcel": {"id": parcel}})
+
+
+@pytest.mark.parametrize(
+    ("age", "passes"),
+    [
+        (0.0, True),
+        (MAX_AGE - 0.001, True),
+        (MAX_AGE, True),
+        (MAX_AGE + 0.001, False),
+        (-300.0, True),
+        (-300.001, False),
+        (-86_400.0, False),
+    ],
+)
+def test_age_check_edges_are_inclusive(age: float, passes: bool) -> None:
+    """max_age and the 5-minute future skew are both inclusive edges."""
+    now = 1_800_000_000.0
+    event = webhooks._decode(event_at(now - age))
+    if passes:
+        webhooks._check_age(event, MAX_AGE, now)
+        return
+    with pytest.raises(webhooks.EventTooOldError) as info:
+        webhooks._check_age(event, MAX_AGE, now)
+    assert info.value.age == pytest.approx(age, abs=1e-5)
+    assert info.value.max_age == MAX_AGE
+
+
+@pytest.mark.parametrize("ms", [False, True])
+def test_parse_event_max_age_around_the_edge(ms: bool) -> None:
+    """Two seconds inside max_age passes, two seconds outside raises, in seconds or ms."""
+    now = time.time()
+    inside = event_at(now - MAX_AGE + 2, ms=ms)
+    event = webhooks.parse_event(
+        inside, signature=webhooks.sign(inside, SECRET), secret=SECRET, max_age=MAX_AGE
+    )
+    assert isinstance(event, webhooks.ParcelStatusChanged)
+    outside = event_at(now - MAX_AGE - 2, ms=ms)
+    with pytest.raises(webhooks.EventTooOldError) as info:
+        webhooks.parse_event(
+            outside, signature=webhooks.sign(outside, SECRET), secret=SECRET, max_age=MAX_AGE
+        )
+    assert MAX_AGE + 1.99 <= info.value.age < MAX_AGE + 60
+    assert str(info.value).startswith("webhook event is 4320")
+    assert str(info.value).endswith("s old, more than max_age=43200 s")
+
+
+def test_event_from_the_future_beyond_the_skew_is_refused() -> None:
+    """One minute ahead is clock skew; ten minutes ahead raises EventTooOldError."""
+    now = time.time()
+    near = event_at(now + 60)
+    webhooks.parse_event(near, signature=webhooks.sign(near, SECRET), secret=SECRET, max_age=60)
+    far = event_at(now + 600)
+    with pytest.raises(webhooks.EventTooOldError, match=r"in the future, more than the 300 s"):
+        webhooks.parse_event(far, signature=webhooks.sign(far, SECRET), secret=SECRET, max_age=60)
+
+
+def test_without_max_age_any_age_passes() -> None:
+    """max_age=None (the default) checks no age: an event from 2018 parses."""
+    body = fixture_body("integration_connected")
+    assert parse(body).timestamp is not None
+    webhooks.parse_event(body, signature=webhooks.sign(body, SECRET), secret=SECRET, max_age=None)
+
+
+def test_unknown_event_without_timestamp_has_no_age() -> None:
+    """An UnknownEvent without a timestamp passes max_age (there is nothing to check)."""
+    body = b'{"action": "label_printed"}'
+    event = webhooks.parse_event(
+        body, signature=webhooks.sign(body, SECRET), secret=SECRET, max_age=1
+    )
+    assert isinstance(event, webhooks.UnknownEvent)
+
+
+def test_bad_signature_wins_over_age() -> None:
+    """An old event with a wrong signature is InvalidSignatureError: age is checked after."""
+    body = event_at(0.0 + 1_000_000_000)
+    with pytest.raises(webhooks.InvalidSignatureError):
+        webhooks.parse_event(body, signature="0" * 64, secret=SECRET, max_age=10)
+
+
+@pytest.mark.parametrize("max_age", [0, -1, math.nan, math.inf, True, "60"])
+def test_bad_max_age_is_invalid_input(max_age: Any) -> None:
+    """max_age must be a positive finite number of seconds."""
+    body = fixture_body("return_created")
+    with pytest.raises(InvalidInputError, match="max_age must be a positive number of seconds"):
+        webhooks.parse_event(
+            body, signature=webhooks.sign(body, SECRET), secret=SECRET, max_age=max_age
+        )
+
+
+def test_event_too_old_error_is_a_sendcloud_error_and_pickles() -> None:
+    """EventTooOldError fits the SDK's tree and survives pickling with its numbers."""
+    err = webhooks.EventTooOldError(50_000.25, MAX_AGE)
+    assert isinstance(err, SendcloudError)
+    copy = pickle.loads(pickle.dumps(err))
+    assert (copy.age, copy.max_age, str(copy)) == (50_000.25, MAX_AGE, str(err))
+    assert str(err) == "webhook event is 50000.2 s old, more than max_age=43200 s"
+
+
+# --------------------------------------------------------------------------- ledger
+
+
+def parcel_event(parcel: int | None, when: float, status: int = 1) -> webhooks.WebhookEvent:
+    """A decoded parcel_status_changed event."""
+    body: dict[str, Any] = {"action": "parcel_status_changed", "timestamp": when}
+    body["parcel"] = (
+        {"status": {"id": status}} if parcel is None else {"id": parcel, "status": {"id": status}}
+    )
+    return webhooks._decode(encode(body))
+
+
+def integration_event(action: str, ident: int, when: float) -> webhooks.WebhookEvent:
+    """A decoded integration event."""
+    return webhooks._decode(
+        encode({"action": action, "timestamp": when, "integration": {"id": ident}})
+    )
+
+
+def return_event(ident: int, when: float) -> webhooks.WebhookEvent:
+    """A decoded return_created event."""
+    return webhooks._decode(
+        encode({"action": "return_created", "timestamp": when, "data": {"id": ident}})
+    )
+
+
+async def test_ledger_new_duplicate_stale_for_one_parcel() -> None:
+    """A parcel's events: new, the same again is a duplicate, an older one is stale."""
+    ledger = webhooks.EventLedger()
+    assert await ledger.admit(parcel_event(7, 1000)) == "new"
+    assert await ledger.admit(parcel_event(7, 1000)) == "duplicate"
+    assert await ledger.admit(parcel_event(7, 1001)) == "new"
+    assert await ledger.admit(parcel_event(7, 999)) == "stale"
+    assert await ledger.admit(parcel_event(7, 1000)) == "duplicate"
+    assert await ledger.admit(parcel_event(8, 999)) == "new"
+    assert ledger.counts == {"new": 3, "duplicate": 2, "stale": 1}
+    assert ledger.size == 3
+
+
+async def test_same_action_object_and_time_is_a_duplicate_whatever_else_differs() -> None:
+    """Same action, parcel and timestamp with another status is still a duplicate."""
+    ledger = webhooks.EventLedger()
+    assert await ledger.admit(parcel_event(7, 1000, status=1)) == "new"
+    assert await ledger.admit(parcel_event(7, 1000, status=11)) == "duplicate"
+
+
+async def test_the_same_instant_in_seconds_or_ms_is_a_duplicate() -> None:
+    """1700000000.5 s and 1700000000500 ms are the same timestamp."""
+    ledger = webhooks.EventLedger()
+    assert await ledger.admit(parcel_event(7, 1_700_000_000.5)) == "new"
+    assert await ledger.admit(parcel_event(7, 1_700_000_000_500)) == "duplicate"
+
+
+async def test_integration_events_share_their_integration_as_object() -> None:
+    """connected, updated and deleted of one integration are ordered together, by id."""
+    ledger = webhooks.EventLedger()
+    assert await ledger.admit(integration_event("integration_connected", 3, 100)) == "new"
+    assert await ledger.admit(integration_event("integration_deleted", 3, 300)) == "new"
+    assert await ledger.admit(integration_event("integration_updated", 3, 200)) == "stale"
+    assert await ledger.admit(integration_event("integration_updated", 4, 200)) == "new"
+    # the same instant with another action is not older: new
+    assert await ledger.admit(integration_event("integration_updated", 3, 300)) == "new"
+
+
+async def test_returns_are_objects_of_their_own() -> None:
+    """A return is ordered by its id, separately from a parcel with the same number."""
+    ledger = webhooks.EventLedger()
+    assert await ledger.admit(parcel_event(42, 500)) == "new"
+    assert await ledger.admit(return_event(42, 100)) == "new"
+    assert await ledger.admit(return_event(42, 100)) == "duplicate"
+    assert await ledger.admit(return_event(42, 50)) == "stale"
+
+
+async def test_events_without_an_object_are_only_deduplicated_by_content() -> None:
+    """Unknown events and id-less parcels: the same content is a duplicate, nothing is stale."""
+    ledger = webhooks.EventLedger()
+    unknown = webhooks._decode(b'{"action": "label_printed", "timestamp": 200, "label": 1}')
+    older = webhooks._decode(b'{"action": "label_printed", "timestamp": 100, "label": 1}')
+    same_keys_reordered = webhooks._decode(
+        b'{"label": 1, "timestamp": 200, "action": "label_printed"}'
+    )
+    assert await ledger.admit(unknown) == "new"
+    assert await ledger.admit(same_keys_reordered) == "duplicate"
+    assert await ledger.admit(older) == "new"
+    assert await ledger.admit(parcel_event(None, 100)) == "new"
+    assert await ledger.admit(parcel_event(None, 100)) == "duplicate"
+    assert await ledger.admit(parcel_event(None, 50)) == "new"
+
+
+async def test_ledger_forgets_after_ttl() -> None:
+    """An entry is forgotten ttl seconds after it was admitted."""
+    ledger = webhooks.EventLedger(ttl=0.05)
+    assert await ledger.admit(parcel_event(7, 1000)) == "new"
+    assert await ledger.admit(parcel_event(7, 999)) == "stale"
+    await asyncio.sleep(0.08)
+    assert await ledger.admit(parcel_event(7, 999)) == "new"
+    assert ledger.size == 1
+
+
+async def test_ledger_is_bounded_by_max_entries_oldest_first() -> None:
+    """With max_entries=2 the first parcel is forgotten when a third arrives."""
+    ledger = webhooks.EventLedger(max_entries=2)
+    for parcel in (1, 2, 3):
+        assert await ledger.admit(parcel_event(parcel, 1000)) == "new"
+    assert ledger.size == 2
+    assert await ledger.admit(parcel_event(1, 500)) == "new"  # forgotten: no longer stale
+    assert await ledger.admit(parcel_event(3, 500)) == "stale"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_entries": 0}, "max_entries must be 1 or more, got 0"),
+        ({"max_entries": 1.5}, "max_entries must be an int, not float"),
+        ({"ttl": 0}, "ttl must be a positive number of seconds, got 0"),
+        ({"ttl": math.inf}, "ttl must be a positive number of seconds, got inf"),
+    ],
+)
+def test_ledger_options_are_checked(options: dict[str, Any], message: str) -> None:
+    """Bad ledger options raise InvalidInputError naming the option."""
+    with pytest.raises(InvalidInputError) as info:
+        webhooks.EventLedger(**options)
+    assert str(info.value) == message
+
+
+async def test_handling_admits_only_after_the_block_succeeded() -> None:
+    """A failing block admits nothing (the retry is new); a succeeding one admits the event."""
+    ledger = webhooks.EventLedger()
+    event = parcel_event(7, 1000)
+
+    async def failing() -> None:
+        """A block whose work fails."""
+        async with ledger.handling(event) as verdict:
+            assert verdict == "new"
+            raise RuntimeError("database is down")
+
+    with pytest.raises(RuntimeError, match="database is down"):
+        await failing()
+    async with ledger.handling(event) as verdict:
+        assert verdict == "new"
+    async with ledger.handling(event) as verdict:
+        assert verdict == "duplicate"
+    async with ledger.handling(parcel_event(7, 10)) as verdict:
+        assert verdict == "stale"
+    assert ledger.counts == {"new": 1, "failed": 1, "duplicate": 1, "stale": 1}
+
+
+async def test_a_second_delivery_for_an_object_in_flight_is_refused() -> None:
+    """While one delivery for parcel 7 is handled, the same or another one for it is in flight."""
+    ledger = webhooks.EventLedger()
+    async with ledger.handling(parcel_event(7, 1000)) as verdict:
+        assert verdict == "new"
+        with pytest.raises(webhooks.EventInFlightError) as same:
+            async with ledger.handling(parcel_event(7, 1000)):
+                pytest.fail("entered a block for an object in flight")
+        with pytest.raises(webhooks.EventInFlightError):
+            await ledger.admit(parcel_event(7, 2000))
+        assert await ledger.admit(parcel_event(8, 1000)) == "new"
+    assert same.value.scope == "parcel:7"
+    assert str(same.value) == "another delivery for parcel:7 is being handled right now"
+    assert await ledger.admit(parcel_event(7, 1000)) == "duplicate"
+    assert await ledger.admit(parcel_event(7, 2000)) == "new"
+    assert ledger.counts["in_flight"] == 2
+
+
+async def test_a_cancelled_block_admits_nothing() -> None:
+    """A handler cancelled mid-way releases the object: the retry is new."""
+    ledger = webhooks.EventLedger()
+    started = asyncio.Event()
+
+    async def work() -> None:
+        """Hold the block open until cancelled."""
+        async with ledger.handling(parcel_event(7, 1000)):
+            started.set()
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(work())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await ledger.admit(parcel_event(7, 1000)) == "new"
+
+
+def test_in_flight_error_is_a_sendcloud_error_and_pickles() -> None:
+    """EventInFlightError fits the SDK's tree and survives pickling."""
+    err = webhooks.EventInFlightError("parcel:7")
+    assert isinstance(err, SendcloudError)
+    assert pickle.loads(pickle.dumps(err)).scope == "parcel:7"
+
+
+@settings(max_examples=50)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    parcels=st.integers(1, 6),
+    per_parcel=st.integers(1, 8),
+    duplicates=st.floats(0, 1),
+)
+def test_shuffled_duplicated_stream_admits_an_increasing_run_ending_at_the_newest(
+    seed: int, parcels: int, per_parcel: int, duplicates: float
+) -> None:
+    """Any order, any repeats: a parcel's admitted events only get newer, up to the newest."""
+    rng = random.Random(seed)
+    events = [(p, 1000 + n) for p in range(parcels) for n in range(per_parcel)]
+    stream = events + rng.sample(events, round(len(events) * duplicates))
+    rng.shuffle(stream)
+    ledger = webhooks.EventLedger()
+    admitted: dict[int, list[int]] = {}
+
+    async def run() -> None:
+        """Admit the stream in order."""
+        for parcel, when in stream:
+            if await ledger.admit(parcel_event(parcel, when)) == "new":
+                admitted.setdefault(parcel, []).append(when)
+
+    asyncio.run(run())
+    for parcel in range(parcels):
+        run_ = admitted[parcel]
+        assert run_ == sorted(set(run_))
+        assert run_[-1] == 1000 + per_parcel - 1
+    assert ledger.counts["new"] == sum(len(v) for v in admitted.values())
+    assert sum(ledger.counts.values()) == len(stream)
+
+
+def test_rotation_compares_every_candidate_even_after_a_match(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A match on the first secret still compares the others: timing does not say which."""
+    calls: list[int] = []
+    real = hmac.compare_digest
+
+    def counting(a: bytes, b: bytes) -> bool:
+        """Count, then compare for real."""
+        calls.append(1)
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", counting)
+    webhooks.verify_signature(SPEC_BODY, SPEC_SIGNATURE, [SPEC_SECRET, "b", "c"])
+    assert len(calls) == 3
+
+
+def test_naive_integration_date_times_use_the_one_utc_rule() -> None:
+    """Webhook models read naive date-times through _time.as_utc; no copy of the rule is left."""
+    body = encode(
+        {
+            "action": "integration_updated",
+            "timestamp": 1,
+            "integration": {"id": 1, "failing_since": "2019-02-03T06:48:07"},
+        }
+    )
+    event = parse(body)
+    assert isinstance(event, webhooks.IntegrationUpdated)
+    assert event.integration is not None
+    assert event.integration.failing_since == datetime(2019, 2, 3, 6, 48, 7, tzinfo=UTC)
+    assert not hasattr(webhooks, "_aware")
+    assert vars(webhooks)["as_utc"] is sendcloud_async._time.as_utc
