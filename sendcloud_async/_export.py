@@ -127,6 +127,8 @@ class CheckpointQuery(msgspec.Struct, frozen=True, kw_only=True):
     integration_id: int | None
     format: str
     page_size: int | None
+    #: ``"account"`` (one account-wide walk) or ``"per-integration"`` (see ``_export_walks``).
+    listing: str = "account"
 
 
 class Checkpoint(msgspec.Struct, kw_only=True):
@@ -364,12 +366,14 @@ class LogExport:
         state: Checkpoint | None = None
         if self.resume:
             state = self._read_checkpoint()
+            if state is None:  # killed before its first checkpoint: nothing to resume, so start
+                self.resume = False
         if path.is_dir():
             raise ExportInputError(f"cannot write {path}: it is a directory")
         parent = path.parent
         if not parent.is_dir():
             raise ExportInputError(f"cannot write {path}: the directory {parent} does not exist")
-        if self.resume and not path.exists():
+        if state is not None and state.pages and not path.exists():
             raise ExportInputError(
                 f"cannot resume: {path} does not exist (its checkpoint does); "
                 "run without --resume to start over"
@@ -410,18 +414,28 @@ class LogExport:
         except OSError:
             pass  # a file system without locks: carry on unprotected
 
-    def _read_checkpoint(self) -> Checkpoint:
+    def _read_checkpoint(self) -> Checkpoint | None:
+        """The checkpoint; ``None`` if there is none and the output is missing or empty."""
         where = self.checkpoint_path
         try:
             raw = where.read_bytes()
         except FileNotFoundError:
+            try:
+                size = self.path.stat().st_size
+            except FileNotFoundError:
+                return None
+            except OSError:
+                size = -1
+            if size == 0:
+                return None  # the checkpoint is written before the first byte of output
             raise ExportInputError(
-                f"cannot resume: there is no checkpoint {where}; run without --resume to start"
+                f"cannot resume: {self.path} has data but no checkpoint ({where}); "
+                "run without --resume to start over"
             ) from None
         except OSError as exc:
             raise ExportInputError(f"cannot read the checkpoint {where}: {_reason(exc)}") from None
         try:
-            state = _CHECKPOINT_DECODER.decode(raw)
+            state = self._decode_checkpoint(raw)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ExportInputError(
                 f"the checkpoint {where} is damaged ({exc}); run without --resume to start over"
@@ -441,6 +455,9 @@ class LogExport:
                 "run without --resume to start over, or pick another output"
             )
         return state
+
+    def _decode_checkpoint(self, raw: bytes) -> Checkpoint:
+        return _CHECKPOINT_DECODER.decode(raw)
 
     def close(self) -> None:
         """Release the lock and the file (idempotent)."""
@@ -578,6 +595,11 @@ class LogExport:
             page_size=self.query.page_size,
         )
         pending: asyncio.Future[None] | None = None
+
+        def reported(written: asyncio.Future[None]) -> None:
+            if progress is not None and not written.cancelled() and written.exception() is None:
+                progress(self._stats(base, started))
+
         try:
             async for page in pages:
                 if page.next_url is not None and page.next_cursor is None:
@@ -589,17 +611,15 @@ class LogExport:
                     # The previous page is on disk before this one is written.
                     await _complete(pending)
                     pending = None
-                    if progress is not None:
-                        progress(self._stats(base, started))
                 # Written in a worker thread while the next page is being fetched.
                 pending = loop.run_in_executor(
                     None, self._commit, page.items, page.next_cursor, page.next_cursor is None
                 )
+                if progress is not None:  # as soon as the page is on disk, not at the next one
+                    pending.add_done_callback(reported)
             if pending is not None:
                 await _complete(pending)
                 pending = None
-                if progress is not None:
-                    progress(self._stats(base, started))
         finally:
             if pending is not None:
                 # Interrupted or failed while a page was being written: let it

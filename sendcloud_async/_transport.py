@@ -46,6 +46,7 @@ from aiohttp.http_exceptions import ContentEncodingError
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from . import _observe
 from ._body import BodyLimit
 from ._errors import (
     APIConnectionError,
@@ -393,16 +394,43 @@ class Transport:
         or ``APITimeoutError`` when the server could not be reached in time.
         """
         session = self.session()
-        policy = self._config.retry
         repeatable = is_idempotent(method) if idempotent is None else idempotent
         timeout = timeout or self._config.timeout
+        shown = display_url(url)
+        call = _observe.begin(method, shown)  # NO_CALL (does nothing) when nobody observes
+        if call is _observe.NO_CALL:
+            return await self._attempts(
+                call, session, method, url, shown, body, timeout, repeatable, max_retries
+            )
+        with call.active():  # the rate gate reports its waits through current_call()
+            return await self._attempts(
+                call, session, method, url, shown, body, timeout, repeatable, max_retries
+            )
+
+    async def _attempts(
+        self,
+        call: _observe.Call,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: URL,
+        shown: str,
+        body: bytes | None,
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109
+        repeatable: bool,
+        max_retries: int | None,
+    ) -> Response:
+        """The attempt loop: one attempt, then the policy's word on the next."""
+        policy = self._config.retry
         attempt = 0
         while True:
             attempt += 1
+            call.sending(attempt)
             outcome = await self._gated(session, method, url, body, timeout, attempt)
             if type(outcome) is Response:
+                call.finished(attempt, status=outcome.status)
                 return outcome
             assert isinstance(outcome, _Failure)
+            call.finished(attempt, status=outcome.status, error=type(outcome.error).__name__)
             wait = None
             if not outcome.final:
                 wait = policy.decide(
@@ -419,7 +447,20 @@ class Transport:
                 # A fresh traceback: a token error is shared by every waiter, and the
                 # frames it came through hold the response that may echo a credential.
                 raise outcome.error.with_traceback(None)
-            self._before_retry(method, url, attempt, outcome.error, wait, max_retries)
+            error = outcome.error
+            if outcome.shared and isinstance(error, APIConnectionError | APIError | DecodeError):
+                # The token request failed: say so, not the API call it held back.
+                self._before_retry(
+                    error.method or method, error.url, attempt, error, wait, max_retries
+                )
+            else:
+                self._before_retry(method, shown, attempt, error, wait, max_retries)
+            call.waiting(
+                "retry",
+                wait,
+                status=outcome.status,
+                error=None if outcome.status is not None else _reason(error),
+            )
             await asyncio.sleep(0 if retry_testing.instant else wait)
 
     async def _gated(
@@ -493,7 +534,7 @@ class Transport:
     def _before_retry(
         self,
         method: str,
-        url: URL,
+        shown: str | None,
         attempt: int,
         error: Exception,
         wait: float,
@@ -508,7 +549,7 @@ class Transport:
                 level,
                 "%s %s failed (%s); retrying in %.2f s (retry %d of %d)",
                 method,
-                display_url(url),
+                shown,
                 reason,
                 wait,
                 attempt,
@@ -516,7 +557,7 @@ class Transport:
             )
         events = retry_testing.events
         if events is not None:
-            events.append(RetryEvent(method, display_url(url), attempt, reason, wait))
+            events.append(RetryEvent(method, shown or "", attempt, reason, wait))
 
 
 def _failure_of(exc: Exception, state: _Attempt, method: str, shown: str, attempt: int) -> _Failure:

@@ -19,8 +19,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from sendcloud_async import SendcloudClient, __version__, _cli
-from sendcloud_async._cli import FAKE_INTEGRATIONS, FAKE_LOGS_PER_INTEGRATION, Progress
+from sendcloud_async import AccountPool, SendcloudClient, __version__, _cli
+from sendcloud_async._cli.common import FAKE_INTEGRATIONS, FAKE_LOGS_PER_INTEGRATION
+from sendcloud_async._cli.progress import Progress
 from sendcloud_async._export import CSV_COLUMNS, Checkpoint, LogExport, checkpoint_path
 from sendcloud_async.testing import FakeSendcloud, ScriptedResponse
 
@@ -399,8 +400,9 @@ def test_progress_bar_with_a_known_total() -> None:
 
 
 def accounts_file(path: Path, body: str) -> Path:
-    """Write an accounts file."""
+    """Write an accounts file readable only by its owner (as the docs ask)."""
     path.write_text(body, encoding="utf-8")
+    path.chmod(0o600)
     return path
 
 
@@ -547,12 +549,14 @@ async def test_accounts_share_one_session_with_bounded_concurrency(
         finally:
             active -= 1
 
-    def recording_client(*args: Any, **kwargs: Any) -> Any:
-        sessions.append(kwargs.get("session"))
-        return SendcloudClient(*args, **kwargs)
+    original_client = AccountPool.client
+
+    def recording_client(self: AccountPool, auth: Any) -> SendcloudClient:
+        sessions.append(self.session)
+        return original_client(self, auth)
 
     monkeypatch.setattr(LogExport, "run", counting_run)
-    monkeypatch.setattr("sendcloud_async._cli.SendcloudClient", recording_client)
+    monkeypatch.setattr(AccountPool, "client", recording_client)
     stdout, stderr = io.StringIO(), io.StringIO()
     argv = ["logs", "export", "--accounts", str(accounts), "--out-dir", str(tmp_path / "out")]
     argv += ["--concurrency", "2", "--page-size", "9"]
@@ -753,12 +757,11 @@ def test_inconsistent_accounts_file(tmp_path: Path, content: str, needle: str) -
     assert "'s'" not in result.err
 
 
-@pytest.mark.parametrize("where", ["missing-dir", "directory", "under-a-file"])
+@pytest.mark.parametrize("where", ["directory", "under-a-file"])
 async def test_unwritable_output(fake: FakeSendcloud, tmp_path: Path, where: str) -> None:
     """An output path that cannot be written: exit 2 before any request."""
     (tmp_path / "file").write_text("")
     out = {
-        "missing-dir": tmp_path / "nope" / "x.jsonl",
         "directory": tmp_path,
         "under-a-file": tmp_path / "file" / "x.jsonl",
     }[where]
@@ -768,12 +771,26 @@ async def test_unwritable_output(fake: FakeSendcloud, tmp_path: Path, where: str
 
 
 async def test_resume_without_checkpoint(fake: FakeSendcloud, tmp_path: Path) -> None:
-    """--resume with no checkpoint beside FILE: exit 2, nothing sent."""
-    result = await run(
-        "logs", "export", "--out", str(tmp_path / "x.jsonl"), "--resume", env=fake_env(fake)
-    )
+    """--resume where data lies that no checkpoint describes: exit 2, nothing sent."""
+    out = tmp_path / "x.jsonl"
+    out.write_text('{"id": 1}\n')
+    result = await run("logs", "export", "--out", str(out), "--resume", env=fake_env(fake))
     assert_one_error_line(result, 2, "no checkpoint")
     assert fake.requests == []
+    assert out.read_text() == '{"id": 1}\n'
+
+
+async def test_resume_with_nothing_written_yet_starts(fake: FakeSendcloud, tmp_path: Path) -> None:
+    """--resume with no output and no checkpoint (or an empty output) simply starts."""
+    fake.seed(integrations=1, logs_per_integration=12, seed=17)
+    missing, empty = tmp_path / "new" / "x.jsonl", tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    for out in (missing, empty):
+        result = await run("logs", "export", "--out", str(out), "--resume", env=fake_env(fake))
+        assert result.code == 0, result
+        assert "resumed" not in result.out
+        assert ids(out) == [r["id"] for r in fake.logs]
+        assert checkpoint(out).done
 
 
 @pytest.mark.parametrize(
@@ -790,7 +807,7 @@ async def test_resume_for_another_query(
 ) -> None:
     """A checkpoint for another integration, format, page size or base URL is refused (exit 2)."""
     fake.seed(integrations=2, logs_per_integration=30, seed=12)
-    out = tmp_path / "x.jsonl"
+    out = tmp_path / "x.log"  # an extension that implies no format
     args = ["logs", "export", "--out", str(out), "--integration", "1", "--page-size", "5"]
     first = await run(*args, env=fake_env(fake))
     assert first.code == 0, first

@@ -9,7 +9,8 @@ import aiohttp
 import pytest
 
 import sendcloud_async as sc
-from sendcloud_async import _cli
+from sendcloud_async._cli.clients import rate_limit
+from sendcloud_async._cli.parser import build_parser
 from sendcloud_async._ratelimit import MemoryGate, RateGate
 from sendcloud_async._state import StateBackend, account_key
 from sendcloud_async.testing import FakeSendcloud, Fault, instant_retries
@@ -313,8 +314,8 @@ async def test_fake_rejects_bad_limit_arguments(fake: FakeSendcloud) -> None:
 
 def test_cli_gates_by_default_and_can_be_told_not_to() -> None:
     """The command line uses Sendcloud's limits unless --no-rate-limit."""
-    parser = _cli.build_parser()
+    parser = build_parser()
     on = parser.parse_args(["integrations", "list", "--fake"])
     off = parser.parse_args(["integrations", "list", "--fake", "--no-rate-limit"])
-    assert _cli._rate_limit(on) == sc.RateLimits()
-    assert _cli._rate_limit(off) is None
+    assert rate_limit(on) == sc.RateLimits()
+    assert rate_limit(off) is None

@@ -390,11 +390,28 @@ async def test_resume_with_another_query_is_refused(
 
 
 def test_resume_without_checkpoint_is_refused(tmp_path: Path) -> None:
-    """--resume with no checkpoint names the missing file."""
-    job = LogExport(tmp_path / "x.jsonl", base_url="b", resume=True)
+    """--resume where data lies that no checkpoint describes is refused; nothing is lost."""
+    out = tmp_path / "x.jsonl"
+    out.write_bytes(b'{"id": 1}\n')
+    job = LogExport(out, base_url="b", resume=True)
     with pytest.raises(ExportInputError, match="no checkpoint"):
         job.open()
-    assert not (tmp_path / "x.jsonl").exists()
+    assert out.read_bytes() == b'{"id": 1}\n'
+
+
+@pytest.mark.parametrize("existing", [None, b""])
+def test_resume_with_nothing_written_yet_opens_a_new_export(
+    tmp_path: Path, existing: bytes | None
+) -> None:
+    """--resume with no output (or an empty one) and no checkpoint simply starts."""
+    out = tmp_path / "x.jsonl"
+    if existing is not None:
+        out.write_bytes(existing)
+    job = LogExport(out, base_url="b", resume=True)
+    job.open()
+    job.close()
+    assert not job.resume
+    assert not job.already_complete
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,66 @@
+"""What every part of the command line shares: names, exit statuses, the usage error."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_PAGE_SIZE",
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_TERMINATED",
+    "EXIT_USAGE",
+    "FAKE_INTEGRATIONS",
+    "FAKE_LOGS_PER_INTEGRATION",
+    "FAKE_SEED",
+    "FAKE_SOURCE",
+    "PROG",
+    "RESUME_HINT",
+    "UsageError",
+    "one_line",
+]
+
+PROG: Final = "sendcloud-async"
+
+#: The data ``--fake`` (and ``demo``) serves: the same on every run, so ``--resume`` works
+#: there too, and the commands the demo prints can be pasted.
+FAKE_INTEGRATIONS: Final = 4
+FAKE_LOGS_PER_INTEGRATION: Final = 7_500
+FAKE_SEED: Final = 2024
+#: What a checkpoint written against ``--fake`` names as its base URL.
+FAKE_SOURCE: Final = f"fake:{FAKE_INTEGRATIONS}x{FAKE_LOGS_PER_INTEGRATION}:seed={FAKE_SEED}"
+
+DEFAULT_PAGE_SIZE: Final = 100
+DEFAULT_CONCURRENCY: Final = 4
+
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+#: Stopped by SIGTERM (128 + 15, as a shell reports a signal's end).
+EXIT_TERMINATED: Final = 143
+
+RESUME_HINT: Final = "interrupted; run again with --resume to continue"
+
+ENV_PUBLIC_KEY: Final = "SENDCLOUD_PUBLIC_KEY"
+ENV_SECRET_KEY: Final = "SENDCLOUD_SECRET_KEY"
+ENV_CLIENT_ID: Final = "SENDCLOUD_CLIENT_ID"
+ENV_CLIENT_SECRET: Final = "SENDCLOUD_CLIENT_SECRET"
+ENV_BASE_URL: Final = "SENDCLOUD_BASE_URL"
+ENV_TOKEN_URL: Final = "SENDCLOUD_TOKEN_URL"
+
+
+class UsageError(Exception):
+    """Bad usage or input, found before any request: exit status 2."""
+
+
+def one_line(text: object) -> str:
+    """``text`` with every run of whitespace (newlines included) as one space."""
+    return " ".join(str(text).split())
+
+
+def extension(fmt: str) -> str:
+    """The file name extension of an export format."""
+    return "csv" if fmt == "csv" else "jsonl"

@@ -1,0 +1,83 @@
+"""``integrations list`` and ``integrations get ID``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from .._auth import Auth
+from .._errors import InvalidInputError, SendcloudError
+from .clients import single_client
+from .command import Command
+from .common import EXIT_FAILURE, EXIT_OK, PROG, UsageError
+from .context import Context
+from .credentials import auth_from_env
+from .options import positive
+from .output import integration_detail, integrations_table, to_json
+
+__all__ = ["INTEGRATIONS_GET", "INTEGRATIONS_LIST"]
+
+
+def _configure_list(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+
+def _configure_get(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "id", type=positive, metavar="ID", help="the integration's id (see integrations list)"
+    )
+    parser.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+
+def _run(args: argparse.Namespace, ctx: Context) -> int:
+    auth: Auth | None = None
+    base_url = ""
+    if not args.fake:
+        auth, base_url = auth_from_env(ctx.env)
+    return asyncio.run(_integrations(args, ctx, auth, base_url))
+
+
+async def _integrations(
+    args: argparse.Namespace, ctx: Context, auth: Auth | None, base_url: str
+) -> int:
+    async with single_client(args, auth, base_url) as client:
+        try:
+            if args.integrations_command == "list":
+                items = await client.integrations.list()
+                text = to_json(items) if args.json else integrations_table(items)
+            else:
+                item = await client.integrations.get(args.id)
+                text = to_json(item) if args.json else integration_detail(item)
+        except InvalidInputError as exc:
+            raise UsageError(str(exc)) from None
+        except SendcloudError as exc:
+            ctx.error(str(exc))
+            return EXIT_FAILURE
+    ctx.stdout.write(text + "\n")
+    ctx.stdout.flush()
+    return EXIT_OK
+
+
+INTEGRATIONS_LIST = Command(
+    words=("integrations", "list"),
+    help="every integration, as a table",
+    description="List every integration of the account: a table, or JSON with --json.",
+    configure=_configure_list,
+    run=_run,
+    examples=(
+        f"{PROG} integrations list",
+        f"{PROG} integrations list --json | jq '.[].shop_name'",
+        f"{PROG} integrations list --fake       # no credentials needed",
+    ),
+)
+INTEGRATIONS_GET = Command(
+    words=("integrations", "get"),
+    help="one integration",
+    description="Show every field of one integration: a table, or JSON with --json.",
+    configure=_configure_get,
+    run=_run,
+    examples=(
+        f"{PROG} integrations get 1234",
+        f"{PROG} integrations get 1234 --json",
+    ),
+)

@@ -1,0 +1,98 @@
+"""Option types (text to a checked value, through the SDK's validators) and shared options."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Final, TypeVar
+
+from .. import _validate as check
+from .._errors import InvalidInputError
+
+__all__ = ["count", "general_options", "network_options", "page_size", "positive", "seconds"]
+
+_T = TypeVar("_T")
+
+
+def _typed(
+    convert: Callable[[str], _T], kind: str, validate: Callable[[object, str], object]
+) -> Callable[[str], _T]:
+    def parse(text: str) -> _T:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {kind}: {text!r}") from None
+        try:
+            validate(value, "the value")
+        except InvalidInputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return value
+
+    parse.__name__ = kind  # argparse names the type in some messages
+    return parse
+
+
+#: An int of 1 or more (ids, counts).
+positive: Final = _typed(int, "an integer", check.positive_int)
+#: An int of 0 or more (retries).
+count: Final = _typed(int, "an integer", check.non_negative_int)
+#: A finite number of seconds above 0.
+seconds: Final = _typed(float, "a number", check.positive_seconds)
+#: Logs per request: 1..100.
+page_size: Final = _typed(int, "an integer", lambda value, _name: check.page_size(value))
+
+
+def _default(value: object, top: bool) -> object:
+    # After the command, an option left out must not undo one given before the command.
+    return value if top else argparse.SUPPRESS
+
+
+def general_options(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """``-q`` and ``-v``: accepted before the command (``top``) and after it."""
+    group = parser.add_argument_group("general options")
+    group.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        default=_default(False, top),
+        help="no progress, no summary, no warnings (errors are still printed)",
+    )
+    group.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        default=_default(False, top),
+        help="also print the SDK's log of every request on stderr (never a header or secret)",
+    )
+
+
+def network_options(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """The connection options every network command shares (also before the command)."""
+    group = parser.add_argument_group("connection options")
+    group.add_argument(
+        "--fake",
+        action="store_true",
+        default=_default(False, top),
+        help="use an embedded FakeSendcloud (the same seeded data every run) instead of Sendcloud",
+    )
+    group.add_argument(
+        "--timeout",
+        type=seconds,
+        default=_default(30.0, top),
+        metavar="S",
+        help="seconds one attempt of a request may take (30)",
+    )
+    group.add_argument(
+        "--max-retries",
+        type=count,
+        default=_default(3, top),
+        metavar="N",
+        help="retries of a failed request (3; 0 disables)",
+    )
+    group.add_argument(
+        "--no-rate-limit",
+        action="store_true",
+        default=_default(False, top),
+        help="do not hold requests to Sendcloud's per-account limits (1,000 GET and 100 "
+        "unsafe requests a minute, 15 unsafe at once); a 429 is then only retried",
+    )
