@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from datetime import datetime
@@ -31,6 +32,7 @@ from .._pagination import (
     follow_link,
 )
 from .._transport import encode_json
+from .._watch import LogBatch, Page, WatchState, begin, watch
 
 if TYPE_CHECKING:
     from .._transport import Response, Transport
@@ -81,6 +83,74 @@ class _LogCreate(msgspec.Struct, kw_only=True, omit_defaults=True):
     created_at: datetime | UnsetType | None = UNSET
     exception_type: str | UnsetType | None = UNSET
     exception: str | UnsetType | None = UNSET
+
+
+class _Seen:
+    """What a walk has seen: the URLs it visited (hashed) and the previous page's body."""
+
+    __slots__ = ("last_body", "urls")
+
+    def __init__(self, first: URL) -> None:
+        self.urls = {hash(str(first))}
+        self.last_body = b""
+
+
+class _Handoff:
+    """Pages from the read-ahead producer to the consumer, at most ``depth`` beyond its own.
+
+    The producer takes a slot before each request (``slot``); a page handed to a
+    consumer that is already waiting for it (``put``) frees its slot at once, so
+    the producer sends the next request before the consumer even runs: in the
+    network-bound case a page costs one task switch, not two. A page that was
+    already waiting frees its slot when taken (``take``); ``producer_waits`` then
+    says the producer needs a loop turn to use it.
+    """
+
+    __slots__ = ("_free", "_giver", "_items", "_taker", "producer_waits")
+
+    def __init__(self, depth: int) -> None:
+        self._free = depth
+        self._items: deque[_Fetched | Exception] = deque()
+        #: The consumer, waiting for a page (set only while the queue is empty).
+        self._taker: asyncio.Future[None] | None = None
+        #: The producer, waiting for a slot.
+        self._giver: asyncio.Future[None] | None = None
+        self.producer_waits = False
+
+    async def slot(self) -> None:
+        while self._free <= 0:
+            giver = self._giver = asyncio.get_running_loop().create_future()
+            try:
+                await giver
+            finally:
+                self._giver = None
+        self._free -= 1
+
+    def put(self, item: _Fetched | Exception) -> None:
+        self._items.append(item)
+        taker = self._taker
+        if taker is not None:
+            self._taker = None
+            if not taker.done():
+                self._free += 1  # the waiting consumer takes this page: its slot is free
+                taker.set_result(None)
+
+    async def take(self) -> _Fetched | Exception:
+        if self._items:
+            # Waiting here already: its slot comes back now.
+            self._free += 1
+            giver = self._giver
+            self.producer_waits = giver is not None
+            if giver is not None and not giver.done():
+                giver.set_result(None)
+            return self._items.popleft()
+        taker = self._taker = asyncio.get_running_loop().create_future()
+        try:
+            await taker
+        finally:
+            self._taker = None
+        self.producer_waits = False
+        return self._items.popleft()
 
 
 class Logs:
@@ -161,25 +231,37 @@ class Logs:
                 for item in fetched.items():
                     yield item
 
-    async def _fetch(self, url: URL, seen: set[int]) -> _Fetched:
-        """GET one page and work out where the next one is (without decoding the items)."""
+    async def _fetch(self, url: URL, seen: _Seen) -> _Fetched:
+        """GET one page and work out where the next one is (without decoding the items).
+
+        A next link already visited, or a page whose body repeats the previous page's
+        exactly (the same logs again under a new cursor), stops the walk with
+        ``PaginationError`` instead of looping forever.
+        """
         resp = await self._transport.request("GET", url)
+        repeated = resp.body == seen.last_body
+        seen.last_body = resp.body
         target = find_next_link(resp.headers.getall("Link", ()))
         if target is None:
             return _Fetched(resp, None)
         next_url = follow_link(target, response_url=resp.url, origin=self._transport.config.origin)
         key = hash(str(next_url))
-        if key in seen:
+        if key in seen.urls:
             raise PaginationError(
                 f"the server sent a next-page link that was already visited ({next_url}); "
                 "stopping instead of looping"
             )
-        seen.add(key)
+        if repeated:
+            raise PaginationError(
+                "the server sent the previous page again under a new cursor; "
+                "stopping instead of looping"
+            )
+        seen.urls.add(key)
         return _Fetched(resp, next_url)
 
     async def _walk(self, url: URL) -> AsyncGenerator[_Fetched, None]:
         # Strictly sequential: one request, yield, next request.
-        seen = {hash(str(url))}
+        seen = _Seen(url)
         while True:
             fetched = await self._fetch(url, seen)
             yield fetched
@@ -189,23 +271,22 @@ class Logs:
 
     async def _walk_ahead(self, url: URL, depth: int) -> AsyncGenerator[_Fetched, None]:
         # A producer task follows the links, fetching at most ``depth`` pages (raw
-        # bodies) beyond the one the consumer is handling: it takes a slot before each
-        # request and the consumer gives one back as it takes a page. Errors travel
-        # through the queue, after the pages fetched before them.
-        queue: asyncio.Queue[_Fetched | Exception] = asyncio.Queue()
-        slots = asyncio.Semaphore(depth)
-        producer = asyncio.get_running_loop().create_task(self._produce(url, queue, slots))
+        # bodies) beyond the one the consumer is handling (see ``_Handoff``). Errors
+        # travel through the hand-off, after the pages fetched before them.
+        handoff = _Handoff(depth)
+        producer = asyncio.get_running_loop().create_task(self._produce(url, handoff))
         try:
             while True:
-                fetched = await queue.get()
-                slots.release()
+                fetched = await handoff.take()
                 if isinstance(fetched, Exception):
                     raise fetched
-                if fetched.next_url is not None:
-                    # Let the producer put the next request on the wire before we hand
-                    # this page over: a consumer that never awaits (decoding, writing)
-                    # would otherwise keep the loop from running it until the next page
-                    # is asked for, and nothing would overlap.
+                if handoff.producer_waits and fetched.next_url is not None:
+                    # The page was waiting for us: the producer is held for a slot we
+                    # just gave back. Let it put the next request on the wire before we
+                    # hand this page over: a consumer that never awaits (decoding,
+                    # writing) would otherwise keep it from running until the next page
+                    # is asked for, and nothing would overlap. (When we had to wait for
+                    # the page, the producer already sent the next request: no turn.)
                     await asyncio.sleep(0)
                 yield fetched
                 if fetched.next_url is None:
@@ -219,23 +300,55 @@ class Logs:
             if not producer.cancelled():
                 producer.exception()  # retrieved: an error after our exit is moot
 
-    async def _produce(
-        self,
-        url: URL,
-        queue: asyncio.Queue[_Fetched | Exception],
-        slots: asyncio.Semaphore,
-    ) -> None:
-        seen = {hash(str(url))}
+    async def _produce(self, url: URL, handoff: _Handoff) -> None:
+        seen = _Seen(url)
         try:
             while True:
-                await slots.acquire()
+                await handoff.slot()
                 fetched = await self._fetch(url, seen)
-                queue.put_nowait(fetched)
+                handoff.put(fetched)
                 if fetched.next_url is None:
                     return
                 url = fetched.next_url
         except Exception as exc:  # delivered in order; CancelledError is not caught
-            queue.put_nowait(exc)
+            handoff.put(exc)
+
+    def watch(
+        self,
+        state: WatchState | bytes | None = None,
+        *,
+        integration_id: int | None = None,
+        start: str | datetime = "now",
+        interval: float = 60.0,
+        page_size: int = 100,
+        once: bool = False,
+    ) -> AsyncGenerator[LogBatch, None]:
+        """GET /integrations/logs (or /integrations/{id}/logs) — the new logs, as they come.
+
+        Yields a ``LogBatch`` per page of logs no earlier batch delivered; pass a
+        batch's ``state`` back to continue exactly after it. Sleeps ``interval``
+        seconds once caught up (``once=True``: stops). ``start`` ("now", "all" or an
+        aware datetime) applies only without a ``state``. Arguments are checked
+        when called, before any request. See ``_watch.py`` for how it works.
+        """
+        iid = None if integration_id is None else check.integration_id(integration_id)
+        if page_size is None:
+            raise InvalidInputError("page_size must be an int, not NoneType")
+        size = check.page_size(page_size)
+        wait = check.positive_seconds(interval, "interval")
+        stop = check.boolean(once, "once")
+        first = begin(state, start=start, integration_id=iid)
+
+        async def fetch(cursor: str | None) -> Page:
+            # Each request stands alone: the watch itself refuses links that loop
+            # (``_watch.advance``), and it may ask for the same page twice on purpose.
+            url = self._first_url(iid, cursor, size)
+            fetched = await self._fetch(url, _Seen(url))
+            next_url = fetched.next_url
+            cursor_next = None if next_url is None else cursor_in(next_url)
+            return Page(fetched.items(), next_url is not None, cursor_next)
+
+        return watch(fetch, first, interval=wait, once=stop)
 
     async def create(
         self,
@@ -279,6 +392,5 @@ class Logs:
             "POST",
             URL(f"{self._transport.config.base}/integrations/{iid}/logs", encoded=True),
             body=encode_json(body),
-            idempotent=False,
         )
         return resp.decode(LOG_DECODER).data

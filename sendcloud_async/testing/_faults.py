@@ -77,6 +77,9 @@ FAULT_KINDS: Final = frozenset(
     {"delay", "drop_before_read", "drop_after_read", "truncated_body", "revoke_token"}
 )
 _LATE: Final = frozenset({"drop_after_read", "truncated_body"})
+#: A canned answer queued by ``FakeSendcloud.script``: served like a ``status`` fault
+#: (after its delay), but not counted as a fault.
+_SCRIPTED: Final = "scripted"
 _API_PREFIX: Final = "/api/v3"
 _ENCODER: Final = msgspec.json.Encoder()
 #: Where a late fault waits on the request for the middleware (``web.RequestKey`` where
@@ -102,7 +105,9 @@ class Fault:
     _content_type: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS and not (self.kind == "status" and self.code is not None):
+        if self.kind not in FAULT_KINDS and not (
+            self.kind in ("status", _SCRIPTED) and self.code is not None
+        ):
             raise ValueError(
                 f"unknown fault kind {self.kind!r}; build faults with Fault.status() etc."
             )
@@ -180,6 +185,26 @@ class Fault:
     def revoke_token(cls) -> Fault:
         """Revoke the request's OAuth2 bearer token just before it is checked."""
         return cls("revoke_token")
+
+    @classmethod
+    def scripted(
+        cls,
+        status: int,
+        *,
+        headers: tuple[tuple[str, str], ...],
+        payload: bytes,
+        content_type: str | None,
+        delay: float,
+    ) -> Fault:
+        """A ``ScriptedResponse`` as a queue entry (built by ``FakeSendcloud.script``)."""
+        return cls(
+            _SCRIPTED,
+            code=status,
+            seconds=delay,
+            headers=headers,
+            _payload=payload,
+            _content_type=content_type,
+        )
 
     def _response(self) -> web.Response:
         headers = dict(self.headers)
@@ -284,6 +309,20 @@ class FaultInjector:
         """Whether a request may be faulted (checked on every request: keep it cheap)."""
         return self._chaos is not None or bool(self._queues)
 
+    @property
+    def scripted_left(self) -> int:
+        """How many scripted answers are queued and not yet served."""
+        return sum(f.kind == _SCRIPTED for queue in self._queues.values() for f in queue)
+
+    def drop_scripts(self) -> None:
+        """Forget the scripted answers not served yet (faults stay queued)."""
+        for key in list(self._queues):
+            kept = deque(f for f in self._queues[key] if f.kind != _SCRIPTED)
+            if kept:
+                self._queues[key] = kept
+            else:
+                del self._queues[key]
+
     def inject(self, method: str, path: str, faults: tuple[Fault, ...]) -> None:
         path = _norm_path(path)
         for fault in faults:
@@ -362,6 +401,10 @@ class FaultInjector:
         if fault is None:
             return None
         kind = fault.kind
+        if kind == _SCRIPTED:
+            if fault.seconds:
+                await asyncio.sleep(fault.seconds)
+            return fault._response()
         if kind == "revoke_token":
             scheme, _, token = (request.headers.get(hdrs.AUTHORIZATION) or "").partition(" ")
             token = token.strip()
@@ -421,8 +464,9 @@ class FaultInjection:
 
         ``path`` is relative to the API base, concrete (``/integrations/5``) or a
         route template (``/integrations/{id}``; a concrete path's queue is used
-        first), or outside the API as is (``/oauth2/token/``). Queued faults come
-        before chaos and before ``script`` responses.
+        first), or outside the API as is (``/oauth2/token/``). Faults and ``script``
+        responses share one queue per route, taken in the order they were queued,
+        before chaos.
         """
         self._faults.inject(method, path, faults)
 

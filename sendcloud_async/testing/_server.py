@@ -24,6 +24,10 @@ Choices where the spec is silent, made to keep the fake strict but predictable:
   means a space to most servers, so a client must send ``%2B``.
 * ``created_at`` of log records is unique: a created log whose ``created_at`` is
   taken is moved forward by microseconds. Paging is "strictly after the cursor".
+  ``FakeSendcloud(unique_log_times=False)`` keeps a taken instant instead (logs
+  then share it, and a page boundary inside such a group skips the rest of it,
+  as a date-time cursor does); ``log_order="newest_first"`` serves the listing
+  newest-first, paging "strictly before the cursor".
 * Deleting an integration keeps its exception logs (they still show in
   ``GET /integrations/logs``) but drops its shop order statuses and mapping.
 * Shop order statuses work for every integration type, not only Prestashop V2.
@@ -35,11 +39,9 @@ Choices where the spec is silent, made to keep the fake strict but predictable:
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
@@ -52,10 +54,10 @@ from aiohttp import web
 
 from .._auth import BasicAuth
 from .._oauth2 import OAuth2ClientCredentials
-from ._faults import FaultInjection, FaultInjector
+from ._faults import Fault, FaultInjection, FaultInjector
 from ._limits import AccountsAndLimits
 from ._oauth import TokenIssuer
-from ._spec import SpecCheck, exempt_from_spec, is_uri
+from ._spec import SpecCheck, is_uri
 from ._store import (
     FEEDBACK_TYPES,
     LANGUAGES,
@@ -65,7 +67,13 @@ from ._store import (
     format_utc,
     parse_aware,
 )
-from ._webhooks import WebhookDelivery, WebhookSender, integration_payload, timestamp_ms
+from ._webhooks import (
+    WebhookDelivery,
+    WebhookSender,
+    event_payload,
+    integration_payload,
+    timestamp_ms,
+)
 
 __all__ = ["API_PREFIX", "TOKEN_PATH", "FakeSendcloud", "RecordedRequest", "ScriptedResponse"]
 
@@ -76,6 +84,7 @@ TOKEN_PATH: Final = "/oauth2/token/"
 
 _DEFAULT_PAGE_SIZE: Final = 25
 _MAX_PAGE_SIZE: Final = 100
+_LOG_ORDERS: Final = ("oldest_first", "newest_first")
 _MAX_SHOP_NAME: Final = 250
 _MAX_TRANSLATIONS: Final = 7
 
@@ -160,12 +169,15 @@ class ScriptedResponse:
         object.__setattr__(self, "_payload", payload)
         object.__setattr__(self, "_content_type", content_type)
 
-    def _response(self) -> web.Response:
-        headers = dict(self.headers) if self.headers else {}
-        if self._content_type is not None:
-            headers["Content-Type"] = self._content_type
-        response = web.Response(status=self.status, body=self._payload or None, headers=headers)
-        return exempt_from_spec(response)  # off-spec on purpose: not validated
+    def _as_fault(self) -> Fault:
+        """This answer as an entry of the fake's one queue of canned answers and faults."""
+        return Fault.scripted(
+            self.status,
+            headers=tuple((str(k), str(v)) for k, v in (self.headers or {}).items()),
+            payload=self._payload,
+            content_type=self._content_type,
+            delay=float(self.delay),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -565,7 +577,13 @@ class FakeSendcloud(FaultInjection, AccountsAndLimits):
         port: int = 0,
         webhook_secret: str = "fake-webhook-secret",
         validate_spec: bool | None = None,
+        log_order: str = "oldest_first",
+        unique_log_times: bool = True,
     ) -> None:
+        if log_order not in _LOG_ORDERS:
+            raise ValueError(
+                f"log_order must be one of {', '.join(_LOG_ORDERS)}, got {log_order!r}"
+            )
         self._basic_auth = BasicAuth(public_key, secret_key)
         self._webhooks = WebhookSender(webhook_secret)
         #: The Basic key pair the fake accepts (a test tool: not hidden).
@@ -584,8 +602,9 @@ class FakeSendcloud(FaultInjection, AccountsAndLimits):
         self._origin: str | None = None
         self._runner: web.AppRunner | None = None
         self._store = Store()
+        self._store.log_order = log_order
+        self._store.unique_log_times = bool(unique_log_times)
         self._requests: list[RecordedRequest] = []
-        self._scripts: dict[tuple[str, str], deque[ScriptedResponse]] = {}
         #: Injected faults: ``inject``, ``chaos``, ``fault_counts`` (see ``_faults.py``).
         self._faults = FaultInjector(self._tokens.revoke, self._tokens.is_valid)
         #: Checks traffic against the OpenAPI spec when ``validate_spec`` (see ``_spec.py``).
@@ -758,6 +777,55 @@ class FakeSendcloud(FaultInjection, AccountsAndLimits):
         payload.update(fields)
         return await self._webhooks.deliver(url, payload)
 
+    @property
+    def webhook_retry_scale(self) -> float:
+        """Sendcloud's retry delays (5 minutes to an hour) times this; default 1e-4 (settable)."""
+        return self._webhooks.retry_scale
+
+    @webhook_retry_scale.setter
+    def webhook_retry_scale(self, value: float) -> None:
+        self._webhooks.retry_scale = value
+
+    async def deliver_webhooks(
+        self,
+        integration_id: int,
+        events: list[dict[str, Any]],
+        *,
+        duplicates: float = 0.0,
+        late: float = 0.0,
+        shuffle: bool = True,
+        retry: bool = True,
+        concurrency: int = 8,
+        seed: int = 0,
+        urls: list[str] | None = None,
+    ) -> list[WebhookDelivery]:
+        """Deliver ``events`` to the integration's ``webhook_url`` the way Sendcloud may.
+
+        Each event is a dict with at least ``"action"`` (``"timestamp"`` defaults to
+        now in milliseconds; integration events get the integration). The stream is
+        shuffled, ``duplicates`` (0 to 1) of the events arrive twice, ``late`` of
+        the deliveries come after all the others, and a delivery that is not
+        answered 2xx is retried on Sendcloud's schedule times ``webhook_retry_scale``
+        (``retry=False``: once only). ``urls`` replaces the ``webhook_url`` with
+        several receivers, a random one per attempt (a load balancer). Returns
+        every attempt; they are also in ``webhook_deliveries``.
+        """
+        integration = self._store.integrations[integration_id]
+        targets: str | list[str] | None = urls or integration.get("webhook_url")
+        if not targets:
+            raise ValueError(f"integration {integration_id} has no webhook_url")
+        payloads = [event_payload(integration, event) for event in events]
+        return await self._webhooks.deliver_stream(
+            targets,
+            payloads,
+            duplicates=duplicates,
+            late=late,
+            shuffle=shuffle,
+            retry=retry,
+            concurrency=concurrency,
+            seed=seed,
+        )
+
     # -- OAuth2 ------------------------------------------------------------------
 
     @property
@@ -840,6 +908,26 @@ class FakeSendcloud(FaultInjection, AccountsAndLimits):
         """Store a log for an existing integration; ``created_at`` defaults to after the last."""
         return self._store.add_log(integration_id, fields)
 
+    @property
+    def log_order(self) -> str:
+        """How the logs listing is served: ``"oldest_first"`` or ``"newest_first"``."""
+        return self._store.log_order
+
+    def start_failing(self, integration_id: int, at: datetime | None = None) -> Record:
+        """Give an integration a ``started_failing_at`` (now by default), as Sendcloud does."""
+        integration = self._store.integrations[integration_id]
+        when = datetime.now(UTC) if at is None else at
+        if when.tzinfo is None or when.utcoffset() is None:
+            raise ValueError("at must be an aware datetime")
+        integration["started_failing_at"] = format_utc(when)
+        return integration
+
+    def stop_failing(self, integration_id: int) -> Record:
+        """Clear an integration's ``started_failing_at`` (it works again)."""
+        integration = self._store.integrations[integration_id]
+        integration["started_failing_at"] = None
+        return integration
+
     # -- scripting -----------------------------------------------------------------
 
     def script(self, method: str, path: str, *responses: ScriptedResponse) -> None:
@@ -848,30 +936,15 @@ class FakeSendcloud(FaultInjection, AccountsAndLimits):
         ``path`` is relative to the API base, a concrete one (``/integrations/5``)
         or a route template (``/integrations/{id}``); a concrete path's queue is
         used first. A path outside the API (``/oauth2/token/``) is matched as is.
+        Scripted responses and injected faults (``inject``) are one queue per route,
+        taken in the order they were queued.
         """
         if not path.startswith("/") or "?" in path:
             raise ValueError(f"path must start with '/' and hold no query: {path!r}")
         for response in responses:
             if not isinstance(response, ScriptedResponse):
                 raise TypeError(f"expected ScriptedResponse, got {type(response).__name__}")
-        if path.startswith(API_PREFIX + "/"):
-            path = path[len(API_PREFIX) :]
-        if responses:
-            key = (method.upper(), path)
-            self._scripts.setdefault(key, deque()).extend(responses)
-
-    def _pop_script(self, method: str, path: str, template: str | None) -> ScriptedResponse | None:
-        for candidate in (path, template):
-            if candidate is None:
-                continue
-            key = (method, candidate)
-            queue = self._scripts.get(key)
-            if queue:
-                response = queue.popleft()
-                if not queue:
-                    del self._scripts[key]
-                return response
-        return None
+        self._faults.inject(method, path, tuple(r._as_fault() for r in responses))
 
     # -- dispatch ----------------------------------------------------------------------
 
@@ -914,12 +987,6 @@ class FakeSendcloud(FaultInjection, AccountsAndLimits):
             faulted = await self._faults.apply(request, record, template)
             if faulted is not None:
                 return faulted
-        if self._scripts:
-            scripted = self._pop_script(record.method, rel, template)
-            if scripted is not None:
-                if scripted.delay:
-                    await asyncio.sleep(scripted.delay)
-                return scripted._response()
         if template is None:
             if path == TOKEN_PATH:
                 return self._tokens.handle(record.method, authorization, body)

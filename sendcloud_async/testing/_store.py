@@ -7,8 +7,16 @@ compare them with what a client decoded.
 
 Invariants the server relies on:
 
-* ``logs`` is sorted ascending by ``created_at`` and no two records share an
-  instant, so "strictly after the cursor" paging never skips or repeats one.
+* ``logs`` is sorted ascending by ``created_at`` (records that share an instant
+  in the order they were stored). By default no two records share an instant,
+  so "strictly after the cursor" paging never skips or repeats one; with
+  ``unique_log_times = False`` they may, and a page boundary inside such a group
+  skips the rest of it, as any listing paged by a date-time cursor does.
+* ``log_order`` is how the listing serves them: ``"oldest_first"`` (records
+  strictly after the cursor, ascending) or ``"newest_first"`` (strictly before
+  it, descending). Either way the next page's cursor is the last record's
+  ``created_at``, and each page is read from the live list, so logs stored
+  while a client walks the pages show up as they would on a real server.
 * Integration timestamps are UTC and written with ``Z`` (as the spec's examples);
   log timestamps keep the offset they were given (seeded ones use ``+01:00``).
 
@@ -18,7 +26,7 @@ Nothing here does I/O.
 from __future__ import annotations
 
 import random
-from bisect import bisect_right, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
@@ -134,6 +142,10 @@ class Store:
         self.shop_order_statuses: dict[int, list[Record]] = {}
         self.status_mappings: dict[int, list[Record]] = {}
         self._next_log_id = 1
+        #: ``"oldest_first"`` or ``"newest_first"``: the order the listing serves.
+        self.log_order = "oldest_first"
+        #: Whether a created_at that is taken is refused (``add_log``) or moved (POST).
+        self.unique_log_times = True
 
     # -- whole state -------------------------------------------------------
 
@@ -250,7 +262,7 @@ class Store:
         created = _timestamp_field(fields.get("created_at"), "created_at")
         if created is None:
             created = self.next_created_at(None).isoformat()
-        elif self.has_log_at(_created_key({"created_at": created})):
+        elif self.unique_log_times and self.has_log_at(_created_key({"created_at": created})):
             raise ValueError(f"a log created at {created} already exists; created_at is unique")
         base_url = str(integration.get("shop_url") or "https://example.com").rstrip("/")
         record: Record = {
@@ -301,19 +313,33 @@ class Store:
                 if wanted <= last:
                     wanted = last + timedelta(seconds=1)
             return wanted
-        while self.has_log_at(wanted):
+        while self.unique_log_times and self.has_log_at(wanted):
             wanted += timedelta(microseconds=1)
         return wanted
 
     def logs_page(
         self, *, after: datetime | None, integration_id: int | None, size: int
     ) -> tuple[list[Record], bool]:
-        """Up to ``size`` records created strictly after ``after``, and whether more follow."""
+        """Up to ``size`` records beyond the cursor ``after``, and whether more follow.
+
+        Oldest-first: created strictly after it, ascending; newest-first: strictly
+        before it, descending (``None``: from the start of the listing).
+        """
         logs = self.logs
+        if self.log_order == "newest_first":
+            end = len(logs) if after is None else bisect_left(logs, after, key=_created_key)
+            page: list[Record] = []
+            for i in range(end - 1, -1, -1):
+                record = logs[i]
+                if integration_id is None or record.get("integration_id") == integration_id:
+                    if len(page) == size:
+                        return page, True
+                    page.append(record)
+            return page, False
         start = 0 if after is None else bisect_right(logs, after, key=_created_key)
         if integration_id is None:
             return logs[start : start + size], start + size < len(logs)
-        page: list[Record] = []
+        page = []
         for i in range(start, len(logs)):
             record = logs[i]
             if record.get("integration_id") == integration_id:

@@ -197,12 +197,18 @@ async def test_faults_queue_per_route_concrete_before_template(
     assert await status_of(http, "GET", base + "1") == 200
 
 
-async def test_faults_come_before_scripts(fake: FakeSendcloud, http: aiohttp.ClientSession) -> None:
-    """An injected fault is served before a scripted response for the same route."""
+async def test_faults_and_scripts_are_one_queue(
+    fake: FakeSendcloud, http: aiohttp.ClientSession
+) -> None:
+    """Scripted responses and injected faults for a route are served in the order queued."""
     fake.script("GET", "/integrations", ScriptedResponse(418))
     fake.inject("GET", "/integrations", Fault.status(503))
-    assert await status_of(http, "GET", fake.base_url + "/integrations") == 503
+    fake.script("GET", "/integrations", ScriptedResponse(207, body={"data": []}))
     assert await status_of(http, "GET", fake.base_url + "/integrations") == 418
+    assert await status_of(http, "GET", fake.base_url + "/integrations") == 503
+    assert await status_of(http, "GET", fake.base_url + "/integrations") == 207
+    assert await status_of(http, "GET", fake.base_url + "/integrations") == 200
+    assert fake.fault_counts == {"status_503": 1}  # a scripted answer is not a fault
 
 
 async def test_token_endpoint_can_be_faulted(

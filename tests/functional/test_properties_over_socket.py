@@ -200,7 +200,7 @@ async def test_any_log_pages_and_links_give_logs_or_a_sendcloud_error(
                         break
         except sc.SendcloudError:
             pass
-    fake._scripts.clear()  # answers left unused must not leak into the next example
+    fake._faults.drop_scripts()  # answers left unused must not leak into the next example
 
 
 # -- webhooks over a socket ------------------------------------------------------------

@@ -1,0 +1,493 @@
+"""``LogWatcher``: watch the new logs of every account of an ``AccountPool`` at once.
+
+Per account, one *poll* is the step "given the stored ``AccountState`` S, deliver
+what is new and store S'":
+
+1. (``health=True``) ``GET /integrations``; ``health_transitions`` (pure) compares
+   each integration's ``started_failing_at`` with S and yields an
+   ``IntegrationFailing`` or ``IntegrationRecovered`` per change;
+2. ``client.logs.watch(S.logs, once=True)``: for each ``LogBatch``, the handler
+   gets ``NewLogs`` and then ``store.save(account, S', batch.items)`` runs.
+
+Where logs and states go is the store's business (``WatchStore``): ``save`` is
+the one place a poll's output is committed. ``DirectoryWatchStore`` (one JSON file
+per account, written to a temporary file, fsync-ed, renamed over the old one,
+directory fsync-ed) and ``MemoryWatchStore`` keep the state only: the handler is
+called first, so a crash between the handler and ``save`` delivers that batch
+again on restart (at least once). A store whose ``save`` writes the logs and the
+state in one atomic step (the CLI's files, a Redis ``MULTI``) delivers each log
+exactly once; the handler then only reports.
+
+Scheduling: every account is due at start, then ``interval`` seconds after its
+last poll ended; at most ``concurrency`` accounts are polled at a time. An
+account whose poll fails (a ``SendcloudError`` after the client's own retries:
+401, 5xx, a dropped connection) is reported as ``AccountFailed`` and tried again
+after ``backoff * 2**(failures - 1)`` seconds (at most ``max_backoff``), while
+the others go on. With ``once=True`` every account is polled once and ``run``
+returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import inspect
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Final, Protocol, TypeAlias
+from urllib.parse import quote
+
+import msgspec
+
+from . import _validate as check
+from ._auth import Auth
+from ._errors import ClientClosedError, InvalidInputError, SendcloudError
+from ._export import _fsync_dir, _write_all
+from ._models import AwareDatetime, Integration, IntegrationLog
+from ._pool import AccountPool
+from ._watch import WatchState, check_start
+
+__all__ = [
+    "AccountFailed",
+    "AccountPolled",
+    "AccountState",
+    "DirectoryWatchStore",
+    "IntegrationFailing",
+    "IntegrationRecovered",
+    "LogWatcher",
+    "MemoryWatchStore",
+    "NewLogs",
+    "WatchEvent",
+    "WatchStore",
+    "health_transitions",
+]
+
+ACCOUNT_STATE_VERSION: Final = 1
+
+
+class AccountState(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What a ``LogWatcher`` keeps per account: the log watch and the failing integrations.
+
+    ``failing`` maps integration id to its ``started_failing_at``; ``None`` until
+    the integrations were first looked at.
+    """
+
+    version: int = ACCOUNT_STATE_VERSION
+    logs: WatchState
+    failing: dict[int, AwareDatetime] | None = None
+
+
+_ACCOUNT_DECODER: Final = msgspec.json.Decoder(AccountState)
+_ENCODER: Final = msgspec.json.Encoder()
+
+
+# -- events ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewLogs:
+    """New logs of one account (a page at most), and the state just after them."""
+
+    account: str
+    items: list[IntegrationLog]
+    state: AccountState
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationFailing:
+    """An integration got a ``started_failing_at`` (or a new one): it started failing."""
+
+    account: str
+    integration: Integration
+    since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationRecovered:
+    """An integration's ``started_failing_at`` cleared (or changed): it works again."""
+
+    account: str
+    integration: Integration
+    failing_since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AccountFailed:
+    """A poll of one account failed; it is tried again in ``retry_in`` seconds."""
+
+    account: str
+    error: SendcloudError
+    failures: int
+    retry_in: float
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPolled:
+    """A poll of one account finished: how many new logs, what is failing, when next."""
+
+    account: str
+    new_logs: int
+    failing: tuple[int, ...]
+    polled_at: float
+    next_poll: float | None
+
+
+WatchEvent: TypeAlias = (
+    NewLogs | IntegrationFailing | IntegrationRecovered | AccountFailed | AccountPolled
+)
+Handler: TypeAlias = Callable[[WatchEvent], Awaitable[None] | None]
+
+
+def health_transitions(
+    account: str, previous: Mapping[int, datetime] | None, integrations: Sequence[Integration]
+) -> tuple[list[IntegrationFailing | IntegrationRecovered], dict[int, datetime]]:
+    """The health events between two looks at the integrations, and the new failing map.
+
+    The first look (``previous is None``) reports the integrations failing already.
+    A ``started_failing_at`` that changed is a recovery and a new failure. An
+    integration that disappeared is forgotten without an event.
+    """
+    before = previous or {}
+    now: dict[int, datetime] = {}
+    events: list[IntegrationFailing | IntegrationRecovered] = []
+    for integration in integrations:
+        since = integration.started_failing_at
+        was = before.get(integration.id)
+        if was is not None and was != since:
+            events.append(IntegrationRecovered(account, integration, was))
+        if since is not None:
+            now[integration.id] = since
+            if since != was:
+                events.append(IntegrationFailing(account, integration, since))
+    return events, now
+
+
+# -- stores ------------------------------------------------------------------------------
+
+
+class WatchStore(Protocol):
+    """Where a ``LogWatcher`` keeps each account's ``AccountState`` (and maybe its logs).
+
+    ``save(account, state, logs)`` commits a poll's progress: ``logs`` are the
+    new logs that ``state`` moves past (empty when only health or the start
+    changed). Storing both in one atomic step makes delivery exactly-once.
+    """
+
+    async def load(self, account: str) -> AccountState | None:
+        """The saved state of ``account``, or ``None`` if it has none."""
+        ...
+
+    async def save(self, account: str, state: AccountState, logs: Sequence[IntegrationLog]) -> None:
+        """Commit ``state`` (and, if this store keeps them, ``logs``) for ``account``."""
+        ...
+
+
+class MemoryWatchStore:
+    """States in a dict (lost when the process ends): for tests and one-off runs."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, AccountState] = {}
+
+    async def load(self, account: str) -> AccountState | None:
+        return self.states.get(account)
+
+    async def save(self, account: str, state: AccountState, logs: Sequence[IntegrationLog]) -> None:
+        self.states[account] = state
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` by ``data``: temporary file, fsync, rename, directory fsync."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        _write_all(fd, data, 0)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def decode_account_state(raw: bytes, where: object) -> AccountState:
+    """An ``AccountState`` from its JSON; ``InvalidInputError`` naming ``where`` otherwise."""
+    try:
+        state = _ACCOUNT_DECODER.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise InvalidInputError(f"the watch state {where} is damaged: {exc}") from None
+    if state.version != ACCOUNT_STATE_VERSION:
+        raise InvalidInputError(
+            f"the watch state {where} has version {state.version}; "
+            f"this sendcloud-async reads version {ACCOUNT_STATE_VERSION}"
+        )
+    return state
+
+
+class DirectoryWatchStore:
+    """One ``NAME.json`` per account in ``directory``, replaced atomically and fsync-ed.
+
+    Account names are percent-encoded into file names. The directory is created
+    if missing. Reads and writes run in a worker thread.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+
+    def path(self, account: str) -> Path:
+        """The file of ``account``."""
+        return self.directory / (quote(check.non_empty_str(account, "account"), safe="") + ".json")
+
+    def _load(self, account: str) -> AccountState | None:
+        where = self.path(account)
+        try:
+            raw = where.read_bytes()
+        except FileNotFoundError:
+            return None
+        return decode_account_state(raw, where)
+
+    def _save(self, account: str, state: AccountState) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path(account), _ENCODER.encode(state) + b"\n")
+
+    async def load(self, account: str) -> AccountState | None:
+        return await asyncio.to_thread(self._load, account)
+
+    async def save(self, account: str, state: AccountState, logs: Sequence[IntegrationLog]) -> None:
+        await asyncio.to_thread(self._save, account, state)
+
+
+# -- the watcher -----------------------------------------------------------------------------
+
+
+def _count(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"{name} must be an int of 1 or more, got {value!r}")
+    return value
+
+
+class LogWatcher:
+    """Watch the new logs of many accounts (see the module docstring).
+
+    ::
+
+        async with sc.AccountPool(rate_limit=sc.RateLimits()) as pool:
+            watcher = sc.LogWatcher(pool, {"shop-a": auth_a, "shop-b": auth_b},
+                                    store=sc.DirectoryWatchStore("watch-state"))
+            await watcher.run(handle)          # handle(event) for every WatchEvent
+
+    ``integrations`` maps an account name to the one integration whose logs it
+    watches (default: all of the account's). Arguments are checked here, before
+    any request.
+    """
+
+    def __init__(
+        self,
+        pool: AccountPool,
+        accounts: Mapping[str, Auth],
+        *,
+        store: WatchStore,
+        start: str | datetime = "now",
+        interval: float = 60.0,
+        page_size: int = 100,
+        concurrency: int = 10,
+        health: bool = True,
+        backoff: float = 30.0,
+        max_backoff: float = 3600.0,
+        integrations: Mapping[str, int] | None = None,
+    ) -> None:
+        if not isinstance(pool, AccountPool):
+            raise InvalidInputError(f"pool must be an AccountPool, not {type(pool).__name__}")
+        if not isinstance(accounts, Mapping):
+            raise InvalidInputError(
+                f"accounts must be a mapping of name to credentials, not {type(accounts).__name__}"
+            )
+        for name, auth in accounts.items():
+            check.non_empty_str(name, "account name")
+            if not isinstance(auth, Auth):
+                raise InvalidInputError(
+                    f"the credentials of account {name!r} must be BasicAuth or "
+                    f"OAuth2ClientCredentials, not {type(auth).__name__}"
+                )
+        for method in ("load", "save"):
+            if not callable(getattr(store, method, None)):
+                raise InvalidInputError(
+                    "store must have async load() and save(), like MemoryWatchStore"
+                )
+        size = check.page_size(page_size)
+        if size is None:
+            raise InvalidInputError("page_size must be an int, not NoneType")
+        self._pool = pool
+        self._accounts = dict(accounts)
+        self._store = store
+        self._start = check_start(start)
+        self._interval = check.positive_seconds(interval, "interval")
+        self._page_size = size
+        self._concurrency = _count(concurrency, "concurrency")
+        self._health = check.boolean(health, "health")
+        self._backoff = check.positive_seconds(backoff, "backoff")
+        self._max_backoff = check.positive_seconds(max_backoff, "max_backoff")
+        self._integrations: dict[str, int] = {}
+        for name, ident in (integrations or {}).items():
+            if name not in self._accounts:
+                raise InvalidInputError(f"integrations names an unknown account {name!r}")
+            self._integrations[name] = check.integration_id(ident, f"integrations[{name!r}]")
+        self._states: dict[str, AccountState] = {}
+        self._failures: dict[str, int] = {}
+
+    @property
+    def accounts(self) -> list[str]:
+        """The account names, in the order given."""
+        return list(self._accounts)
+
+    def retry_in(self, failures: int) -> float:
+        """Seconds before an account that failed ``failures`` times in a row is tried again."""
+        return float(min(self._max_backoff, self._backoff * 2 ** (failures - 1)))
+
+    async def poll(self, account: str, handler: Handler | None = None) -> AccountState:
+        """One poll of one account: health, then every new log; the state after it.
+
+        Raises what the client raises (nothing is retried here beyond the client's
+        own retries); the state saved so far stays valid.
+        """
+        state, _ = await self._poll(account, handler)
+        return state
+
+    async def _poll(self, account: str, handler: Handler | None) -> tuple[AccountState, int]:
+        client = self._pool.client(self._accounts[account])
+        state = self._states.get(account)
+        if state is None:
+            state = await self._store.load(account)
+        dirty = state is None
+        if state is None:
+            state = AccountState(
+                logs=WatchState.initial(self._start, integration_id=self._integrations.get(account))
+            )
+        self._states[account] = state
+        new_logs = 0
+        if self._health:
+            events, failing = health_transitions(
+                account, state.failing, await client.integrations.list()
+            )
+            for event in events:
+                await _call(handler, event)
+            if failing != state.failing:
+                state = msgspec.structs.replace(state, failing=failing)
+                dirty = True
+        if dirty:
+            await self._store.save(account, state, ())
+            self._states[account] = state
+        batches = client.logs.watch(
+            state.logs,
+            integration_id=self._integrations.get(account),
+            once=True,
+            page_size=self._page_size,
+        )
+        async for batch in batches:
+            state = msgspec.structs.replace(state, logs=batch.state)
+            await _call(handler, NewLogs(account, batch.items, state))
+            await self._store.save(account, state, batch.items)
+            self._states[account] = state
+            new_logs += len(batch.items)
+        return state, new_logs
+
+    async def run(self, handler: Handler | None = None, *, once: bool = False) -> None:
+        """Poll every account (``once``: one time each), calling ``handler`` per event.
+
+        ``handler`` may be a plain function or a coroutine function; an exception
+        it raises stops the run (with the state of the events before it saved).
+        Cancel the task to stop: polls in flight are cancelled, and what was
+        saved stays valid.
+        """
+        stop_after_one = check.boolean(once, "once")
+        due: list[tuple[float, int, str]] = [(0.0, n, a) for n, a in enumerate(self._accounts)]
+        heapq.heapify(due)
+        ready: asyncio.Queue[str | None] = asyncio.Queue(maxsize=self._concurrency)
+        wake = asyncio.Event()
+        order = {name: n for n, name in enumerate(self._accounts)}
+        in_flight = 0
+
+        async def worker() -> None:
+            nonlocal in_flight
+            while True:
+                account = await ready.get()
+                if account is None:
+                    return
+                next_at = await self._one(account, handler, stop_after_one)
+                in_flight -= 1
+                if next_at is not None:
+                    heapq.heappush(due, (next_at, order[account], account))
+                wake.set()
+
+        async def dispatch() -> None:
+            nonlocal in_flight
+            loop = asyncio.get_running_loop()
+            while due or (in_flight and not stop_after_one):
+                if not due:
+                    wake.clear()
+                    await wake.wait()
+                    continue
+                at = due[0][0]
+                delay = at - loop.time()
+                if delay > 0:
+                    wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), delay)
+                    continue
+                _, _, account = heapq.heappop(due)
+                in_flight += 1
+                await ready.put(account)
+            for _ in range(self._concurrency):
+                await ready.put(None)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self._concurrency):
+                    group.create_task(worker())
+                group.create_task(dispatch())
+        except BaseExceptionGroup as group_error:
+            # One failure stops the run (the others were cancelled because of it):
+            # raise it as it is, not wrapped.
+            errors = group_error.exceptions
+            if len(errors) == 1:
+                raise errors[0] from None
+            raise
+
+    async def _one(self, account: str, handler: Handler | None, once: bool) -> float | None:
+        """Poll ``account``, report the outcome; when it is due again (``None``: never)."""
+        loop = asyncio.get_running_loop()
+        try:
+            state, new_logs = await self._poll(account, handler)
+        except ClientClosedError:
+            raise
+        except SendcloudError as exc:
+            failures = self._failures.get(account, 0) + 1
+            self._failures[account] = failures
+            wait = self.retry_in(failures)
+            await _call(handler, AccountFailed(account, exc, failures, wait))
+            return None if once else loop.time() + wait
+        self._failures.pop(account, None)
+        failing = tuple(sorted(state.failing or ()))
+        next_at = None if once else loop.time() + self._interval
+        await _call(
+            handler,
+            AccountPolled(
+                account,
+                new_logs,
+                failing,
+                time.time(),
+                None if next_at is None else time.time() + self._interval,
+            ),
+        )
+        return next_at
+
+
+async def _call(handler: Handler | None, event: WatchEvent) -> None:
+    if handler is None:
+        return
+    result = handler(event)
+    if inspect.isawaitable(result):
+        await result
