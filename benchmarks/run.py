@@ -1,6 +1,6 @@
 """Run the bulk-export benchmarks: one server process per scenario, one process per contender run.
 
-    python -m benchmarks.run              # every scenario, default rounds (~6 min on 2 cores)
+    python -m benchmarks.run              # every scenario, default rounds (~8 min on 2 cores)
     python -m benchmarks.run --smoke      # tiny sizes, 1 round: CI's check that contenders work
     python -m benchmarks.run --scenario bulk-200k --rounds 5 --json benchmarks/_results/bulk.json
     python -m benchmarks.run --contender raw_msgspec --contender sdk
@@ -11,7 +11,10 @@ in alternating order (forward, then reversed, …), each in a fresh process. A r
 counts only if the contender saw exactly the expected records with every id once
 and the server saw exactly one request per page and no rejected request. The
 table gives the median over rounds with min and max, and ratios to the
-hand-written aiohttp + msgspec loop.
+hand-written aiohttp + msgspec loop. Then, unless ``--scenario`` names only
+others, the per-integration export scenarios of ``benchmarks.walks`` run
+(``walks-latency``, ``ceiling``; once each, the SDK only), so that one run gives
+every figure side by side.
 
 Exit status: 0 if every available contender verified its data in every run (and
 every ``--require``d contender was available), 1 otherwise.
@@ -37,7 +40,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-from . import generate_client
+from . import generate_client, walks
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "raw_msgspec"
@@ -88,6 +91,13 @@ SCENARIOS: tuple[Scenario, ...] = (
 class Contender:
     name: str
     label: str
+    #: The script in ``contenders/`` (default: ``name``) and its extra arguments.
+    module: str = ""
+    args: tuple[str, ...] = ()
+
+    @property
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", f"benchmarks.contenders.{self.module or self.name}"]
 
 
 CONTENDERS: tuple[Contender, ...] = (
@@ -96,6 +106,14 @@ CONTENDERS: tuple[Contender, ...] = (
     Contender("raw_json", "aiohttp + json.loads (hand-written)"),
     Contender("httpx_pydantic", "httpx + pydantic v2"),
     Contender("generated_client", "openapi-python-client (httpx + attrs)"),
+    # The same two scripts on uvloop's event loop (unavailable without uvloop).
+    Contender(
+        "raw_msgspec_uvloop",
+        "aiohttp + msgspec Structs on uvloop",
+        "raw_msgspec",
+        ("--loop", "uvloop"),
+    ),
+    Contender("sdk_uvloop", "sendcloud_async logs.iter() on uvloop", "sdk", ("--loop", "uvloop")),
 )
 
 
@@ -162,7 +180,7 @@ def _last_json(text: str) -> dict[str, Any] | None:
 
 def probe(contender: Contender) -> Availability:
     """Import the contender's libraries in a fresh process; report versions or the reason not."""
-    command = [sys.executable, "-m", f"benchmarks.contenders.{contender.name}", "--probe"]
+    command = [*contender.command, "--probe", *contender.args]
     try:
         done = subprocess.run(
             command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120, check=False
@@ -233,8 +251,8 @@ class Server:
 
 def run_contender(contender: Contender, server: Server, scenario: Scenario, records: int) -> Run:
     command = [
-        sys.executable, "-m", f"benchmarks.contenders.{contender.name}",
-        server.base_url, str(scenario.page_size), str(records), "--work-ms", str(scenario.work_ms),
+        *contender.command, server.base_url, str(scenario.page_size), str(records),
+        "--work-ms", str(scenario.work_ms), *contender.args,
     ]  # fmt: skip
     pages = -(-records // scenario.page_size)
     timeout = 60 + records / 1000
@@ -518,7 +536,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 1 round (CI)")
     parser.add_argument(
         "--scenario", action="append", metavar="NAME",
-        help=f"run only these (repeat or comma-separate): {', '.join(s.name for s in SCENARIOS)}",
+        help="run only these (repeat or comma-separate): "
+        + ", ".join([s.name for s in SCENARIOS] + [s.name for s in walks.SCENARIOS]),
     )  # fmt: skip
     parser.add_argument(
         "--contender", action="append", metavar="NAME",
@@ -533,7 +552,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--spec", type=Path, help="OpenAPI spec for the generated client")
     args = parser.parse_args(argv)
-    known_scenarios = {s.name for s in SCENARIOS}
+    known_scenarios = {s.name for s in SCENARIOS} | {s.name for s in walks.SCENARIOS}
     known_contenders = {c.name for c in CONTENDERS}
     for name in _names(args.scenario):
         if name not in known_scenarios:
@@ -638,6 +657,15 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         sections.append(render_scenario(scenario, records, rounds, summaries))
+    # The walks scenarios (benchmarks/walks.py): the SDK's export engine only.
+    walk_names = [s.name for s in walks.SCENARIOS if s.name in wanted_scenarios] or (
+        [] if wanted_scenarios else [s.name for s in walks.SCENARIOS]
+    )
+    sdk_runs = availability.get("sdk", Availability(False)).available
+    if walk_names and sdk_runs and args.records is None:
+        report["walks"] = walks.run_scenarios(walk_names, args.smoke, _progress)
+        all_ok = all_ok and all(r["ok"] for r in report["walks"])
+        sections.extend(walks.render(r) for r in report["walks"])
     report["wall_seconds"] = round(time.perf_counter() - started, 1)
     report["machine"]["load_average_at_end"] = _load_average()
     report["ok"] = all_ok

@@ -42,15 +42,22 @@ def integration_id(value: object, name: str = "integration_id") -> int:
     return value
 
 
-def page_size(value: object) -> int | None:
-    """``None`` (the server's default) or an int in 1..100."""
-    if value is None:
+def page_size(value: object, *, required: bool = False) -> int | None:
+    """``None`` (the server's default, unless ``required``) or an int in 1..100."""
+    if value is None and not required:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInputError(f"page_size must be an int, not {_type_name(value)}")
     if not 1 <= value <= 100:
         raise InvalidInputError(f"page_size must be between 1 and 100, got {value}")
     return value
+
+
+def required_page_size(value: object) -> int:
+    """An int in 1..100 (a watch needs to know its page size)."""
+    size = page_size(value, required=True)
+    assert size is not None
+    return size
 
 
 def non_empty_str(value: object, name: str, *, max_len: int | None = None) -> str:

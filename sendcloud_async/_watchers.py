@@ -317,9 +317,7 @@ class LogWatcher:
                 raise InvalidInputError(
                     "store must have async load() and save(), like MemoryWatchStore"
                 )
-        size = check.page_size(page_size)
-        if size is None:
-            raise InvalidInputError("page_size must be an int, not NoneType")
+        size = check.required_page_size(page_size)
         self._pool = pool
         self._accounts = dict(accounts)
         self._store = store

@@ -2,8 +2,8 @@
 
 A contender is a script run in its own process by the runner::
 
-    python -m benchmarks.contenders.NAME BASE_URL PAGE_SIZE EXPECTED [--work-ms MS]
-    python -m benchmarks.contenders.NAME --probe
+    python -m benchmarks.contenders.NAME BASE_URL PAGE_SIZE EXPECTED [--work-ms MS] [--loop uvloop]
+    python -m benchmarks.contenders.NAME --probe [--loop uvloop]
 
 It pages ``GET {BASE_URL}/integrations/logs`` to the end and prints one JSON line:
 ``{"count", "unique", "seconds", "cpu_seconds", "peak_rss", "start_rss", "versions"}``.
@@ -13,7 +13,9 @@ process's CPU time over the same span; ``peak_rss`` is ``ru_maxrss`` of the
 process in bytes, ``start_rss`` the same just before the first request.
 ``--probe`` only imports the contender's libraries and prints ``{"available": true,
 "versions": {…}}``; a contender whose libraries are missing prints
-``{"unavailable": "reason"}`` instead (in both modes) and exits 0.
+``{"unavailable": "reason"}`` instead (in both modes) and exits 0. ``--loop uvloop``
+runs the contender on uvloop's event loop instead of asyncio's (unavailable
+without uvloop).
 
 This module imports only the standard library, so each contender's process
 holds only its own libraries.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import importlib
 import json
 import resource
 import sys
@@ -162,9 +165,19 @@ def run(
     parser.add_argument("expected", nargs="?", type=int)
     parser.add_argument("--work-ms", type=float, default=0.0)
     parser.add_argument("--probe", action="store_true")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args(argv)
+    runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
+    loop_versions: dict[str, str] = {}
+    if args.loop == "uvloop":
+        try:
+            uvloop = importlib.import_module("uvloop")
+        except ImportError as exc:
+            unavailable(f"uvloop is not installed ({exc})")
+        runner = uvloop.run
+        loop_versions = versions_of(["uvloop"])
     if args.probe:
-        _emit({"available": True, "versions": versions()})
+        _emit({"available": True, "versions": {**versions(), **loop_versions}})
         return
     if args.base_url is None or args.page_size is None or args.expected is None:
         parser.error("BASE_URL PAGE_SIZE EXPECTED are required")
@@ -176,7 +189,7 @@ def run(
     )
     tally = Tally(options.expected, options.work)
     try:
-        asyncio.run(main(options, tally))
+        runner(main(options, tally))
     except Exception as exc:
         _emit({"error": f"{type(exc).__name__}: {exc}"[:2000], "count": tally.count})
         raise SystemExit(1) from None
@@ -190,6 +203,6 @@ def run(
             "cpu_seconds": tally.cpu_finished - tally.cpu_started,
             "peak_rss": _max_rss(),
             "start_rss": tally.start_rss,
-            "versions": versions(),
+            "versions": {**versions(), **loop_versions},
         }
     )

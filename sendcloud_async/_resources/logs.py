@@ -332,9 +332,7 @@ class Logs:
         when called, before any request. See ``_watch.py`` for how it works.
         """
         iid = None if integration_id is None else check.integration_id(integration_id)
-        if page_size is None:
-            raise InvalidInputError("page_size must be an int, not NoneType")
-        size = check.page_size(page_size)
+        size = check.required_page_size(page_size)
         wait = check.positive_seconds(interval, "interval")
         stop = check.boolean(once, "once")
         first = begin(state, start=start, integration_id=iid)

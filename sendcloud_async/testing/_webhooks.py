@@ -25,7 +25,6 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import aiohttp
@@ -258,11 +257,6 @@ class WebhookSender:
 def timestamp_ms() -> int:
     """Now, in milliseconds since the epoch (as Sendcloud's integration events send it)."""
     return int(time.time() * 1000)
-
-
-def now_iso() -> str:
-    """Now as an ISO 8601 string in UTC."""
-    return datetime.now(UTC).isoformat()
 
 
 def event_payload(integration: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import pytest
 
 import sendcloud_async as sc
 from sendcloud_async._ratelimit import _STEPS, GateBlockedError, MemoryGate
+from sendcloud_async.testing import FakeSendcloud
 
 
 async def _pending(task: asyncio.Task[object], seconds: float = 0.03) -> bool:
@@ -194,3 +195,68 @@ async def test_gate_outlives_an_event_loop() -> None:
     await asyncio.to_thread(in_new_loop)
     await asyncio.sleep(0.06)
     gate.release(await asyncio.wait_for(gate.acquire("GET"), 0.5))
+
+
+# -- at the ceiling ---------------------------------------------------------------------------
+
+
+async def test_a_free_budget_goes_at_once_without_spacing() -> None:
+    """``limit`` requests asked for together are all admitted within milliseconds."""
+    gate = MemoryGate(sc.RateLimits(get=50, window=60))
+    started = time.monotonic()
+    leases = await asyncio.wait_for(asyncio.gather(*(gate.acquire("GET") for _ in range(50))), 1)
+    assert time.monotonic() - started < 0.05
+    assert gate.in_flight == (50, 0)
+    for lease in leases:
+        gate.release(lease)
+
+
+async def test_a_saturated_lane_runs_at_limit_per_window_plus_hold_time() -> None:
+    """More demand than budget: ``limit`` per ``window + hold``, never more in any window."""
+    window, limit, hold = 0.2, 8, 0.02
+    gate = MemoryGate(sc.RateLimits(get=limit, window=window))
+    granted: list[float] = []
+    deadline = time.monotonic() + 1.5
+
+    async def walk() -> None:
+        while time.monotonic() < deadline:
+            lease = await gate.acquire("GET")
+            granted.append(time.monotonic())
+            await asyncio.sleep(hold)
+            gate.release(lease)
+
+    await asyncio.gather(*(walk() for _ in range(limit * 2)))
+    # The strict sliding window a server keeps: never more than ``limit`` in ``window``.
+    for i, at in enumerate(granted):
+        assert sum(1 for other in granted[i:] if other - at < window) <= limit
+    # And no slack beyond the hold time (and the window / 200 rounding): the ceiling.
+    cycles = (granted[-1] - granted[0]) / (window + hold + window / _STEPS)
+    assert len(granted) >= limit * int(cycles) * 0.97
+
+
+async def test_sixteen_walks_at_the_ceiling_of_a_strict_server() -> None:
+    """16 integration walks, 50 ms a page, 20 GET per 0.5 s: no 429, >= 85 % of the ceiling."""
+    window, limit, latency = 0.5, 20, 0.05
+    limits = sc.RateLimits(get=limit, window=window)
+    async with FakeSendcloud(validate_spec=False) as fake:
+        fake.seed(integrations=16, logs_per_integration=40, seed=1)
+        fake.enforce_rate_limits(limits, latency=latency)
+        async with sc.SendcloudClient(
+            auth=fake.basic_auth, base_url=fake.base_url, rate_limit=limits, max_retries=0
+        ) as client:
+            answered: list[float] = []
+            integrations = await client.integrations.list()
+            answered.append(time.monotonic())
+
+            async def walk(integration_id: int) -> None:
+                async for _ in client.logs.pages(integration_id=integration_id, page_size=10):
+                    answered.append(time.monotonic())
+
+            await asyncio.gather(*(walk(i.id) for i in integrations))
+        assert fake.throttled == 0
+    requests = len(answered)
+    assert requests == 1 + 16 * 4
+    # The budget forces the last request to wait (requests - 1) // limit windows after the first.
+    forced = (requests - 1) // limit * window
+    took = max(answered) - min(answered)
+    assert forced / took >= 0.85, (forced, took)
