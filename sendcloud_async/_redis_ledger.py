@@ -44,7 +44,7 @@ from .webhooks import EventLedger, _EventKey, _Outcome
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
-    from .redis import RedisState
+    from ._redis_state import RedisState
 
 __all__ = ["RedisEventLedger"]
 
@@ -98,7 +98,7 @@ class RedisEventLedger(EventLedger):
     """
 
     def __init__(self, state: RedisState, *, ttl: float = 86_400.0, lease: float = 60.0) -> None:
-        from .redis import RedisState  # the module that exports this class, loaded by now
+        from ._redis_state import RedisState
 
         if not isinstance(state, RedisState):
             raise TypeError(f"state must be a RedisState, got {type(state).__name__}")

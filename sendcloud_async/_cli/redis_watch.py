@@ -159,7 +159,9 @@ async def _work(
         log_watcher_watch,
     )
     from ..redis import RedisState
-    from .watch import _ENCODER, _event_line, _event_record
+    from .watch_events import ENCODER as _ENCODER
+    from .watch_events import event_line as _event_line
+    from .watch_events import event_record as _event_record
 
     status = _Status(ctx, len(accounts))
 
@@ -183,7 +185,7 @@ async def _work(
                     f"{PROG}: account {event.account}: taken over by another worker "
                     f"(fencing token {event.token} refused); nothing was written"
                 )
-        status.draw(force=True)
+        status.draw()
 
     lease = DEFAULT_LEASE if args.lease is None else args.lease
     async with (
@@ -230,7 +232,22 @@ async def _work(
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, coordinator.stop)
         status.draw(force=True)
-        await coordinator.run()
+
+        async def refresh() -> None:
+            # Once a second: the line follows the holdings (claims come in bursts).
+            shown = status.held.copy()
+            while True:
+                await asyncio.sleep(1.0)
+                status.draw(force=status.held != shown)
+                shown = status.held.copy()
+
+        refresher = asyncio.create_task(refresh())
+        try:
+            await coordinator.run()
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
     ctx.progress.message(
         f"{PROG}: stopped; leases released, {status.new_logs:,} new logs written by this worker"
     )

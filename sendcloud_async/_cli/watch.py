@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final
 
@@ -41,8 +41,6 @@ from .._watchers import (
     AccountFailed,
     AccountPolled,
     AccountState,
-    IntegrationFailing,
-    IntegrationRecovered,
     LogWatcher,
     NewLogs,
     WatchEvent,
@@ -68,6 +66,9 @@ from .destination import make_directory
 from .formats import format_for
 from .options import page_size, positive, seconds
 from .redis_watch import add_redis_options, check_redis, run_redis
+from .watch_events import ENCODER as _ENCODER
+from .watch_events import event_line as _event_line
+from .watch_events import event_record as _event_record
 
 if sys.platform != "win32":
     import fcntl
@@ -82,7 +83,6 @@ WATCH_FILE_VERSION: Final = 1
 DEFAULT_WATCH_CONCURRENCY: Final = 10
 #: The one account of ``--out FILE``.
 SINGLE: Final = "default"
-_ENCODER: Final = msgspec.json.Encoder()
 
 
 class WatchFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -281,33 +281,6 @@ class _Status:
         if self.failed:
             parts.append(f"{len(self.failed)} account(s) failing to poll")
         return " · ".join(parts)
-
-
-def _event_record(event: IntegrationFailing | IntegrationRecovered) -> dict[str, object]:
-    failing = isinstance(event, IntegrationFailing)
-    at = event.since if isinstance(event, IntegrationFailing) else event.failing_since
-    return {
-        "event": "integration_failing" if failing else "integration_recovered",
-        "account": event.account,
-        "integration_id": event.integration.id,
-        "shop_name": event.integration.shop_name,
-        "started_failing_at": at.isoformat(),
-        "seen_at": datetime.now(UTC).isoformat(),
-    }
-
-
-def _event_line(event: IntegrationFailing | IntegrationRecovered, single: bool) -> str:
-    who = "" if single else f"account {event.account}: "
-    name = f" ({event.integration.shop_name})" if event.integration.shop_name else ""
-    if isinstance(event, IntegrationFailing):
-        return (
-            f"{PROG}: {who}integration {event.integration.id}{name} started failing "
-            f"at {event.since.isoformat()}"
-        )
-    return (
-        f"{PROG}: {who}integration {event.integration.id}{name} recovered "
-        f"(failing since {event.failing_since.isoformat()})"
-    )
 
 
 class _Reporter:
