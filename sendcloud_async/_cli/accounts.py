@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import stat
 import sys
 import tomllib
@@ -14,12 +13,12 @@ from typing import Final
 from .. import _validate as check
 from .._auth import Auth, BasicAuth
 from .._errors import InvalidInputError
+from .._validate import ACCOUNT_NAME
 from .common import ENV_BASE_URL, UsageError
 from .credentials import base_url, env_value, oauth2
 
 __all__ = ["Account", "load_accounts", "readable_by_others"]
 
-_ACCOUNT_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _ACCOUNT_KEYS: Final = frozenset(
     {
         "public_key",
@@ -78,7 +77,7 @@ def load_accounts(path: Path, env: Mapping[str, str]) -> list[Account]:
     seen: dict[str, str] = {}
     for name, table in tables.items():
         where = f"{path}: account {name!r}"
-        if not _ACCOUNT_NAME.fullmatch(name):
+        if not ACCOUNT_NAME.fullmatch(name):  # the one rule: it also names Redis keys
             raise UsageError(
                 f"{where}: a name may hold only letters, digits, '.', '_' and '-' "
                 "(it names the output file)"

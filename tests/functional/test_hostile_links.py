@@ -434,7 +434,9 @@ async def test_raw_link_bytes_give_typed_errors_and_stay_home(
         requests=requests,
         watchers=watchers,
         link_error=type(ref),
-        must_refuse=prefix.startswith("watcher") and closing.startswith(b">"),
+        # A '>' inside the junk ends the target early and leaves garbage where the
+        # parameters belong: RFC 8288 parsing drops that link (a clean stop).
+        must_refuse=prefix.startswith("watcher") and closing.startswith(b">") and b">" not in junk,
         must_follow=False,
         parsable=not any((b < 0x20 and b != 0x09) or b == 0x7F for b in value),
     )
