@@ -27,8 +27,9 @@ from sendcloud_async.testing._spec import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+# The copy inside the package as installed (the source tree, or site-packages).
 SHIPPED_YAML = (
-    ROOT / "sendcloud_async" / "testing" / "spec" / "sendcloud-v3-integrations-openapi.yml"
+    Path(sc.testing.__file__).resolve().parent / "spec" / "sendcloud-v3-integrations-openapi.yml"
 )
 TEST_YAML = ROOT / "tests" / "spec" / "sendcloud-v3-integrations-openapi.yml"
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"fake-public-key:fake-secret-key").decode()}
