@@ -58,16 +58,18 @@ _MAX_POLL: Final = 0.25
 #: Connections of the pool ``RedisState.from_url`` makes, unless told otherwise.
 DEFAULT_MAX_CONNECTIONS: Final = 32
 
-#: Errors that mean "Redis cannot be reached now" (anything else is a bug and propagates).
-_UNREACHABLE: Final = (
+#: Errors that mean "Redis cannot be reached now" (anything else is a bug and propagates);
+#: the one list every Redis piece uses.
+UNREACHABLE: Final = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
     OSError,
     asyncio.TimeoutError,
 )
 
-# Redis's own clock, in milliseconds, so workers on different machines agree.
-_NOW: Final = """
+#: Redis's own clock, in milliseconds, so workers on different machines agree (a Lua
+#: prologue every script that needs "now" starts with).
+NOW_LUA: Final = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
@@ -76,7 +78,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 #: Returns {1, 0} when granted, {0, ms} to wait for budget, {-1, ms} to wait out a block,
 #: {2, poll_ms} when the concurrency cap holds it (a release may come any time: poll).
 _ACQUIRE: Final = (
-    _NOW
+    NOW_LUA
     + """
 local blocked = tonumber(redis.call('GET', KEYS[3]) or '0')
 if blocked > now then return {-1, blocked - now} end
@@ -103,7 +105,7 @@ return {1, 0}
 #: KEYS: flight, cool. ARGV: window_ms, lease_id, only_if_in_flight. The slot cools down
 #: from now (a lease that already expired still cools down, unless only_if_in_flight).
 _RELEASE: Final = (
-    _NOW
+    NOW_LUA
     + """
 local was_in_flight = redis.call('ZREM', KEYS[1], ARGV[2])
 if was_in_flight == 0 and ARGV[3] == '1' then return 0 end
@@ -115,7 +117,7 @@ return 1
 
 #: KEYS: blocked. ARGV: ms. Moves "blocked until" later, never earlier.
 _BLOCK: Final = (
-    _NOW
+    NOW_LUA
     + """
 local till = now + tonumber(ARGV[1])
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -341,7 +343,7 @@ class RedisState(StateBackend):
             )
         try:
             result = await self._with_free_connection(call)
-        except _UNREACHABLE as exc:
+        except UNREACHABLE as exc:
             self._mark_down(exc)
             raise StateUnavailableError(
                 f"Redis is unreachable: {type(exc).__name__}: {exc}"

@@ -65,6 +65,8 @@ from ._errors import (
     SendcloudError,
     StateUnavailableError,
 )
+from ._redis_state import NOW_LUA as _NOW
+from ._redis_state import UNREACHABLE as _UNREACHABLE
 from ._validate import account_name, positive_int, positive_seconds, required_page_size
 from ._watch import WatchState, check_start
 from ._watchers import (
@@ -128,18 +130,6 @@ _PREFIX: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
 #: The longest one round trip may take before Redis counts as unreachable.
 _CALL_TIMEOUT: Final = 10.0
 
-#: Errors that mean "Redis cannot be reached now" (as for ``RedisState``).
-_UNREACHABLE: Final = (
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
-    OSError,
-    asyncio.TimeoutError,
-)
-
-_NOW: Final = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
 
 #: KEYS: workers. ARGV: worker, ttl_ms. Returns {live workers (this one included), ms until the
 #: soonest other worker's heartbeat ends (-1: no other)}.

@@ -13,7 +13,6 @@ from .clients import single_client
 from .command import Command
 from .common import (
     DEFAULT_CONCURRENCY,
-    DEFAULT_PAGE_SIZE,
     EXIT_FAILURE,
     EXIT_OK,
     FAKE_SOURCE,
@@ -26,7 +25,7 @@ from .credentials import auth_from_env
 from .destination import make_directory, refuse_to_clobber
 from .formats import STDOUT, format_for, stream_logs
 from .many_accounts import export_accounts
-from .options import page_size, positive
+from .options import listing_options, positive
 from .output import summary
 from .per_integration import check_per_integration, new_job, per_integration_options, walks_note
 
@@ -57,16 +56,7 @@ def _configure(export: argparse.ArgumentParser) -> None:
         help="start over, replacing an unfinished export (refused without it)",
     )
     what = export.add_argument_group("what to export")
-    what.add_argument(
-        "--integration", type=positive, metavar="ID", help="only this integration's logs"
-    )
-    what.add_argument(
-        "--page-size",
-        type=page_size,
-        default=DEFAULT_PAGE_SIZE,
-        metavar="N",
-        help=f"logs per request, 1..100 ({DEFAULT_PAGE_SIZE})",
-    )
+    listing_options(what)
     per_integration_options(what)
     many = export.add_argument_group("many accounts")
     many.add_argument(

@@ -8,8 +8,17 @@ from typing import Final, TypeVar
 
 from .. import _validate as check
 from .._errors import InvalidInputError
+from .common import DEFAULT_PAGE_SIZE
 
-__all__ = ["count", "general_options", "network_options", "page_size", "positive", "seconds"]
+__all__ = [
+    "count",
+    "general_options",
+    "listing_options",
+    "network_options",
+    "page_size",
+    "positive",
+    "seconds",
+]
 
 _T = TypeVar("_T")
 
@@ -95,4 +104,18 @@ def network_options(parser: argparse.ArgumentParser, *, top: bool = False) -> No
         default=_default(False, top),
         help="do not hold requests to Sendcloud's per-account limits (1,000 GET and 100 "
         "unsafe requests a minute, 15 unsafe at once); a 429 is then only retried",
+    )
+
+
+def listing_options(group: argparse._ArgumentGroup) -> None:
+    """``--integration ID`` and ``--page-size N``, as every logs command takes them."""
+    group.add_argument(
+        "--integration", type=positive, metavar="ID", help="only this integration's logs"
+    )
+    group.add_argument(
+        "--page-size",
+        type=page_size,
+        default=DEFAULT_PAGE_SIZE,
+        metavar="N",
+        help=f"logs per request, 1..100 ({DEFAULT_PAGE_SIZE})",
     )

@@ -51,7 +51,6 @@ from .accounts import Account, load_accounts, readable_by_others
 from .clients import maybe_fake, rate_limit
 from .command import Command
 from .common import (
-    DEFAULT_PAGE_SIZE,
     EXIT_FAILURE,
     EXIT_OK,
     FAKE_SOURCE,
@@ -64,7 +63,7 @@ from .context import Context
 from .credentials import auth_from_env
 from .destination import make_directory
 from .formats import format_for
-from .options import page_size, positive, seconds
+from .options import listing_options, positive, seconds
 from .redis_watch import add_redis_options, check_redis, run_redis
 from .watch_events import ENCODER as _ENCODER
 from .watch_events import event_line as _event_line
@@ -392,16 +391,7 @@ def _configure(watch: argparse.ArgumentParser) -> None:
         help="seconds between polls of an account (60)",
     )
     what.add_argument("--once", action="store_true", help="poll once, append, exit (for cron)")
-    what.add_argument(
-        "--integration", type=positive, metavar="ID", help="only this integration's logs"
-    )
-    what.add_argument(
-        "--page-size",
-        type=page_size,
-        default=DEFAULT_PAGE_SIZE,
-        metavar="N",
-        help=f"logs per request, 1..100 ({DEFAULT_PAGE_SIZE})",
-    )
+    listing_options(what)
     many = watch.add_argument_group("many accounts")
     many.add_argument(
         "--accounts", metavar="TOML", help="watch every account of this file (needs --out-dir)"
