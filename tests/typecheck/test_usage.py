@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import sendcloud_async as sc
 from sendcloud_async import webhooks
 from sendcloud_async.testing import FakeSendcloud
@@ -33,3 +35,11 @@ async def test_receive_handles_signed_and_unsigned_bodies() -> None:
 async def test_fake_sendcloud_part_runs() -> None:
     """The testing helpers used in the usage file work as shown."""
     await usage.fake_sendcloud()
+
+
+async def test_watch_export_and_ledger_part_runs(fake: FakeSendcloud, tmp_path: Path) -> None:
+    """The watch, the per-integration export and the ledger run as the usage file shows."""
+    fake.seed(integrations=2, logs_per_integration=30, seed=3)
+    async with sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url) as client:
+        delivered = await usage.watch_and_dedupe(client, str(tmp_path / "out.jsonl"))
+    assert delivered == 60

@@ -202,3 +202,31 @@ async def fake_sendcloud() -> None:
         assert_type(fake.requests, list[RecordedRequest])
         assert_type(fake.injected_faults, list[InjectedFault])
         assert_type(fake.webhook_deliveries, list[WebhookDelivery])
+
+
+async def watch_and_dedupe(client: sc.SendcloudClient, out: str) -> int:
+    """The watch, its state's round trip, the per-integration export and the ledger."""
+    import msgspec
+
+    delivered = 0
+    state: sc.WatchState | None = None
+    async for batch in client.logs.watch(state, start="all", once=True, page_size=100):
+        assert_type(batch, sc.LogBatch)
+        assert_type(batch.items, list[sc.IntegrationLog])
+        saved = msgspec.json.encode(batch.state)
+        state = msgspec.json.decode(saved, type=sc.WatchState)
+        delivered += len(batch.items)
+    stats = await sc.export_logs_per_integration(client, out, concurrency=2)
+    assert stats is not None
+    assert_type(client.token_requests, int)
+    ledger = webhooks.EventLedger()
+    body = b'{"action": "integration_deleted", "timestamp": 1525271885993}'
+    event = webhooks.parse_event(
+        body,
+        signature=webhooks.sign(body, "new-secret"),
+        secret=("new-secret", "old-secret"),
+        max_age=None,
+    )
+    verdict = await ledger.admit(event)
+    assert_type(verdict, Literal["new", "duplicate", "stale"])
+    return delivered
