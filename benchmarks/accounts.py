@@ -46,8 +46,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import resource
 import shutil
 import signal
 import socket
@@ -55,16 +53,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ._process import ROOT, ServerProcess, _cpu, _env, _rss
 from .run import machine, source_revision
 
-ROOT = Path(__file__).resolve().parent.parent
 LOGS_PER_INTEGRATION = 50
 
 
@@ -99,29 +96,6 @@ class Result:
     rss_growth: int = 0
     peak_unsafe_concurrency: int = 0
     note: str = ""
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
-def _rss() -> int:
-    """This process's resident set size in bytes (Linux /proc; peak RSS elsewhere)."""
-    try:
-        with open("/proc/self/status") as stream:
-            for line in stream:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _limits(config: Config) -> Any:
@@ -168,66 +142,6 @@ async def _serve(config: Config) -> None:
                 print("{}", flush=True)
             else:  # EOF or "quit"
                 return
-
-
-class ServerProcess:
-    """The FakeSendcloud process: a port on stdout, then ``stats`` / ``quit`` on stdin."""
-
-    def __init__(self, config: Config) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "benchmarks.accounts",
-            "--serve",
-            json.dumps(asdict(config)),
-        ]
-        self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=_env(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.port = int(self._line(120))
-
-    def _line(self, timeout: float) -> str:
-        assert self.process.stdout is not None
-        stdout = self.process.stdout
-        line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(timeout)
-        if not line or not line[0].strip():
-            self.stop()
-            raise RuntimeError("the FakeSendcloud process did not answer")
-        return line[0]
-
-    def ask(self, command: str) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write(command + "\n")
-        self.process.stdin.flush()
-        answer: dict[str, Any] = json.loads(self._line(60))
-        return answer
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/v3"
-
-    @property
-    def token_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/oauth2/token/"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                assert self.process.stdin is not None
-                self.process.stdin.write("quit\n")
-                self.process.stdin.flush()
-                self.process.wait(10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait()
 
 
 class RedisProcess:
@@ -458,7 +372,7 @@ def _result(
 
 def _scenario(name: str, config: Config, *, gated: bool, workers: int, redis: str | None) -> Result:
     print(f"# {name}: {config.accounts} accounts, {workers} process(es) ...", file=sys.stderr)
-    server = ServerProcess(config)
+    server = ServerProcess(config, module="benchmarks.accounts")
     try:
         spec = {
             "config": asdict(config),

@@ -41,19 +41,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from ._process import ROOT, ServerProcess, _cpu, _env
+
 PAGE_SIZE = 100
 #: A budget no scenario comes near: the latency scenario measures latency only.
 UNLIMITED_GET = 1_000_000
@@ -107,17 +105,6 @@ def scenario_for(scenario: WalkScenario, smoke: bool) -> WalkScenario:
     return WalkScenario(**fields)
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _limits(get: int, window: float) -> Any:
     import sendcloud_async as sc
 
@@ -156,57 +143,6 @@ async def _serve(scenario: WalkScenario) -> None:
                 print("{}", flush=True)
             else:  # EOF or "quit"
                 return
-
-
-class ServerProcess:
-    """The FakeSendcloud process: a port on stdout, then ``stats`` / ``reset`` / ``quit``."""
-
-    def __init__(self, scenario: WalkScenario) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "benchmarks.walks",
-            "--serve",
-            json.dumps(asdict(scenario)),
-        ]
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        self.port = int(self._line(300))
-
-    def _line(self, timeout: float) -> str:
-        assert self.process.stdout is not None
-        stdout = self.process.stdout
-        line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(timeout)
-        if not line or not line[0].strip():
-            self.stop()
-            raise RuntimeError("the FakeSendcloud process did not answer")
-        return line[0]
-
-    def ask(self, command: str) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write(command + "\n")
-        self.process.stdin.flush()
-        answer: dict[str, Any] = json.loads(self._line(60))
-        return answer
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/v3"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                assert self.process.stdin is not None
-                self.process.stdin.write("quit\n")
-                self.process.stdin.flush()
-                self.process.wait(10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait()
 
 
 # ------------------------------------------------------------------------------ client process
@@ -306,7 +242,8 @@ def run_export(
 
 def measure(scenario: WalkScenario, progress: Any = None) -> dict[str, Any]:
     """Every export of ``scenario`` against one server process; the report of the scenario."""
-    server = ServerProcess(scenario)
+    # The same process protocol as the many-accounts benchmark's: port, stats, reset, quit.
+    server = ServerProcess(scenario, module="benchmarks.walks", startup=300)
     results = []
     try:
         with tempfile.TemporaryDirectory(prefix="bench-walks-") as tmp:

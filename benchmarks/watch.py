@@ -31,7 +31,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .accounts import ROOT, _cpu, _env, _rss
+from ._process import ROOT, _cpu, _env, _rss
 
 __all__ = ["main"]
 
