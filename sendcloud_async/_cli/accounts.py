@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -49,6 +49,18 @@ class Account:
         assert self.oauth2 is not None
         client_id, client_secret, own_token_url = self.oauth2
         return oauth2(client_id, client_secret, token_url or own_token_url)
+
+
+def open_accounts(path: Path, env: Mapping[str, str], warn: Callable[[str], None]) -> list[Account]:
+    """``load_accounts``, warning (as ssh does for keys) when others may read the file."""
+    accounts = load_accounts(path, env)
+    mode = readable_by_others(path)
+    if mode is not None:
+        warn(
+            f"the accounts file {path} holds secrets but others may read it "
+            f"(mode {mode:04o}); run: chmod 600 {path}"
+        )
+    return accounts
 
 
 def load_accounts(path: Path, env: Mapping[str, str]) -> list[Account]:

@@ -14,7 +14,7 @@ from typing import Final
 from .._errors import SendcloudError
 from .._export import ExportInputError, ExportStats, LogExport
 from .._pool import AccountPool
-from .accounts import Account, load_accounts, readable_by_others
+from .accounts import Account, open_accounts
 from .clients import maybe_fake, rate_limit
 from .common import EXIT_FAILURE, EXIT_OK, FAKE_SOURCE, PROG, UsageError, extension, one_line
 from .context import Context
@@ -43,13 +43,7 @@ def export_accounts(args: argparse.Namespace, ctx: Context) -> int:
     if args.out_dir is None:
         raise UsageError("--accounts needs --out-dir DIR (each account gets DIR/NAME.jsonl)")
     path = Path(args.accounts)
-    accounts = load_accounts(path, ctx.env)
-    mode = readable_by_others(path)
-    if mode is not None:
-        ctx.warn(
-            f"the accounts file {path} holds secrets but others may read it "
-            f"(mode {mode:04o}); run: chmod 600 {path}"
-        )
+    accounts = open_accounts(path, ctx.env, ctx.warn)
     out_dir = Path(args.out_dir)
     make_directory(out_dir, what=f"into {out_dir}")
     runs: list[_AccountRun] = []

@@ -24,7 +24,7 @@ from yarl import URL
 from .._errors import InvalidInputError
 from .._pool import AccountPool
 from .._watchers import IntegrationFailing, IntegrationRecovered, NewLogs, WatchEvent
-from .accounts import Account, load_accounts, readable_by_others
+from .accounts import Account, open_accounts
 from .clients import rate_limit
 from .common import EXIT_OK, PROG, UsageError
 from .context import Context
@@ -103,13 +103,7 @@ def run_redis(args: argparse.Namespace, ctx: Context) -> int:
             "--redis needs the redis package: pip install 'sendcloud-async[redis]'"
         ) from None
     path = Path(args.accounts)
-    accounts = load_accounts(path, ctx.env)
-    mode = readable_by_others(path)
-    if mode is not None:
-        ctx.warn(
-            f"the accounts file {path} holds secrets but others may read it "
-            f"(mode {mode:04o}); run: chmod 600 {path}"
-        )
+    accounts = open_accounts(path, ctx.env, ctx.warn)
     events: IO[str] | None = None
     if args.events is not None:
         try:

@@ -47,7 +47,7 @@ from .._watchers import (
     atomic_write,
     decode_account_state,
 )
-from .accounts import Account, load_accounts, readable_by_others
+from .accounts import Account, open_accounts
 from .clients import maybe_fake, rate_limit
 from .command import Command
 from .common import (
@@ -466,13 +466,7 @@ def _run(args: argparse.Namespace, ctx: Context) -> int:
         store.outputs[SINGLE] = _Output(out, fmt=args.format, source=url, label="")
     else:
         path = Path(args.accounts)
-        accounts = load_accounts(path, ctx.env)
-        mode = readable_by_others(path)
-        if mode is not None:
-            ctx.warn(
-                f"the accounts file {path} holds secrets but others may read it "
-                f"(mode {mode:04o}); run: chmod 600 {path}"
-            )
+        accounts = open_accounts(path, ctx.env, ctx.warn)
         out_dir = Path(args.out_dir)
         make_directory(out_dir, what=f"into {out_dir}")
         for account in accounts:
