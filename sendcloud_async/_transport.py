@@ -425,7 +425,7 @@ class Transport:
         while True:
             attempt += 1
             call.sending(attempt)
-            outcome = await self._gated(session, method, url, body, timeout, attempt)
+            outcome = await self._gated(session, method, url, shown, body, timeout, attempt)
             if type(outcome) is Response:
                 call.finished(attempt, status=outcome.status)
                 return outcome
@@ -468,6 +468,7 @@ class Transport:
         session: aiohttp.ClientSession,
         method: str,
         url: URL,
+        shown: str,
         body: bytes | None,
         timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109
         attempt: int,
@@ -475,10 +476,10 @@ class Transport:
         """One attempt through the account's rate gate (its wait is outside the timeout)."""
         gate = self._gate
         if gate is None:
-            return await self._send(session, method, url, body, timeout, attempt)
+            return await self._send(session, method, url, shown, body, timeout, attempt)
         lease = await gate.acquire(method)
         try:
-            outcome = await self._send(session, method, url, body, timeout, attempt)
+            outcome = await self._send(session, method, url, shown, body, timeout, attempt)
             if (
                 isinstance(outcome, _Failure)
                 and isinstance(outcome.error, RateLimitError)
@@ -494,6 +495,7 @@ class Transport:
         session: aiohttp.ClientSession,
         method: str,
         url: URL,
+        shown: str,
         body: bytes | None,
         timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109
         attempt: int,
@@ -502,7 +504,6 @@ class Transport:
         config = self._config
         state = _Attempt(self._flow, config.origin, session, timeout, config.body_limit)
         started = time.monotonic()
-        shown = display_url(url)
         failure: _Failure
         try:
             async with session.request(
