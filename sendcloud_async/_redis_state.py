@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import msgspec
 
+from ._aio import keep_cancel
 from ._errors import InvalidInputError, StateUnavailableError
 from ._flows import CachedToken
 from ._ratelimit import SAFE_METHODS, GateBlockedError, MemoryGate, RateLimits
@@ -366,7 +367,7 @@ class RedisState(StateBackend):
         while True:
             try:
                 async with asyncio.timeout(_CALL_TIMEOUT):
-                    return await call()
+                    return await keep_cancel(call())
             except redis_errors.MaxConnectionsError:
                 if time.monotonic() > deadline:
                     raise

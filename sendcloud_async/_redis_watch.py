@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import msgspec
 
+from ._aio import keep_cancel, sleep_until, stop_task
 from ._errors import (
     ClientClosedError,
     InvalidInputError,
@@ -437,7 +438,7 @@ class RedisWatchStore:
         for attempt in (1, 2):
             try:
                 async with asyncio.timeout(_CALL_TIMEOUT):
-                    return await call()
+                    return await keep_cancel(call())
             except redis_errors.ConnectionError as exc:
                 if attempt == 1:
                     await self._client.connection_pool.disconnect(inuse_connections=False)
@@ -753,8 +754,7 @@ class RedisWatchCoordinator:
         try:
             while not self._stopping.is_set():
                 wait = await self._tick()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), wait)
+                await sleep_until(self._stopping, wait)
         finally:
             await self._shutdown()
 
@@ -916,10 +916,7 @@ class RedisWatchCoordinator:
         if held.timer is not None:
             held.timer.cancel()
         task, held.task = held.task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_task(task)
         if kind == "lost":
             logger.info("account %s: lease lost (fencing token %d)", name, held.lease.token)
         self._emit(kind, held.lease)

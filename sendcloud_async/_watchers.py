@@ -30,7 +30,6 @@ returns.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import inspect
 import os
@@ -45,6 +44,7 @@ from urllib.parse import quote
 import msgspec
 
 from . import _validate as check
+from ._aio import sleep_until
 from ._auth import Auth
 from ._errors import ClientClosedError, InvalidInputError, SendcloudError
 from ._export import _fsync_dir, _write_all
@@ -432,8 +432,7 @@ class LogWatcher:
                 delay = at - loop.time()
                 if delay > 0:
                     wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), delay)
+                    await sleep_until(wake, delay)
                     continue
                 _, _, account = heapq.heappop(due)
                 in_flight += 1

@@ -8,9 +8,10 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Final, Literal, TextIO
 
+from .._aio import stop_task
 from .._export import ExportStats
 from .common import PROG, one_line
 
@@ -137,9 +138,7 @@ class Progress:
         try:
             yield self
         finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
 
     def _draw(
         self,

@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING
 
 from yarl import URL
 
+from .._aio import stop_task
 from .._errors import InvalidInputError
 from .._pool import AccountPool
 from .._watchers import IntegrationFailing, IntegrationRecovered, NewLogs, WatchEvent
@@ -239,9 +240,7 @@ async def _work(
         try:
             await coordinator.run()
         finally:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+            await stop_task(refresher)
     ctx.progress.message(
         f"{PROG}: stopped; leases released, {status.new_logs:,} new logs written by this worker"
     )
