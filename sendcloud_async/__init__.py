@@ -46,7 +46,7 @@ from ._pool import AccountPool
 from ._ratelimit import GateBlockedError, RateLimits
 from ._state import MemoryState
 from ._version import __version__
-from ._watch import LogBatch, WatchState
+from ._watch import LateLog, LogBatch, WatchState
 from ._watchers import (
     AccountFailed,
     AccountPolled,
@@ -83,6 +83,7 @@ __all__ = [
     "IntegrationLog",
     "IntegrationRecovered",
     "InvalidInputError",
+    "LateLog",
     "LogBatch",
     "LogPage",
     "LogRequest",

@@ -53,7 +53,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
@@ -69,7 +69,7 @@ from ._errors import (
 from ._redis_state import NOW_LUA as _NOW
 from ._redis_state import UNREACHABLE as _UNREACHABLE
 from ._validate import account_name, positive_int, positive_seconds, required_page_size
-from ._watch import WatchState, check_start
+from ._watch import DEFAULT_LOOKBACK, WatchState, check_lookback, check_start
 from ._watchers import (
     AccountState,
     Handler,
@@ -993,6 +993,7 @@ def logs_watch(
     start: str | datetime = "now",
     interval: float = 60.0,
     page_size: int = 100,
+    lookback: float | timedelta = DEFAULT_LOOKBACK,
 ) -> AccountWatch:
     """An ``AccountWatch`` over ``client(name).logs.watch(...)``; states are ``WatchState`` JSON.
 
@@ -1005,6 +1006,7 @@ def logs_watch(
     begin_at = check_start(start)
     every = positive_seconds(interval, "interval")
     size = required_page_size(page_size)
+    window = check_lookback(lookback)
 
     async def watch(account: str, state: bytes | None, commit: Commit) -> None:
         iid = integration_id(account)
@@ -1012,7 +1014,7 @@ def logs_watch(
             state = _ENCODE(WatchState.initial(begin_at, integration_id=iid))
             await commit(state, [])
         batches = client(account).logs.watch(
-            state, integration_id=iid, interval=every, page_size=size
+            state, integration_id=iid, interval=every, page_size=size, lookback=window
         )
         async with contextlib.aclosing(batches):
             async for batch in batches:

@@ -22,6 +22,28 @@ What a ``WatchState`` means
   itself moves forward page by page.
 * ``after`` is a cursor taken from the server's own next-page link, used for the
   next request instead of a cursor built from the state (see below).
+* ``low``, ``recent`` and ``scan`` are the lookback window (below). ``low`` is
+  where the window's memory begins (``None``: at ``mark``), ``recent`` the ids
+  delivered at each instant from ``low`` up to (not including) ``mark``, ``scan``
+  how far an oldest-first poll has re-read the window.
+
+Logs that become visible late: the lookback window
+---------------------------------------------------
+
+A log whose ``created_at`` is stamped when the work starts but that the listing
+shows only once its transaction commits can appear *behind* the mark after the
+watch has passed it. Every poll therefore re-reads the window ``[mark - lookback,
+mark]`` too (it starts its listing at ``low`` instead of ``mark``; on a quiet
+account that is the same single request) and delivers any log in it whose id is
+not in ``recent``. ``recent`` is pruned to the window as the mark moves, so the
+state holds the ids of one window's logs, never of every log seen. A log with
+``created_at`` below ``low`` is never delivered: it became visible more than
+``lookback`` after the newest log the watch had already delivered (it is
+*missed*). ``low`` never goes below the watch's start (``start="now"``) or below
+where a state without this memory began (a state saved by a release before it
+starts its window at its mark), so a log the watch never promised is never
+delivered as late. A log delivered behind the mark is reported in the batch's
+``late`` with how far behind it was.
 
 How pages are asked for
 -----------------------
@@ -58,10 +80,12 @@ from ._models import AwareDatetime, IntegrationLog
 from ._pagination import PaginationError
 
 __all__ = [
+    "DEFAULT_LOOKBACK",
     "NEWEST_FIRST",
     "OLDEST_FIRST",
     "STATE_VERSION",
     "Fetch",
+    "LateLog",
     "LogBatch",
     "Order",
     "Page",
@@ -70,9 +94,11 @@ __all__ = [
     "WatchState",
     "advance",
     "begin",
+    "check_lookback",
     "decode_state",
     "initial_state",
     "next_cursor",
+    "open_poll",
     "page_order",
     "watch",
 ]
@@ -80,7 +106,13 @@ __all__ = [
 Order = Literal["oldest_first", "newest_first"]
 OLDEST_FIRST: Final = "oldest_first"
 NEWEST_FIRST: Final = "newest_first"
-STATE_VERSION: Final = 1
+STATE_VERSION: Final = 2
+#: Versions ``decode_state`` reads: 1 (before the lookback window) loads with its
+#: window starting at its mark.
+_READABLE_VERSIONS: Final = (1, 2)
+#: How far behind the high-water mark every poll re-reads, unless told otherwise
+#: (see docs/watch.md for why this value).
+DEFAULT_LOOKBACK: Final = timedelta(seconds=30)
 _ORDERS: Final = (OLDEST_FIRST, NEWEST_FIRST)
 _START_WORDS: Final = ("now", "all")
 _TICK: Final = timedelta(microseconds=1)
@@ -111,6 +143,9 @@ class WatchState(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     mark_ids: tuple[int, ...] = ()
     walk: Walk | None = None
     after: str | None = None
+    low: AwareDatetime | None = None
+    recent: tuple[tuple[AwareDatetime, tuple[int, ...]], ...] = ()
+    scan: AwareDatetime | None = None
 
     @classmethod
     def initial(
@@ -125,11 +160,29 @@ class WatchState(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         return initial_state(check_start(start), integration_id=iid, now=now)
 
 
+class LateLog(msgspec.Struct, frozen=True, kw_only=True):
+    """A log delivered from the lookback window: ``behind`` seconds older than the mark."""
+
+    id: int | None
+    created_at: AwareDatetime
+    behind: float
+
+
 class LogBatch(msgspec.Struct, frozen=True, kw_only=True):
-    """New logs (never empty, at most a page) and the state just after them."""
+    """New logs (never empty, at most a page) and the state just after them.
+
+    ``late`` lists the logs of ``items`` that became visible behind the high-water
+    mark (delivered from the lookback window), with how far behind they were.
+    """
 
     items: list[IntegrationLog]
     state: WatchState
+    late: tuple[LateLog, ...] = ()
+
+    @property
+    def lateness(self) -> float:
+        """Seconds the latest of ``late`` was behind the mark (0.0: none was late)."""
+        return max((log.behind for log in self.late), default=0.0)
 
 
 _STATE_DECODER: Final = msgspec.json.Decoder(WatchState)
@@ -145,6 +198,21 @@ def check_start(start: object) -> str | datetime:
     if isinstance(start, str) and start in _START_WORDS:
         return start
     raise InvalidInputError(f"start must be 'now', 'all' or an aware datetime, got {start!r}")
+
+
+def check_lookback(value: object) -> timedelta:
+    """Seconds (int or float, >= 0) or a ``timedelta``; ``InvalidInputError`` otherwise."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise InvalidInputError(
+            f"lookback must be seconds or a timedelta, not {type(value).__name__}"
+        )
+    if not seconds >= 0 or seconds == float("inf"):
+        raise InvalidInputError(f"lookback must be finite seconds >= 0, got {value!r}")
+    return timedelta(seconds=seconds)
 
 
 def _check_ids(ids: object, name: str) -> None:
@@ -166,9 +234,10 @@ def _check_time(value: object, name: str) -> None:
 def check_state(state: WatchState) -> WatchState:
     """A state built in code is checked like one decoded from bytes."""
     bad = "state is not a valid WatchState: "
-    if state.version != STATE_VERSION:
+    if state.version not in _READABLE_VERSIONS:
         raise InvalidInputError(
-            f"{bad}version {state.version!r}; this sendcloud-async reads version {STATE_VERSION}"
+            f"{bad}version {state.version!r}; this sendcloud-async reads versions "
+            f"{' and '.join(map(str, _READABLE_VERSIONS))}"
         )
     if state.order is not None and state.order not in _ORDERS:
         raise InvalidInputError(f"{bad}order must be one of {', '.join(_ORDERS)}")
@@ -191,6 +260,24 @@ def check_state(state: WatchState) -> WatchState:
         _check_ids(walk.pos_ids, "walk.pos_ids")
         if state.order == OLDEST_FIRST:
             raise InvalidInputError(f"{bad}an oldest-first watch has no walk")
+    _check_time(state.low, "low")
+    _check_time(state.scan, "scan")
+    if not isinstance(state.recent, tuple) or not all(
+        isinstance(entry, tuple) and len(entry) == 2 for entry in state.recent
+    ):
+        raise InvalidInputError(f"{bad}recent must be pairs of a date-time and ids")
+    for at, ids in state.recent:
+        _check_time(at, "recent")
+        _check_ids(ids, "recent ids")
+    if state.version != STATE_VERSION:
+        # Saved before the lookback window: its window starts at its mark (or, in
+        # the middle of a newest-first walk, at the head the walk will make the mark).
+        if state.low is not None or state.recent or state.scan is not None:
+            raise InvalidInputError(f"{bad}version 1 has no lookback window")
+        known = [t for t in (state.mark, walk.head if walk else None) if t is not None]
+        state = msgspec.structs.replace(
+            state, version=STATE_VERSION, low=max(known) if known else None
+        )
     return state
 
 
@@ -219,7 +306,8 @@ def initial_state(
     else:
         assert isinstance(start, datetime)
         mark = start + _TICK  # created *after* it: nothing at ``start`` itself
-    return WatchState(integration_id=integration_id, mark=mark)
+    # ``low``: nothing created before the start is delivered, not even from the window.
+    return WatchState(integration_id=integration_id, mark=mark, low=mark)
 
 
 def _scope(integration_id: int | None) -> str:
@@ -269,11 +357,15 @@ class Page(NamedTuple):
 
 
 class Step(NamedTuple):
-    """The result of a page: the new logs on it, the state after it, whether the poll goes on."""
+    """The result of a page: the new logs on it, the state after it, whether the poll goes on.
+
+    ``late``: those of ``items`` that were behind the mark (from the lookback window).
+    """
 
     items: list[IntegrationLog]
     state: WatchState
     more: bool
+    late: tuple[LateLog, ...] = ()
 
 
 def _iso(value: datetime) -> str:
@@ -285,6 +377,8 @@ def next_cursor(state: WatchState) -> str | None:
     if state.after is not None:
         return state.after
     if state.order == OLDEST_FIRST:
+        if state.scan is not None:
+            return _iso(state.scan - _TICK)
         return None if state.mark is None else _iso(state.mark - _TICK)
     if state.order == NEWEST_FIRST and state.walk is not None and state.walk.pos is not None:
         return _iso(state.walk.pos + _TICK)
@@ -302,6 +396,86 @@ def _created(log: IntegrationLog) -> datetime:
 
 def _ident(log: IntegrationLog) -> int:
     return 0 if log.id is None else log.id
+
+
+def _bottom(state: WatchState, lookback: timedelta) -> datetime | None:
+    """Where the window begins: no log older than it is delivered (``None``: no mark yet).
+
+    ``mark - lookback``, but never below ``low`` (the watch's start, or where the
+    memory of a state saved before the window began).
+    """
+    if state.mark is None:
+        return None
+    bottom = state.mark - lookback
+    return bottom if state.low is None else max(bottom, state.low)
+
+
+def _stop(state: WatchState, lookback: timedelta) -> datetime | None:
+    """How far down a newest-first walk goes: the window's bottom, or the mark if lower."""
+    bottom = _bottom(state, lookback)
+    return bottom if bottom is None or state.mark is None else min(bottom, state.mark)
+
+
+class _Window:
+    """The ids delivered in the window, by instant, while a page is being read."""
+
+    __slots__ = ("late", "recent")
+
+    def __init__(self, state: WatchState) -> None:
+        self.recent: dict[datetime, set[int]] = {at: set(ids) for at, ids in state.recent}
+        self.late: list[LateLog] = []
+
+    def seen(self, t: datetime, i: int) -> bool:
+        ids = self.recent.get(t)
+        return ids is not None and i in ids
+
+    def remember(self, t: datetime, i: int) -> None:
+        self.recent.setdefault(t, set()).add(i)
+
+    def deliver(self, item: IntegrationLog, t: datetime, i: int, mark: datetime) -> None:
+        self.remember(t, i)
+        self.late.append(LateLog(id=item.id, created_at=t, behind=(mark - t).total_seconds()))
+
+    def keep(self, at: datetime | None, ids: Sequence[int] | set[int]) -> None:
+        """The ids of a mark that is passed stay remembered (the window may cover it)."""
+        if at is not None and ids:
+            self.recent.setdefault(at, set()).update(ids)
+
+
+def settle(state: WatchState, window: _Window | None, lookback: timedelta) -> WatchState:
+    """``state`` with its window moved up to ``mark - lookback`` and pruned to it."""
+    mark = state.mark
+    if mark is None:
+        return state
+    low = _bottom(state, lookback)
+    assert low is not None
+    pairs = (
+        ((at, ids) for at, ids in state.recent)
+        if window is None
+        else ((at, tuple(sorted(ids))) for at, ids in window.recent.items())
+    )
+    # Mid-walk, the logs delivered above the mark are remembered too (the walk
+    # moves the mark up to them when it ends); afterwards ``mark_ids`` has the mark.
+    walking = state.walk is not None
+    recent = tuple(
+        sorted((at, ids) for at, ids in pairs if low <= at and (at < mark or walking) and ids)
+    )
+    scan = state.scan
+    if scan is not None:
+        scan = None if scan >= mark else max(scan, low)
+    if (low, recent, scan) == (state.low, state.recent, state.scan):
+        return state
+    return msgspec.structs.replace(state, low=low, recent=recent, scan=scan)
+
+
+def open_poll(state: WatchState, lookback: timedelta) -> WatchState:
+    """The state a poll begins from: an oldest-first poll re-reads the window first."""
+    if state.order != OLDEST_FIRST or state.scan is not None or state.after is not None:
+        return state
+    bottom = _bottom(state, lookback)
+    if bottom is None or state.mark is None or bottom >= state.mark:
+        return state
+    return msgspec.structs.replace(state, scan=bottom)
 
 
 def page_order(times: Sequence[datetime]) -> Order | None:
@@ -340,58 +514,88 @@ def _merge_mark(
     return mark, mark_ids
 
 
-def _finish_walk(state: WatchState) -> WatchState:
+def _finish_walk(state: WatchState, lookback: timedelta) -> WatchState:
     walk = state.walk
     if walk is None:
         return state
     mark, mark_ids = _merge_mark(state.mark, state.mark_ids, walk.head, walk.head_ids)
-    return msgspec.structs.replace(state, mark=mark, mark_ids=mark_ids, walk=None)
+    window = None
+    if mark != state.mark and state.mark is not None and lookback:
+        window = _Window(state)
+        window.keep(state.mark, state.mark_ids)
+    ended = msgspec.structs.replace(state, mark=mark, mark_ids=mark_ids, walk=None)
+    return settle(ended, window, lookback)
 
 
 def _oldest_first(
-    state: WatchState, items: Sequence[IntegrationLog]
-) -> tuple[list[IntegrationLog], WatchState]:
+    state: WatchState, items: Sequence[IntegrationLog], lookback: timedelta
+) -> tuple[list[IntegrationLog], WatchState, tuple[LateLog, ...]]:
     mark = state.mark
     ids = set(state.mark_ids)
+    bottom = _bottom(state, lookback)
+    scan = state.scan
+    window = _Window(state)
     new: list[IntegrationLog] = []
     for item in items:
         t, i = _created(item), _ident(item)
         if mark is None or t > mark:
-            mark, ids = t, {i}
-        elif t < mark or i in ids:
-            continue  # delivered before (or before the start)
-        else:
+            window.keep(mark, ids)
+            mark, ids, scan = t, {i}, None
+        elif t == mark:
+            scan = None
+            if i in ids:
+                continue  # delivered before
             ids.add(i)
+        else:
+            if scan is not None and t > scan:
+                scan = t
+            if bottom is None or t < bottom or window.seen(t, i):
+                continue  # delivered before, or older than the window (before the start)
+            window.deliver(item, t, i, mark)
         new.append(item)
-    if not new:
-        return new, state
-    return new, msgspec.structs.replace(state, mark=mark, mark_ids=tuple(sorted(ids)))
+    moved = msgspec.structs.replace(state, mark=mark, mark_ids=tuple(sorted(ids)), scan=scan)
+    if not new and moved == state:
+        return new, state, ()
+    return new, settle(moved, window, lookback), tuple(window.late)
 
 
 def _newest_first(
-    state: WatchState, items: Sequence[IntegrationLog], *, known: bool
-) -> tuple[list[IntegrationLog], WatchState, bool]:
-    """(new logs, state, reached the mark). ``known``: the order is known (else tentative)."""
+    state: WatchState, items: Sequence[IntegrationLog], *, known: bool, lookback: timedelta
+) -> tuple[list[IntegrationLog], WatchState, bool, tuple[LateLog, ...]]:
+    """(new logs, state, reached the window's bottom, late logs).
+
+    ``known``: the order is known (else tentative).
+    """
     walk = state.walk or Walk()
     mark, mark_ids = state.mark, set(state.mark_ids)
+    bottom = _bottom(state, lookback)
+    stop = _stop(state, lookback)
     head, head_ids = walk.head, set(walk.head_ids)
     pos, pos_ids = walk.pos, set(walk.pos_ids)
+    window = _Window(state)
     new: list[IntegrationLog] = []
     reached = False
     for item in items:
         t, i = _created(item), _ident(item)
         if pos is not None and (t > pos or (t == pos and i in pos_ids)):
             continue  # seen earlier in this walk
-        if known and mark is not None and t < mark:
+        if known and stop is not None and t < stop:
             reached = True
             break
         if pos is None or t < pos:
             pos, pos_ids = t, {i}
         else:
             pos_ids.add(i)
-        if mark is not None and (t < mark or (t == mark and i in mark_ids)):
+        if mark is not None and t < mark:
+            if bottom is None or t < bottom or window.seen(t, i):
+                continue  # delivered by an earlier poll (or older than the window)
+            window.deliver(item, t, i, mark)
+            new.append(item)
+            continue
+        if mark is not None and t == mark and i in mark_ids:
             continue  # delivered by an earlier poll (or before the start)
         new.append(item)
+        window.remember(t, i)  # the window may cover it once the walk moves the mark
         if head is None or t > head:
             head, head_ids = t, {i}
         elif t == head:
@@ -402,15 +606,22 @@ def _newest_first(
         pos=pos,
         pos_ids=tuple(sorted(pos_ids)),
     )
-    return new, msgspec.structs.replace(state, walk=walked), reached
+    state = msgspec.structs.replace(state, walk=walked)
+    if new:
+        recent = tuple(sorted((at, tuple(sorted(ids))) for at, ids in window.recent.items()))
+        state = msgspec.structs.replace(state, recent=recent)
+    return new, state, reached, tuple(window.late)
 
 
 def _core(state: WatchState) -> WatchState:
     return msgspec.structs.replace(state, after=None) if state.after is not None else state
 
 
-def advance(state: WatchState, page: Page) -> Step:
-    """The new logs on ``page`` (fetched with ``next_cursor(state)``) and the state after it."""
+def advance(state: WatchState, page: Page, lookback: timedelta = timedelta(0)) -> Step:
+    """The new logs on ``page`` (fetched with ``next_cursor(state)``) and the state after it.
+
+    ``lookback``: the window behind the mark the state remembers (0: none).
+    """
     planned = next_cursor(state)
     before = _core(state)
     items = page.items
@@ -421,7 +632,7 @@ def advance(state: WatchState, page: Page) -> Step:
             # A tentative walk (one instant so far): the next page's first log tells.
             order = page_order([state.walk.pos, times[0]])
         if order == OLDEST_FIRST:
-            state = _finish_walk(state)
+            state = _finish_walk(state, lookback)
         if order is not None:
             state = msgspec.structs.replace(state, order=order)
     elif order is not None and order != state.order:
@@ -431,18 +642,23 @@ def advance(state: WatchState, page: Page) -> Step:
         )
     reached = False
     if state.order == OLDEST_FIRST:
-        new, state = _oldest_first(state, items)
+        new, state, late = _oldest_first(state, items, lookback)
     else:
         # Newest-first, or not known yet (every log so far at one instant): walk
-        # tentatively, and stop at the mark only once the order is known.
-        new, state, reached = _newest_first(state, items, known=state.order == NEWEST_FIRST)
+        # tentatively, and stop at the window's bottom only once the order is known.
+        new, state, reached, late = _newest_first(
+            state, items, known=state.order == NEWEST_FIRST, lookback=lookback
+        )
     if reached or not page.has_next:
-        return Step(new, _finish_walk(_core(state)), False)
+        ended = _finish_walk(_core(state), lookback)
+        if ended.scan is not None:
+            ended = msgspec.structs.replace(ended, scan=None)  # the poll is over
+        return Step(new, ended, False, late)
     moved = _core(state) != before
     if state.order is not None and (
         moved or (state.after is None and next_cursor(_core(state)) != planned)
     ):
-        return Step(new, _core(state), True)
+        return Step(new, _core(state), True, late)
     # Follow the server's link: the order is not known yet (no cursor can be built),
     # or nothing moved and a cursor built from the state would repeat the request.
     # Once on the server's links, stay on them until something moves.
@@ -455,7 +671,7 @@ def advance(state: WatchState, page: Page) -> Step:
             f"the server's next-page link repeats the cursor {page.next_cursor!r} "
             "without listing anything new; stopping instead of looping"
         )
-    return Step(new, msgspec.structs.replace(state, after=page.next_cursor), True)
+    return Step(new, msgspec.structs.replace(state, after=page.next_cursor), True, late)
 
 
 # -- the loop ------------------------------------------------------------------------
@@ -469,18 +685,21 @@ async def watch(
     *,
     interval: float,
     once: bool,
+    lookback: timedelta = timedelta(0),
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> AsyncGenerator[LogBatch, None]:
     """Poll with ``fetch`` from ``state``: yield each page's new logs, sleep between polls."""
+    state = settle(state, None, lookback)  # a smaller window than the state's: pruned now
     while True:
         # Resumed in the middle of a newest-first walk: once it is finished, walk
         # again from the top in the same poll (logs came above its head meanwhile).
         again = state.walk is not None
+        state = open_poll(state, lookback)
         while True:
-            step = advance(state, await fetch(next_cursor(state)))
+            step = advance(state, await fetch(next_cursor(state)), lookback)
             state = step.state
             if step.items:
-                yield LogBatch(items=step.items, state=state)
+                yield LogBatch(items=step.items, state=state, late=step.late)
             if not step.more:
                 if again:
                     again = False

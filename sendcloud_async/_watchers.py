@@ -36,7 +36,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final, Protocol, TypeAlias
 from urllib.parse import quote
@@ -50,7 +50,7 @@ from ._errors import ClientClosedError, InvalidInputError, SendcloudError
 from ._export import _fsync_dir, _write_all
 from ._models import AwareDatetime, Integration, IntegrationLog
 from ._pool import AccountPool
-from ._watch import WatchState, check_start
+from ._watch import DEFAULT_LOOKBACK, LateLog, WatchState, check_lookback, check_start
 
 __all__ = [
     "AccountFailed",
@@ -91,11 +91,21 @@ _ENCODER: Final = msgspec.json.Encoder()
 
 @dataclass(frozen=True, slots=True)
 class NewLogs:
-    """New logs of one account (a page at most), and the state just after them."""
+    """New logs of one account (a page at most), and the state just after them.
+
+    ``late``: those of ``items`` that became visible behind the account's
+    high-water mark (delivered from the lookback window), with how far behind.
+    """
 
     account: str
     items: list[IntegrationLog]
     state: AccountState
+    late: tuple[LateLog, ...] = ()
+
+    @property
+    def lateness(self) -> float:
+        """Seconds the latest of ``late`` was behind the mark (0.0: none was late)."""
+        return max((log.behind for log in self.late), default=0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,13 +138,19 @@ class AccountFailed:
 
 @dataclass(frozen=True, slots=True)
 class AccountPolled:
-    """A poll of one account finished: how many new logs, what is failing, when next."""
+    """A poll of one account finished: how many new logs, what is failing, when next.
+
+    ``late_logs`` of the new logs were behind the high-water mark, the latest of
+    them by ``lateness`` seconds (size ``lookback`` from the worst seen).
+    """
 
     account: str
     new_logs: int
     failing: tuple[int, ...]
     polled_at: float
     next_poll: float | None
+    late_logs: int = 0
+    lateness: float = 0.0
 
 
 WatchEvent: TypeAlias = (
@@ -298,6 +314,7 @@ class LogWatcher:
         backoff: float = 30.0,
         max_backoff: float = 3600.0,
         integrations: Mapping[str, int] | None = None,
+        lookback: float | timedelta = DEFAULT_LOOKBACK,
     ) -> None:
         if not isinstance(pool, AccountPool):
             raise InvalidInputError(f"pool must be an AccountPool, not {type(pool).__name__}")
@@ -328,6 +345,7 @@ class LogWatcher:
         self._health = check.boolean(health, "health")
         self._backoff = check.positive_seconds(backoff, "backoff")
         self._max_backoff = check.positive_seconds(max_backoff, "max_backoff")
+        self._lookback = check_lookback(lookback)
         self._integrations: dict[str, int] = {}
         for name, ident in (integrations or {}).items():
             if name not in self._accounts:
@@ -351,10 +369,12 @@ class LogWatcher:
         Raises what the client raises (nothing is retried here beyond the client's
         own retries); the state saved so far stays valid.
         """
-        state, _ = await self._poll(account, handler)
+        state, _, _ = await self._poll(account, handler)
         return state
 
-    async def _poll(self, account: str, handler: Handler | None) -> tuple[AccountState, int]:
+    async def _poll(
+        self, account: str, handler: Handler | None
+    ) -> tuple[AccountState, int, list[LateLog]]:
         client = self._pool.client(self._accounts[account])
         state = self._states.get(account)
         if state is None:
@@ -366,6 +386,7 @@ class LogWatcher:
             )
         self._states[account] = state
         new_logs = 0
+        late: list[LateLog] = []
         if self._health:
             events, failing = health_transitions(
                 account, state.failing, await client.integrations.list()
@@ -383,14 +404,16 @@ class LogWatcher:
             integration_id=self._integrations.get(account),
             once=True,
             page_size=self._page_size,
+            lookback=self._lookback,
         )
         async for batch in batches:
             state = msgspec.structs.replace(state, logs=batch.state)
-            await _call(handler, NewLogs(account, batch.items, state))
+            late += batch.late
+            await _call(handler, NewLogs(account, batch.items, state, batch.late))
             await self._store.save(account, state, batch.items)
             self._states[account] = state
             new_logs += len(batch.items)
-        return state, new_logs
+        return state, new_logs, late
 
     async def run(self, handler: Handler | None = None, *, once: bool = False) -> None:
         """Poll every account (``once``: one time each), calling ``handler`` per event.
@@ -457,7 +480,7 @@ class LogWatcher:
         """Poll ``account``, report the outcome; when it is due again (``None``: never)."""
         loop = asyncio.get_running_loop()
         try:
-            state, new_logs = await self._poll(account, handler)
+            state, new_logs, late = await self._poll(account, handler)
         except ClientClosedError:
             raise
         except SendcloudError as exc:
@@ -477,6 +500,8 @@ class LogWatcher:
                 failing,
                 time.time(),
                 None if next_at is None else time.time() + self._interval,
+                len(late),
+                max((log.behind for log in late), default=0.0),
             ),
         )
         return next_at

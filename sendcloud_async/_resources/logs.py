@@ -6,7 +6,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -32,7 +32,7 @@ from .._pagination import (
     follow_link,
 )
 from .._transport import encode_json
-from .._watch import LogBatch, Page, WatchState, begin, watch
+from .._watch import DEFAULT_LOOKBACK, LogBatch, Page, WatchState, begin, check_lookback, watch
 
 if TYPE_CHECKING:
     from .._transport import Response, Transport
@@ -322,19 +322,24 @@ class Logs:
         interval: float = 60.0,
         page_size: int = 100,
         once: bool = False,
+        lookback: float | timedelta = DEFAULT_LOOKBACK,
     ) -> AsyncGenerator[LogBatch, None]:
         """GET /integrations/logs (or /integrations/{id}/logs) — the new logs, as they come.
 
         Yields a ``LogBatch`` per page of logs no earlier batch delivered; pass a
         batch's ``state`` back to continue exactly after it. Sleeps ``interval``
         seconds once caught up (``once=True``: stops). ``start`` ("now", "all" or an
-        aware datetime) applies only without a ``state``. Arguments are checked
-        when called, before any request. See ``_watch.py`` for how it works.
+        aware datetime) applies only without a ``state``. Every poll also re-reads
+        ``lookback`` (seconds or a ``timedelta``, 30 s by default) behind the newest
+        log delivered, so that a log that becomes visible late is still delivered
+        once (``LogBatch.late`` says which and how late). Arguments are checked when
+        called, before any request. See ``_watch.py`` for how it works.
         """
         iid = None if integration_id is None else check.integration_id(integration_id)
         size = check.required_page_size(page_size)
         wait = check.positive_seconds(interval, "interval")
         stop = check.boolean(once, "once")
+        window = check_lookback(lookback)
         first = begin(state, start=start, integration_id=iid)
 
         async def fetch(cursor: str | None) -> Page:
@@ -346,7 +351,7 @@ class Logs:
             cursor_next = None if next_url is None else cursor_in(next_url)
             return Page(fetched.items(), next_url is not None, cursor_next)
 
-        return watch(fetch, first, interval=wait, once=stop)
+        return watch(fetch, first, interval=wait, once=stop, lookback=window)
 
     async def create(
         self,

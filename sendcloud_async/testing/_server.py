@@ -866,8 +866,36 @@ class FakeSendcloud(FaultInjection, AccountsAndLimits):
 
     @property
     def logs(self) -> list[Record]:
-        """Every exception log, ascending by ``created_at`` (live)."""
+        """Every exception log the listing shows now, ascending by ``created_at`` (live)."""
+        self._store.publish()
         return self._store.logs
+
+    @property
+    def hidden_logs(self) -> list[Record]:
+        """Logs added but not visible yet (``add_log(visible_after=…)``, ``commit_delay``)."""
+        self._store.publish()
+        return [record for _, _, record in sorted(self._store.hidden)]
+
+    @property
+    def commit_delay(self) -> tuple[float, float] | None:
+        """``(low, high)`` seconds: logs added from now on are listed after a random delay.
+
+        Rehearses logs that become visible late, as rows of a database transaction
+        do when it commits: each log keeps the ``created_at`` (and id) it got when it
+        was added, while newer logs may be listed before it. ``None`` (the default):
+        every log is listed at once. The delays come from a seeded generator, so a
+        run is repeatable; ``add_log(visible_after=…)`` sets one log's delay.
+        """
+        return self._store.commit_delay
+
+    @commit_delay.setter
+    def commit_delay(self, value: tuple[float, float] | None) -> None:
+        if value is not None:
+            low, high = value
+            if not 0 <= low <= high:
+                raise ValueError(f"commit_delay must be (low, high) with 0 <= low <= high: {value}")
+            value = (float(low), float(high))
+        self._store.commit_delay = value
 
     @property
     def shop_order_statuses(self) -> dict[int, list[Record]]:
@@ -904,9 +932,17 @@ class FakeSendcloud(FaultInjection, AccountsAndLimits):
         """Store an integration; fields are the spec's, unset ones get defaults."""
         return self._store.add_integration(fields)
 
-    def add_log(self, integration_id: int, **fields: Any) -> Record:
-        """Store a log for an existing integration; ``created_at`` defaults to after the last."""
-        return self._store.add_log(integration_id, fields)
+    def add_log(
+        self, integration_id: int, *, visible_after: float | None = None, **fields: Any
+    ) -> Record:
+        """Store a log for an existing integration; ``created_at`` defaults to after the last.
+
+        ``visible_after`` (seconds): the listing shows the log only from then on,
+        although its ``created_at`` and id are those of now (see ``commit_delay``).
+        """
+        if visible_after is not None and not visible_after >= 0:
+            raise ValueError(f"visible_after must be seconds >= 0, got {visible_after!r}")
+        return self._store.add_log(integration_id, fields, visible_after)
 
     @property
     def log_order(self) -> str:

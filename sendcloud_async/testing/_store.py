@@ -17,6 +17,11 @@ Invariants the server relies on:
   it, descending). Either way the next page's cursor is the last record's
   ``created_at``, and each page is read from the live list, so logs stored
   while a client walks the pages show up as they would on a real server.
+* A log may be *committed late* (``visible_after``, ``commit_delay``): it gets
+  its id and ``created_at`` when it is added, but the listing shows it only from
+  a later moment, as a row written in a database transaction becomes visible when
+  the transaction commits. Until then it waits in ``hidden`` (``publish()`` moves
+  the due ones into ``logs``; every listing calls it first).
 * Integration timestamps are UTC and written with ``Z`` (as the spec's examples);
   log timestamps keep the offset they were given (seeded ones use ``+01:00``).
 
@@ -25,7 +30,9 @@ Nothing here does I/O.
 
 from __future__ import annotations
 
+import heapq
 import random
+import time
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
@@ -146,6 +153,13 @@ class Store:
         self.log_order = "oldest_first"
         #: Whether a created_at that is taken is refused (``add_log``) or moved (POST).
         self.unique_log_times = True
+        #: Logs added but not committed yet: (visible from, monotonic; order added; record).
+        self.hidden: list[tuple[float, int, Record]] = []
+        #: ``(low, high)`` seconds: every log added without ``visible_after`` becomes
+        #: visible after a random delay in that range (``None``: at once).
+        self.commit_delay: tuple[float, float] | None = None
+        self.commit_rng = random.Random(0)
+        self._added = 0
 
     # -- whole state -------------------------------------------------------
 
@@ -153,6 +167,7 @@ class Store:
         """Forget everything (in place: references to the containers stay valid)."""
         self.integrations.clear()
         self.logs.clear()
+        self.hidden.clear()
         self.shop_order_statuses.clear()
         self.status_mappings.clear()
         self._next_log_id = 1
@@ -246,8 +261,14 @@ class Store:
 
     # -- logs --------------------------------------------------------------
 
-    def add_log(self, integration_id: int, fields: Mapping[str, Any]) -> Record:
-        """Store a log record; ``created_at`` defaults to one second after the last one."""
+    def add_log(
+        self, integration_id: int, fields: Mapping[str, Any], visible_after: float | None = None
+    ) -> Record:
+        """Store a log record; ``created_at`` defaults to one second after the last one.
+
+        ``visible_after`` (seconds) commits it late: the listing shows it only from
+        then on (``None``: as ``commit_delay`` says, at once by default).
+        """
         unknown = sorted(set(fields) - set(LOG_FIELDS) - {"integration_id"})
         if unknown:
             raise TypeError(f"not fields of an integration log: {', '.join(unknown)}")
@@ -257,7 +278,7 @@ class Store:
         if integration is None:
             raise ValueError(f"no integration with id {integration_id!r}")
         ident = fields.get("id")
-        if ident is not None and any(r.get("id") == ident for r in self.logs):
+        if ident is not None and any(r.get("id") == ident for r in self._every_log()):
             raise ValueError(f"a log with id {ident!r} already exists")
         created = _timestamp_field(fields.get("created_at"), "created_at")
         if created is None:
@@ -283,21 +304,46 @@ class Store:
         record.update(fields)
         record["created_at"] = created
         record["integration_id"] = integration_id
-        return self.insert_log(record)
+        return self.insert_log(record, visible_after)
 
-    def insert_log(self, record: Record) -> Record:
-        """Give ``record`` an id (unless it has one) and insert it in ``created_at`` order."""
+    def insert_log(self, record: Record, visible_after: float | None = None) -> Record:
+        """Give ``record`` an id (unless it has one) and insert it in ``created_at`` order.
+
+        It is listed at once, or after ``visible_after`` seconds (or the random
+        ``commit_delay``): then it waits in ``hidden`` until ``publish()``.
+        """
         ident = record.get("id")
         if not isinstance(ident, int) or isinstance(ident, bool) or ident < 1:
             record["id"] = ident = self._next_log_id
         self._next_log_id = max(self._next_log_id, ident + 1)
+        delay = visible_after
+        if delay is None and self.commit_delay is not None:
+            delay = self.commit_rng.uniform(*self.commit_delay)
+        if delay is not None and delay > 0:
+            self._added += 1
+            heapq.heappush(self.hidden, (time.monotonic() + delay, self._added, record))
+            return record
         insort(self.logs, record, key=_created_key)
         return record
 
+    def publish(self) -> None:
+        """Make the logs whose commit is due visible to the listing."""
+        now = time.monotonic()
+        while self.hidden and self.hidden[0][0] <= now:
+            _, _, record = heapq.heappop(self.hidden)
+            insort(self.logs, record, key=_created_key)
+
+    def _every_log(self) -> Iterable[Record]:
+        yield from self.logs
+        for _, _, record in self.hidden:
+            yield record
+
     def has_log_at(self, when: datetime) -> bool:
-        """Whether a log record was created at exactly this instant."""
+        """Whether a log record (committed or not) was created at exactly this instant."""
         i = bisect_right(self.logs, when, key=_created_key)
-        return i > 0 and _created_key(self.logs[i - 1]) == when
+        if i > 0 and _created_key(self.logs[i - 1]) == when:
+            return True
+        return any(_created_key(record) == when for _, _, record in self.hidden)
 
     def next_created_at(self, wanted: datetime | None) -> datetime:
         """A ``created_at`` no other record has.
@@ -308,8 +354,10 @@ class Store:
         """
         if wanted is None:
             wanted = datetime.now(CET)
-            if self.logs:
-                last = _created_key(self.logs[-1])
+            newest = [_created_key(self.logs[-1])] if self.logs else []
+            newest += [_created_key(record) for _, _, record in self.hidden]
+            if newest:
+                last = max(newest)
                 if wanted <= last:
                     wanted = last + timedelta(seconds=1)
             return wanted
@@ -325,6 +373,7 @@ class Store:
         Oldest-first: created strictly after it, ascending; newest-first: strictly
         before it, descending (``None``: from the start of the listing).
         """
+        self.publish()
         logs = self.logs
         if self.log_order == "newest_first":
             end = len(logs) if after is None else bisect_left(logs, after, key=_created_key)

@@ -57,3 +57,14 @@ WEBHOOK_NAMES: Final = frozenset(
         "verify_signature",
     }
 )
+
+#: Keyword parameters the API page names, per callable (``Logs.watch`` is
+#: ``client.logs.watch``; the Redis watch's are in ``sendcloud_async.redis``).
+PARAMETERS: Final[dict[str, frozenset[str]]] = {
+    "Logs.watch": frozenset(
+        {"integration_id", "start", "interval", "page_size", "once", "lookback"}
+    ),
+    "LogWatcher": frozenset({"lookback"}),
+    "redis.logs_watch": frozenset({"lookback"}),
+    "redis.log_watcher_watch": frozenset(),  # takes LogWatcher's options (lookback too)
+}

@@ -12,7 +12,7 @@ import pytest
 import sendcloud_async as sc
 import sendcloud_async.testing as sc_testing
 
-from .api_names import API_NAMES, WEBHOOK_NAMES
+from .api_names import API_NAMES, PARAMETERS, WEBHOOK_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 API_MD = ROOT.parent / "shared" / "API.md"
@@ -78,6 +78,33 @@ def test_all_holds_every_api_name() -> None:
 def test_webhooks_exports_every_api_name() -> None:
     """sendcloud_async.webhooks exports every webhook name users call."""
     assert sorted(WEBHOOK_NAMES - set(sc.webhooks.__all__)) == []
+
+
+def _callable(path: str) -> object:
+    from sendcloud_async._resources.logs import Logs
+
+    owner, _, name = path.rpartition(".")
+    if owner == "redis":
+        import sendcloud_async.redis
+
+        return getattr(sendcloud_async.redis, name)
+    if owner == "Logs":
+        return getattr(Logs, name)
+    return getattr(sc, name)
+
+
+@pytest.mark.parametrize("path", sorted(PARAMETERS))
+def test_every_listed_parameter_is_taken(path: str) -> None:
+    """The keyword parameters the API page names exist, keyword-only, with a default."""
+    import inspect
+
+    signature = inspect.signature(_callable(path))  # type: ignore[arg-type]
+    for name in PARAMETERS[path]:
+        parameter = signature.parameters[name]
+        assert parameter.kind is inspect.Parameter.KEYWORD_ONLY, (path, name)
+        assert parameter.default is not inspect.Parameter.empty, (path, name)
+    if path == "redis.log_watcher_watch":  # LogWatcher's options pass through
+        assert any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
 
 
 def _reference_entries() -> set[str]:

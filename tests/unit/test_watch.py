@@ -194,7 +194,7 @@ def test_state_round_trips_through_msgspec_json() -> None:
     ("raw", "message"),
     [
         (b"not json", "state is not a valid WatchState: JSON is malformed"),
-        (b'{"version": 2}', "state is not a valid WatchState: version 2; this sendcloud-async"),
+        (b'{"version": 3}', "state is not a valid WatchState: version 3; this sendcloud-async"),
         (
             b'{"order": "sideways"}',
             "state is not a valid WatchState: Invalid enum value 'sideways'",
@@ -231,11 +231,15 @@ def test_begin_checks_start_and_the_state_scope() -> None:
 
 
 def test_initial_states() -> None:
-    """all: no mark; now: the given instant; a datetime: the microsecond after it."""
+    """all: no mark; now: the given instant; a datetime: the microsecond after it.
+
+    The lookback window never reaches below the start (``low``).
+    """
     assert sc.WatchState.initial("all") == sc.WatchState()
     assert sc.WatchState.initial("now", now=T0).mark == T0
+    assert sc.WatchState.initial("now", now=T0).low == T0
     assert sc.WatchState.initial(at(3), integration_id=2) == sc.WatchState(
-        integration_id=2, mark=at(3) + TICK
+        integration_id=2, mark=at(3) + TICK, low=at(3) + TICK
     )
     before = datetime.now(UTC)
     mark = begin(None, start="now", integration_id=None).mark

@@ -1,0 +1,375 @@
+"""Logs that become visible late: the lookback window keeps the watch exactly once.
+
+Against a real ``FakeSendcloud`` whose logs commit late (``commit_delay``,
+``add_log(visible_after=…)``): a log keeps the ``created_at`` and id it got when it
+was added, and the listing shows it only later, after newer logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+import sendcloud_async as sc
+from sendcloud_async._watch import DEFAULT_LOOKBACK
+from sendcloud_async.testing import FakeSendcloud
+
+ORDERS = ["oldest_first", "newest_first"]
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "watch_v1"
+
+
+async def produce(fake: FakeSendcloud, count: int, *, ties: bool, seed: int) -> None:
+    """``count`` logs over about two seconds, stamped now, some sharing an instant."""
+    rng = random.Random(seed)
+    made = 0
+    while made < count:
+        now = datetime.now(UTC)
+        for _ in range(rng.choice((1, 1, 2, 3)) if ties else 1):
+            fake.add_log(1 + made % 2, created_at=now, base_url="https://shop.example")
+            made += 1
+            if made == count:
+                break
+        await asyncio.sleep(rng.uniform(0, 0.04))
+
+
+async def restart_after_every_batch(
+    client: sc.SendcloudClient,
+    state: sc.WatchState | None,
+    *,
+    until: asyncio.Event,
+    lookback: float,
+) -> tuple[list[int], list[sc.LogBatch]]:
+    """Watch, and start a new watch from each batch's state (a restart after every batch)."""
+    delivered: list[int] = []
+    batches: list[sc.LogBatch] = []
+    quiet = 0
+    while quiet < 3:  # after `until`: three polls in a row with nothing new
+        batch = None
+        watch = client.logs.watch(
+            state, start="all", interval=0.02, page_size=7, lookback=lookback, once=True
+        )
+        async for batch in watch:  # noqa: B007 (the first batch, then a restart)
+            break
+        await watch.aclose()
+        if batch is None:
+            quiet = quiet + 1 if until.is_set() else 0
+            await asyncio.sleep(0.05)
+            continue
+        quiet = 0
+        delivered += [log.id for log in batch.items if log.id is not None]
+        batches.append(batch)
+        state = msgspec.json.decode(msgspec.json.encode(batch.state), type=sc.WatchState)
+    return delivered, batches
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("ties", [False, True], ids=["unique", "ties"])
+async def test_logs_committed_late_within_the_window_arrive_exactly_once(
+    order: str, ties: bool
+) -> None:
+    """Random commit delays up to half the window; a restart from every batch's state."""
+    lookback = 2.0
+    async with (
+        FakeSendcloud(log_order=order, unique_log_times=not ties) as fake,
+        sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url) as client,
+    ):
+        fake.seed(integrations=2, logs_per_integration=0)
+        fake.commit_delay = (0.0, lookback / 2)
+        done = asyncio.Event()
+
+        async def producer() -> None:
+            await produce(fake, 150, ties=ties, seed=len(order) + ties)
+            while fake.hidden_logs:  # noqa: ASYNC110 (the fake has no event for it)
+                await asyncio.sleep(0.05)
+            done.set()
+
+        task = asyncio.create_task(producer())
+        delivered, batches = await restart_after_every_batch(
+            client, None, until=done, lookback=lookback
+        )
+        await task
+        every = [record["id"] for record in fake.logs]
+    assert len(every) == 150
+    assert Counter(delivered) == Counter(every)  # each once: nothing lost, nothing twice
+    late = [log for batch in batches for log in batch.late]
+    assert late  # the delays did put logs behind the mark, and the window caught them
+    assert all(0 <= log.behind <= lookback for log in late)
+    assert max(batch.lateness for batch in batches) == max(log.behind for log in late)
+    late_ids = {log.id for log in late}
+    assert late_ids <= set(every)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+async def test_a_log_later_than_the_window_is_missed_and_one_inside_is_reported(
+    order: str,
+) -> None:
+    """The documented rule: behind the mark by more than ``lookback`` is missed, never doubled."""
+    async with (
+        FakeSendcloud(log_order=order) as fake,
+        sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url) as client,
+    ):
+        fake.seed(integrations=1, logs_per_integration=0)
+        base = datetime.now(UTC) - timedelta(minutes=5)
+        for n in range(5):
+            fake.add_log(1, created_at=base + timedelta(seconds=n), base_url="https://s.example")
+        first = [b async for b in client.logs.watch(start="all", lookback=10, once=True)]
+        mark = base + timedelta(seconds=4)  # the newest log delivered
+        inside = fake.add_log(
+            1, created_at=mark - timedelta(seconds=7.5), base_url="https://s.example"
+        )
+        outside = fake.add_log(
+            1, created_at=mark - timedelta(seconds=12), base_url="https://s.example"
+        )
+        state = first[-1].state
+        second = [b async for b in client.logs.watch(state, lookback=10, once=True)]
+        third = [b async for b in client.logs.watch(second[-1].state, lookback=10, once=True)]
+    assert sorted(log.id or 0 for b in first for log in b.items) == [1, 2, 3, 4, 5]
+    assert [log.id for b in second for log in b.items] == [inside["id"]]
+    (late,) = second[0].late
+    assert (late.id, late.behind) == (inside["id"], 7.5)
+    assert second[0].lateness == 7.5
+    assert third == []  # nothing again, and the log outside the window never
+    assert outside["id"] not in [log.id for b in first + second for log in b.items]
+
+
+@pytest.mark.parametrize("order", ORDERS)
+async def test_lookback_zero_is_the_watch_without_a_window(order: str) -> None:
+    """``lookback=0``: a late log behind the mark is not delivered (today's behaviour)."""
+    async with (
+        FakeSendcloud(log_order=order) as fake,
+        sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url) as client,
+    ):
+        fake.seed(integrations=1, logs_per_integration=3)
+        first = [b async for b in client.logs.watch(start="all", lookback=0, once=True)]
+        mark = first[-1].state.mark
+        assert mark is not None
+        fake.add_log(1, created_at=mark - timedelta(seconds=1), base_url="https://s.example")
+        again = [b async for b in client.logs.watch(first[-1].state, lookback=0, once=True)]
+        state = first[-1].state
+    assert again == []
+    assert (state.low, state.recent, state.scan) == (state.mark, (), None)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+async def test_the_default_window_costs_no_request_on_a_quiet_account(order: str) -> None:
+    """Fewer than a page of logs in the window: as many GETs per poll as without a window."""
+    counts = {}
+    async with FakeSendcloud(log_order=order) as fake:
+        fake.seed(integrations=1, logs_per_integration=30)
+        async with sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url) as client:
+            for lookback in (DEFAULT_LOOKBACK, timedelta(0)):
+                state = None
+                async for batch in client.logs.watch(start="all", lookback=lookback, once=True):
+                    state = batch.state
+                fake.clear_requests()
+                for _ in range(5):  # five idle polls
+                    async for batch in client.logs.watch(state, lookback=lookback, once=True):
+                        raise AssertionError(f"nothing is new, got {batch.items}")
+                counts[lookback.total_seconds()] = len(fake.requests)
+    assert counts[DEFAULT_LOOKBACK.total_seconds()] == counts[0.0] == 5
+
+
+async def test_the_state_stays_bounded_by_one_window_over_100_000_logs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A 100,000-log catch-up with a 10-minute window: the state holds one window's ids."""
+    lookback = timedelta(minutes=10)
+    async with FakeSendcloud() as fake:
+        fake.seed(integrations=10, logs_per_integration=10_000)
+        times = [datetime.fromisoformat(r["created_at"]) for r in fake.logs]
+        async with sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url) as client:
+            largest = 0
+            held = 0
+            seen = 0
+            async for batch in client.logs.watch(
+                start="all", lookback=lookback, page_size=100, once=True
+            ):
+                seen += len(batch.items)
+                state = batch.state
+                largest = max(largest, len(msgspec.json.encode(state)))
+                held = max(held, sum(len(ids) for _, ids in state.recent) + len(state.mark_ids))
+    # The most logs that any one window of the data holds.
+    most, j = 0, 0
+    for i, t in enumerate(times):
+        while times[j] < t - lookback:
+            j += 1
+        most = max(most, i - j + 1)
+    with capsys.disabled():
+        print(f"\n100,000 logs, lookback 10 min: largest state {largest:,} bytes, {held} ids")
+    assert seen == 100_000
+    assert held <= most  # bounded by one window, not by the 100,000 logs seen
+    assert largest < 64 * most + 1_000
+
+
+# -- states saved before the lookback window --------------------------------------
+
+
+def _fixture(order: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / f"{order}.json").read_text())
+    return data
+
+
+@pytest.mark.parametrize("order", ORDERS)
+async def test_a_state_saved_by_the_release_before_resumes_exactly_once(order: str) -> None:
+    """Every batch state of a version-1 watch (ties included) resumes with the rest, once."""
+    saved = _fixture(order)
+    async with FakeSendcloud(log_order=order, unique_log_times=False) as fake:
+        fake.seed(integrations=2, logs_per_integration=12)
+        first = fake.logs[5]["created_at"]
+        for _ in range(4):  # as when the fixture was made
+            fake.add_log(1, created_at=first, base_url="https://shop.example")
+        assert fake.logs == saved["logs"]
+        every = [r["id"] for r in fake.logs]
+        async with sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url) as client:
+            before: list[int] = []
+            for batch in saved["batches"]:
+                before += batch["delivered"]
+                raw = json.dumps(batch["state"]).encode()
+                assert json.loads(raw)["version"] == 1
+                rest = [
+                    log.id
+                    async for b in client.logs.watch(raw, page_size=5, once=True)
+                    for log in b.items
+                ]
+                assert Counter(before + rest) == Counter(every)
+
+
+def test_a_version_1_state_loads_with_its_window_at_its_mark() -> None:
+    raw = json.dumps(_fixture("oldest_first")["batches"][2]["state"]).encode()
+    state = msgspec.json.decode(raw, type=sc.WatchState)
+    assert state.version == 1
+    from sendcloud_async._watch import begin
+
+    upgraded = begin(raw, start="now", integration_id=None)
+    assert upgraded.version == sc.WatchState().version == 2
+    assert (upgraded.mark, upgraded.mark_ids) == (state.mark, state.mark_ids)
+    assert (upgraded.low, upgraded.recent, upgraded.scan) == (state.mark, (), None)
+    walking = _fixture("newest_first")["batches"][1]["state"]  # mid-walk, no mark yet
+    assert walking["mark"] is None
+    resumed = begin(json.dumps(walking).encode(), start="now", integration_id=None)
+    assert resumed.walk is not None
+    assert resumed.low == resumed.walk.head  # the window starts where the walk ends
+
+
+# -- bad input ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lookback", "message"),
+    [
+        (-1, "lookback must be finite seconds >= 0, got -1"),
+        (float("inf"), "lookback must be finite seconds >= 0, got inf"),
+        (float("nan"), "lookback must be finite seconds >= 0, got nan"),
+        (timedelta(seconds=-5), "lookback must be finite seconds >= 0"),
+        ("30", "lookback must be seconds or a timedelta, not str"),
+        (True, "lookback must be seconds or a timedelta, not bool"),
+        (None, "lookback must be seconds or a timedelta, not NoneType"),
+    ],
+)
+async def test_a_bad_lookback_is_refused_before_any_request(
+    fake: FakeSendcloud, lookback: Any, message: str
+) -> None:
+    async with sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url) as client:
+        with pytest.raises(sc.InvalidInputError) as info:
+            client.logs.watch(lookback=lookback)
+    assert str(info.value).startswith(message)
+    assert fake.requests == []
+
+
+async def test_a_damaged_window_in_a_state_is_refused() -> None:
+    good = sc.WatchState(mark=datetime(2026, 1, 1, tzinfo=UTC))
+    raw = msgspec.json.encode(good).replace(b'"recent":[]', b'"recent":[["x",[1]]]')
+    from sendcloud_async._watch import begin
+
+    with pytest.raises(sc.InvalidInputError, match="state is not a valid WatchState"):
+        begin(raw, start="now", integration_id=None)
+    v1 = msgspec.json.encode(good).replace(b'"version":2', b'"version":1')
+    v1 = v1.replace(b'"scan":null', b'"scan":"2026-01-01T00:00:00Z"')
+    with pytest.raises(sc.InvalidInputError, match="version 1 has no lookback window"):
+        begin(v1, start="now", integration_id=None)
+
+
+# -- everywhere the watch runs -------------------------------------------------------
+
+
+async def test_log_watcher_reports_late_logs_per_batch_and_per_poll() -> None:
+    """``LogWatcher(lookback=…)``: NewLogs.late and AccountPolled.late_logs/lateness."""
+    events: list[sc.WatchEvent] = []
+    async with FakeSendcloud(log_order="newest_first") as fake:
+        fake.seed(integrations=1, logs_per_integration=0)
+        base = datetime.now(UTC) - timedelta(minutes=1)
+        for n in range(4):
+            fake.add_log(1, created_at=base + timedelta(seconds=n), base_url="https://s.example")
+        async with sc.AccountPool(base_url=fake.base_url) as pool:
+            store = sc.MemoryWatchStore()
+            accounts = {"shop": fake.basic_auth}
+            watcher = sc.LogWatcher(
+                pool, accounts, store=store, start="all", lookback=timedelta(seconds=5)
+            )
+            await watcher.run(events.append, once=True)
+            late = fake.add_log(
+                1, created_at=base + timedelta(seconds=1.5), base_url="https://s.example"
+            )
+            # 6 s behind the mark: inside the default window, outside the one given.
+            fake.add_log(1, created_at=base - timedelta(seconds=3), base_url="https://s.example")
+            again = sc.LogWatcher(pool, accounts, store=store, lookback=5)
+            await again.run(events.append, once=True)
+    new = [e for e in events if isinstance(e, sc.NewLogs)]
+    assert [log.id for e in new for log in e.items] == [4, 3, 2, 1, late["id"]]
+    assert [log.id for log in new[-1].late] == [late["id"]]
+    assert new[-1].lateness == 1.5
+    polled = [e for e in events if isinstance(e, sc.AccountPolled)]
+    assert [(p.late_logs, p.lateness) for p in polled] == [(0, 0.0), (1, 1.5)]
+
+
+async def test_log_watcher_refuses_a_bad_lookback(fake: FakeSendcloud) -> None:
+    async with sc.AccountPool(base_url=fake.base_url) as pool:
+        with pytest.raises(sc.InvalidInputError, match="lookback must be finite seconds >= 0"):
+            sc.LogWatcher(pool, {"shop": fake.basic_auth}, store=sc.MemoryWatchStore(), lookback=-3)
+    assert fake.requests == []
+
+
+# -- the fake's late commits ---------------------------------------------------------
+
+
+async def test_the_fake_lists_a_late_log_only_once_it_is_committed(fake: FakeSendcloud) -> None:
+    fake.seed(integrations=1, logs_per_integration=2)
+    early = datetime.fromisoformat(fake.logs[0]["created_at"])
+    hidden = fake.add_log(1, created_at=early + timedelta(seconds=0.5), visible_after=0.3)
+    assert hidden["id"] == 3  # its id is taken when it is added
+    assert [r["id"] for r in fake.logs] == [1, 2]
+    assert [r["id"] for r in fake.hidden_logs] == [3]
+    async with sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url) as client:
+        assert [log.id async for log in client.logs.iter()] == [1, 2]
+        await asyncio.sleep(0.35)
+        assert [log.id async for log in client.logs.iter()] == [1, 3, 2]
+    assert fake.hidden_logs == []
+
+
+async def test_the_fakes_commit_delay_is_seeded_and_checked(fake: FakeSendcloud) -> None:
+    fake.seed(integrations=1, logs_per_integration=0)
+    assert fake.commit_delay is None
+    fake.commit_delay = (0.2, 0.4)
+    for _ in range(5):
+        fake.add_log(1)
+    assert fake.logs == []
+    assert len(fake.hidden_logs) == 5
+    await asyncio.sleep(0.45)
+    assert len(fake.logs) == 5
+    fake.commit_delay = None
+    fake.add_log(1)
+    assert len(fake.logs) == 6
+    for bad in ((0.5, 0.1), (-1.0, 1.0)):
+        with pytest.raises(ValueError, match="commit_delay must be"):
+            fake.commit_delay = bad
+    with pytest.raises(ValueError, match="visible_after must be seconds >= 0"):
+        fake.add_log(1, visible_after=-1)
+    assert len(fake.logs) == 6  # nothing was added by the refused calls
