@@ -24,6 +24,7 @@ import sendcloud_async as sc
 from sendcloud_async import webhooks
 from sendcloud_async.testing import FakeSendcloud
 from sendcloud_async.testing import _webhooks as sc_testing_webhooks
+from tests._serve import serving
 
 SECRET = "fake-webhook-secret"
 
@@ -43,36 +44,23 @@ async def serve_raw(
     """A bare aiohttp receiver with ``handler`` on 127.0.0.1; yields its URL."""
     app = web.Application()
     app.router.add_post("/raw", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/raw"
-    finally:
-        await runner.cleanup()
+    async with serving(app, "/raw") as url:
+        yield url
 
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     """A running receiver that checks signatures with SECRET."""
-    app = web.Application()
-    runner = web.AppRunner(app, access_log=None)
     events: list[webhooks.WebhookEvent] = []
 
     async def on_event(event: webhooks.WebhookEvent) -> None:
         """Record the event."""
         events.append(event)
 
+    app = web.Application()
     app.router.add_post("/hooks/sendcloud", webhooks.aiohttp_handler(SECRET, on_event))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield Receiver(f"http://127.0.0.1:{port}/hooks/sendcloud", events)
-    finally:
-        await runner.cleanup()
+    async with serving(app, "/hooks/sendcloud") as url:
+        yield Receiver(url, events)
 
 
 async def test_update_delivers_signed_integration_updated(
@@ -216,15 +204,8 @@ async def applying_receiver(
 
     app = web.Application()
     app.router.add_post("/hooks", webhooks.aiohttp_handler(SECRET, on_event, ledger=applied.ledger))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    applied.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
-    try:
+    async with serving(app, "/hooks") as applied.url:
         yield applied
-    finally:
-        await runner.cleanup()
 
 
 def parcel_events(parcels: int, per_parcel: int, *, base: int = 1_764_000_000_000) -> list[Any]:

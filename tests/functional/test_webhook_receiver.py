@@ -15,7 +15,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+import sendcloud_async as sc
 from sendcloud_async import webhooks
+from tests._ledger_stores import UNAVAILABLE, ScriptedStore, meet_alike
+from tests._serve import serving
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "webhooks"
 SECRET = "whsec-receiver-secret-9f2c"
@@ -58,15 +61,8 @@ async def serve(
         secret, callback, max_body_size=max_body_size, max_age=max_age, ledger=ledger
     )
     app.router.add_post(PATH, handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        host, port = runner.addresses[0][:2]
-        yield f"http://{host}:{port}{PATH}"
-    finally:
-        await runner.cleanup()
+    async with serving(app, PATH) as url:
+        yield url
 
 
 @pytest.fixture
@@ -316,7 +312,7 @@ def test_handler_factory_validates_its_arguments() -> None:
         webhooks.aiohttp_handler("", Recorder())
     with pytest.raises(ValueError, match="max_body_size"):
         webhooks.aiohttp_handler(SECRET, Recorder(), max_body_size=0)
-    with pytest.raises(TypeError, match="max_body_size"):
+    with pytest.raises(sc.InvalidInputError, match="max_body_size"):
         webhooks.aiohttp_handler(SECRET, Recorder(), max_body_size=True)
 
 
@@ -326,7 +322,9 @@ def test_handler_factory_checks_rotation_max_age_and_ledger() -> None:
         webhooks.aiohttp_handler((), Recorder())
     with pytest.raises(ValueError, match="max_age must be a positive number of seconds"):
         webhooks.aiohttp_handler(SECRET, Recorder(), max_age=0)
-    with pytest.raises(TypeError, match="ledger must be an EventLedger or None, got dict"):
+    with pytest.raises(
+        sc.InvalidInputError, match="ledger must be an EventLedger or None, got dict"
+    ):
         webhooks.aiohttp_handler(SECRET, Recorder(), ledger={})  # type: ignore[arg-type]
 
 
@@ -375,7 +373,7 @@ async def test_event_older_than_max_age_is_400_and_not_handled(
     async with serve(recorder, max_age=3600, ledger=ledger) as url:
         status, text = await post(session, url, old, signed(old))
         assert (status, json.loads(text)) == (400, {"error": "event too old"})
-        assert (recorder.events, ledger.size, ledger.counts) == ([], 0, {})
+        assert (recorder.events, await ledger.size(), ledger.counts) == ([], 0, {})
         status, _ = await post(session, url, recent, signed(recent))
         assert status == 200
     assert len(recorder.events) == 1
@@ -463,3 +461,26 @@ async def test_concurrent_delivery_of_an_event_in_flight_is_409_then_duplicate(
     assert retried == (200, '{"status": "duplicate"}')
     assert len(calls) == 1
     assert ledger.counts == {"new": 1, "in_flight": 2, "duplicate": 1}
+
+
+# --------------------------------------------------------------------------- one claim path
+
+
+@pytest.mark.parametrize("step", sorted(UNAVAILABLE))
+async def test_the_receiver_and_handling_treat_an_unavailable_store_alike(
+    caplog: pytest.LogCaptureFixture, step: str
+) -> None:
+    """A store that cannot claim, commit or release: handling() and the receiver agree.
+
+    Cannot claim: handling() raises StateUnavailableError before any work and the
+    receiver answers 503; cannot commit: the work ran, neither raises nor answers an
+    error, both log the same WARNING; cannot release after the work failed: the
+    work's error wins (500), both log the same WARNING.
+    """
+
+    @asynccontextmanager
+    async def ledger() -> AsyncIterator[webhooks.EventLedger]:
+        """A ledger over a store that cannot do ``step``."""
+        yield webhooks.EventLedger(ScriptedStore(failing=frozenset({step})))
+
+    await meet_alike(step, ledger, caplog)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import math
 import pickle
 import random
@@ -19,9 +20,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import sendcloud_async as sc
 import sendcloud_async._time
 from sendcloud_async import webhooks
 from sendcloud_async._errors import DecodeError, InvalidInputError, SendcloudError
+from sendcloud_async.webhooks import _events as webhook_events
+from sendcloud_async.webhooks._parse import check_age, decode_event
+from tests._ledger_stores import ScriptedStore
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "webhooks"
 
@@ -139,26 +144,26 @@ def test_verify_rejects_malformed_signature(signature: str) -> None:
 
 
 def test_verify_rejects_str_body_with_explanation() -> None:
-    """A str body raises TypeError that says it was decoded or re-serialised."""
-    with pytest.raises(TypeError, match=r"got str.*(decoded|re-serialised)"):
+    """A str body raises InvalidInputError that says it was decoded or re-serialised."""
+    with pytest.raises(InvalidInputError, match=r"got str.*(decoded|re-serialised)"):
         webhooks.verify_signature(SPEC_BODY.decode(), SPEC_SIGNATURE, SPEC_SECRET)  # type: ignore[arg-type]
 
 
 def test_verify_rejects_parsed_json_body() -> None:
-    """A dict (parsed JSON) body raises TypeError."""
-    with pytest.raises(TypeError, match="raw request bytes, got dict"):
+    """A dict (parsed JSON) body raises InvalidInputError."""
+    with pytest.raises(InvalidInputError, match="raw request bytes, got dict"):
         webhooks.verify_signature({"key": "value"}, SPEC_SIGNATURE, SPEC_SECRET)  # type: ignore[arg-type]
 
 
 def test_sign_rejects_str_body() -> None:
     """``sign`` refuses str bodies like ``verify_signature``."""
-    with pytest.raises(TypeError, match="got str"):
+    with pytest.raises(InvalidInputError, match="got str"):
         webhooks.sign(SPEC_BODY.decode(), SPEC_SECRET)  # type: ignore[arg-type]
 
 
 def test_verify_rejects_non_str_signature() -> None:
     """A bytes signature is a programming error, not an invalid signature."""
-    with pytest.raises(TypeError, match="signature must be a str"):
+    with pytest.raises(InvalidInputError, match="signature must be a str"):
         webhooks.verify_signature(SPEC_BODY, SPEC_SIGNATURE.encode(), SPEC_SECRET)  # type: ignore[arg-type]
 
 
@@ -170,15 +175,16 @@ _EMPTY_SECRET_CALLS: dict[str, Callable[[], object]] = {
 
 
 @pytest.mark.parametrize("call", sorted(_EMPTY_SECRET_CALLS))
-def test_empty_secret_is_a_value_error(call: str) -> None:
-    """An empty secret raises ValueError everywhere, before any comparison."""
-    with pytest.raises(ValueError, match="secret must not be empty"):
+def test_empty_secret_is_invalid_input(call: str) -> None:
+    """An empty secret raises InvalidInputError (a ValueError) everywhere, before any comparison."""
+    with pytest.raises(InvalidInputError, match="secret must not be empty") as info:
         _EMPTY_SECRET_CALLS[call]()
+    assert isinstance(info.value, ValueError)
 
 
-def test_non_str_secret_is_a_type_error() -> None:
-    """A bytes secret raises TypeError."""
-    with pytest.raises(TypeError, match="secret must be a str"):
+def test_non_str_secret_is_invalid_input() -> None:
+    """A bytes secret raises InvalidInputError."""
+    with pytest.raises(InvalidInputError, match="secret must be a str"):
         webhooks.verify_signature(SPEC_BODY, SPEC_SIGNATURE, b"secretkey")  # type: ignore[arg-type]
 
 
@@ -705,14 +711,14 @@ def test_rotation_with_a_bad_signature_format_is_still_malformed() -> None:
 @pytest.mark.parametrize(
     ("secret", "error", "message"),
     [
-        ((), ValueError, "secret must not be empty: give at least one"),
-        ([], ValueError, "secret must not be empty: give at least one"),
-        ((NEW_SECRET, ""), ValueError, "secret must not be empty"),
-        ((NEW_SECRET, b"old"), TypeError, "secret must be a str, got bytes"),
-        ({NEW_SECRET}, TypeError, "secret must be a str or a sequence of str, got set"),
-        ({NEW_SECRET: 1}, TypeError, "secret must be a str or a sequence of str, got dict"),
-        (b"secretkey", TypeError, "secret must be a str or a sequence of str, got bytes"),
-        (None, TypeError, "secret must be a str or a sequence of str, got NoneType"),
+        ((), InvalidInputError, "secret must not be empty: give at least one"),
+        ([], InvalidInputError, "secret must not be empty: give at least one"),
+        ((NEW_SECRET, ""), InvalidInputError, "secret must not be empty"),
+        ((NEW_SECRET, b"old"), InvalidInputError, "secret must be a str, got bytes"),
+        ({NEW_SECRET}, InvalidInputError, "secret must be a str or a sequence of str, got set"),
+        ({NEW_SECRET: 1}, InvalidInputError, "secret must be a str or a sequence of str, got dict"),
+        (b"secretkey", InvalidInputError, "secret must be a str or a sequence of str, got bytes"),
+        (None, InvalidInputError, "secret must be a str or a sequence of str, got NoneType"),
     ],
 )
 def test_bad_secret_collections_are_refused(
@@ -755,12 +761,12 @@ def event_at(when: float, *, ms: bool = False, parcel: int = 1) -> bytes:
 def test_age_check_edges_are_inclusive(age: float, passes: bool) -> None:
     """max_age and the 5-minute future skew are both inclusive edges."""
     now = 1_800_000_000.0
-    event = webhooks._decode(event_at(now - age))
+    event = decode_event(event_at(now - age))
     if passes:
-        webhooks._check_age(event, MAX_AGE, now)
+        check_age(event, MAX_AGE, now)
         return
     with pytest.raises(webhooks.EventTooOldError) as info:
-        webhooks._check_age(event, MAX_AGE, now)
+        check_age(event, MAX_AGE, now)
     assert info.value.age == pytest.approx(age, abs=1e-5)
     assert info.value.max_age == MAX_AGE
 
@@ -845,19 +851,17 @@ def parcel_event(parcel: int | None, when: float, status: int = 1) -> webhooks.W
     body["parcel"] = (
         {"status": {"id": status}} if parcel is None else {"id": parcel, "status": {"id": status}}
     )
-    return webhooks._decode(encode(body))
+    return decode_event(encode(body))
 
 
 def integration_event(action: str, ident: int, when: float) -> webhooks.WebhookEvent:
     """A decoded integration event."""
-    return webhooks._decode(
-        encode({"action": action, "timestamp": when, "integration": {"id": ident}})
-    )
+    return decode_event(encode({"action": action, "timestamp": when, "integration": {"id": ident}}))
 
 
 def return_event(ident: int, when: float) -> webhooks.WebhookEvent:
     """A decoded return_created event."""
-    return webhooks._decode(
+    return decode_event(
         encode({"action": "return_created", "timestamp": when, "data": {"id": ident}})
     )
 
@@ -872,7 +876,7 @@ async def test_ledger_new_duplicate_stale_for_one_parcel() -> None:
     assert await ledger.admit(parcel_event(7, 1000)) == "duplicate"
     assert await ledger.admit(parcel_event(8, 999)) == "new"
     assert ledger.counts == {"new": 3, "duplicate": 2, "stale": 1}
-    assert ledger.size == 3
+    assert await ledger.size() == 3
 
 
 async def test_same_action_object_and_time_is_a_duplicate_whatever_else_differs() -> None:
@@ -912,11 +916,9 @@ async def test_returns_are_objects_of_their_own() -> None:
 async def test_events_without_an_object_are_only_deduplicated_by_content() -> None:
     """Unknown events and id-less parcels: the same content is a duplicate, nothing is stale."""
     ledger = webhooks.EventLedger()
-    unknown = webhooks._decode(b'{"action": "label_printed", "timestamp": 200, "label": 1}')
-    older = webhooks._decode(b'{"action": "label_printed", "timestamp": 100, "label": 1}')
-    same_keys_reordered = webhooks._decode(
-        b'{"label": 1, "timestamp": 200, "action": "label_printed"}'
-    )
+    unknown = decode_event(b'{"action": "label_printed", "timestamp": 200, "label": 1}')
+    older = decode_event(b'{"action": "label_printed", "timestamp": 100, "label": 1}')
+    same_keys_reordered = decode_event(b'{"label": 1, "timestamp": 200, "action": "label_printed"}')
     assert await ledger.admit(unknown) == "new"
     assert await ledger.admit(same_keys_reordered) == "duplicate"
     assert await ledger.admit(older) == "new"
@@ -932,7 +934,7 @@ async def test_ledger_forgets_after_ttl() -> None:
     assert await ledger.admit(parcel_event(7, 999)) == "stale"
     await asyncio.sleep(0.08)
     assert await ledger.admit(parcel_event(7, 999)) == "new"
-    assert ledger.size == 1
+    assert await ledger.size() == 1
 
 
 async def test_ledger_is_bounded_by_max_entries_oldest_first() -> None:
@@ -940,7 +942,7 @@ async def test_ledger_is_bounded_by_max_entries_oldest_first() -> None:
     ledger = webhooks.EventLedger(max_entries=2)
     for parcel in (1, 2, 3):
         assert await ledger.admit(parcel_event(parcel, 1000)) == "new"
-    assert ledger.size == 2
+    assert await ledger.size() == 2
     assert await ledger.admit(parcel_event(1, 500)) == "new"  # forgotten: no longer stale
     assert await ledger.admit(parcel_event(3, 500)) == "stale"
 
@@ -1090,5 +1092,186 @@ def test_naive_integration_date_times_use_the_one_utc_rule() -> None:
     assert isinstance(event, webhooks.IntegrationUpdated)
     assert event.integration is not None
     assert event.integration.failing_since == datetime(2019, 2, 3, 6, 48, 7, tzinfo=UTC)
-    assert not hasattr(webhooks, "_aware")
-    assert vars(webhooks)["as_utc"] is sendcloud_async._time.as_utc
+    assert not hasattr(webhook_events, "_aware")
+    assert vars(webhook_events)["as_utc"] is sendcloud_async._time.as_utc
+
+
+# --------------------------------------------------------------------------- stores
+
+
+async def test_a_store_of_your_own_gets_every_step_and_the_same_verdicts() -> None:
+    """EventLedger(store) runs admit, claim, commit and size through a user's store."""
+    store = ScriptedStore()
+    assert isinstance(store, webhooks.LedgerStore)
+    ledger = webhooks.EventLedger(store)
+    assert await ledger.admit(parcel_event(7, 1000)) == "new"
+    async with ledger.handling(parcel_event(7, 2000)) as verdict:
+        assert verdict == "new"
+    assert await ledger.admit(parcel_event(7, 1500)) == "stale"
+    assert await ledger.size() == 2
+    assert store.calls == ["admit", "claim", "commit", "admit", "size"]
+    assert ledger.counts == {"new": 2, "stale": 1}
+    assert repr(ledger).startswith("<EventLedger store=<")
+
+
+def test_the_default_store_is_in_memory_and_implements_the_protocol() -> None:
+    """EventLedger() keeps its entries in a MemoryLedgerStore with the options given."""
+    ledger = webhooks.EventLedger(max_entries=5, ttl=60)
+    store = ledger.store
+    assert isinstance(store, webhooks.MemoryLedgerStore)
+    assert isinstance(store, webhooks.LedgerStore)
+    assert (store.max_entries, store.ttl) == (5, 60.0)
+    assert repr(store) == "<MemoryLedgerStore max_entries=5 ttl=60>"
+
+
+async def test_size_leaves_out_what_was_forgotten() -> None:
+    """size() counts only the deliveries still remembered, without another admit first."""
+    ledger = webhooks.EventLedger(ttl=0.05)
+    assert await ledger.admit(parcel_event(7, 1000)) == "new"
+    assert await ledger.admit(parcel_event(8, 1000)) == "new"
+    assert await ledger.size() == 2
+    await asyncio.sleep(0.08)
+    assert await ledger.size() == 0
+
+
+async def test_a_store_answer_that_is_not_a_verdict_is_an_error() -> None:
+    """A store that answers something else is a broken store: RuntimeError, nothing counted."""
+    ledger = webhooks.EventLedger(ScriptedStore(answer="maybe"))
+    with pytest.raises(RuntimeError, match="the ledger's store answered 'maybe', not a verdict"):
+        await ledger.admit(parcel_event(7, 1000))
+    assert ledger.counts == {}
+
+
+async def test_handling_when_the_store_cannot_claim_raises_and_runs_nothing() -> None:
+    """StateUnavailableError on entry: nothing ran, nothing is counted, the retry is new."""
+    store = ScriptedStore(failing=frozenset({"claim"}))
+    ledger = webhooks.EventLedger(store)
+    ran: list[str] = []
+
+    async def handle() -> None:
+        """Work that must not run."""
+        async with ledger.handling(parcel_event(7, 1000)):
+            ran.append("work")
+
+    with pytest.raises(sc.StateUnavailableError, match=r"the store is down \(claim\)"):
+        await handle()
+    assert (ran, ledger.counts) == ([], {})
+    store.failing = frozenset()
+    assert await ledger.admit(parcel_event(7, 1000)) == "new"
+
+
+async def test_handling_when_the_store_cannot_commit_logs_and_does_not_raise(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The work succeeded: a commit that fails is a WARNING, not an error (no repeated work)."""
+    ledger = webhooks.EventLedger(ScriptedStore(failing=frozenset({"commit"})))
+    caplog.set_level(logging.WARNING, logger="sendcloud_async.webhooks")
+    async with ledger.handling(parcel_event(7, 1000)) as verdict:
+        assert verdict == "new"
+    assert ledger.counts == {"new": 1}
+    [record] = [r for r in caplog.records if r.name == "sendcloud_async.webhooks"]
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == (
+        "webhook parcel_status_changed for parcel:7 was handled but could not be recorded: "
+        "the store is down (commit)"
+    )
+
+
+async def test_handling_when_the_store_cannot_release_keeps_the_works_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A failed block whose release fails raises the block's error and logs the release."""
+    ledger = webhooks.EventLedger(ScriptedStore(failing=frozenset({"release"})))
+    caplog.set_level(logging.WARNING, logger="sendcloud_async.webhooks")
+
+    async def fail() -> None:
+        """Work that fails."""
+        async with ledger.handling(parcel_event(7, 1000)):
+            raise RuntimeError("database is down")
+
+    with pytest.raises(RuntimeError, match="database is down"):
+        await fail()
+    assert ledger.counts == {"failed": 1}
+    messages = [r.getMessage() for r in caplog.records if r.name == "sendcloud_async.webhooks"]
+    assert messages == ["could not release the claim on parcel:7: the store is down (release)"]
+
+
+class NotAStore:
+    """Has some of a store's steps, not all."""
+
+    async def admit(self, key: webhooks.LedgerKey) -> str:
+        """Only this one."""
+        return "new"
+
+
+async def _admit_a_dict() -> object:
+    """Give a ledger parsed JSON instead of an event."""
+    return await webhooks.EventLedger().admit({"action": "x"})  # type: ignore[arg-type]
+
+
+async def _handle_a_str() -> object:
+    """Give handling() an action name instead of an event."""
+    async with webhooks.EventLedger().handling("parcel_status_changed"):  # type: ignore[arg-type]
+        return None
+
+
+_BAD_LEDGER_CALLS: dict[str, tuple[Callable[[], object], str]] = {
+    "store without every step": (
+        lambda: webhooks.EventLedger(NotAStore()),  # type: ignore[arg-type]
+        "store must be a LedgerStore (admit, claim, commit, release and size), got NotAStore",
+    ),
+    "store and ttl": (
+        lambda: webhooks.EventLedger(webhooks.MemoryLedgerStore(), ttl=5),
+        "max_entries and ttl configure the in-memory store: with a store of your own, "
+        "configure it instead",
+    ),
+    "store and max_entries": (
+        lambda: webhooks.EventLedger(webhooks.MemoryLedgerStore(), max_entries=5),
+        "max_entries and ttl configure the in-memory store: with a store of your own, "
+        "configure it instead",
+    ),
+    "memory store ttl": (
+        lambda: webhooks.MemoryLedgerStore(ttl=-1),
+        "ttl must be a positive number of seconds, got -1",
+    ),
+    "admit a dict": (
+        lambda: asyncio.run(_admit_a_dict()),
+        "event must be a webhook event from parse_event, got dict",
+    ),
+    "handling a str": (
+        lambda: asyncio.run(_handle_a_str()),
+        "event must be a webhook event from parse_event, got str",
+    ),
+    "sign a bytearray secret": (
+        lambda: webhooks.sign(SPEC_BODY, bytearray(b"k")),  # type: ignore[arg-type]
+        "secret must be a str, got bytearray",
+    ),
+    "parse a str body": (
+        lambda: webhooks.parse_event("{}", signature=None, secret="s"),  # type: ignore[arg-type]
+        "body must be the raw request bytes, got str",
+    ),
+    "parse a bytes signature": (
+        lambda: webhooks.parse_event(SPEC_BODY, signature=b"ab", secret="s"),  # type: ignore[arg-type]
+        "signature must be a str or None, got bytes",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_BAD_LEDGER_CALLS))
+def test_every_bad_argument_is_invalid_input(case: str) -> None:
+    """Each bad argument raises InvalidInputError (a ValueError, not a TypeError) saying why."""
+    call, message = _BAD_LEDGER_CALLS[case]
+    with pytest.raises(InvalidInputError) as info:
+        call()
+    assert str(info.value).startswith(message)
+    assert isinstance(info.value, ValueError)
+    assert not isinstance(info.value, TypeError)
+
+
+def test_public_classes_name_the_public_module() -> None:
+    """Reprs, tracebacks and pickles say sendcloud_async.webhooks.Name, not a private module."""
+    classes = [v for n in webhooks.__all__ if isinstance(v := getattr(webhooks, n), type)]
+    assert len(classes) > 20
+    assert {cls.__module__ for cls in classes} == {"sendcloud_async.webhooks"}
+    err = pickle.loads(pickle.dumps(webhooks.EventInFlightError("parcel:7")))
+    assert type(err) is webhooks.EventInFlightError
