@@ -60,15 +60,13 @@ import random
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import Any, Final, NoReturn
 
 import msgspec
 from aiohttp import hdrs, web
 
+from ._request import RecordedRequest, read_authorization
 from ._spec import exempt_from_spec
-
-if TYPE_CHECKING:
-    from ._server import RecordedRequest
 
 __all__ = ["FAULT_KINDS", "Fault", "FaultInjection", "FaultInjector", "InjectedFault"]
 
@@ -406,9 +404,8 @@ class FaultInjector:
                 await asyncio.sleep(fault.seconds)
             return fault._response()
         if kind == "revoke_token":
-            scheme, _, token = (request.headers.get(hdrs.AUTHORIZATION) or "").partition(" ")
-            token = token.strip()
-            if scheme.lower() != "bearer" or not self._is_valid_token(token):
+            token = read_authorization(request.headers.get(hdrs.AUTHORIZATION)).bearer
+            if token is None or not self._is_valid_token(token):
                 return None  # nothing to revoke: not a fault
             self._revoke(token)
         self.counts[fault.name] += 1

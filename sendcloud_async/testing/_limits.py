@@ -25,17 +25,16 @@ belongs to the client it was issued to).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
-import msgspec
 from aiohttp import web
 
 from .._auth import BasicAuth
 from .._ratelimit import RateLimits
+from ._answers import error, errors_response
+from ._request import Authorization
 from ._spec import exempt_from_spec
 
 # Sendcloud's published limits count these as reads; every other method is "unsafe".
@@ -47,7 +46,6 @@ if TYPE_CHECKING:
 
 __all__ = ["AccountsAndLimits", "ServerLimiter"]
 
-_ENCODER: Final = msgspec.json.Encoder()
 #: Where ``ServerLimiter.admit`` leaves the request's slot for the middleware to free.
 _SLOT: Final[Any] = (
     web.RequestKey("sendcloud_async_rate_slot", object)
@@ -57,22 +55,9 @@ _SLOT: Final[Any] = (
 
 
 def _throttled(retry_after: float, detail: str) -> web.Response:
-    body = _ENCODER.encode(
-        {
-            "errors": [
-                {
-                    "status": "429",
-                    "code": "throttled",
-                    "title": "Too Many Requests",
-                    "detail": detail,
-                }
-            ]
-        }
-    )
-    response = web.Response(
-        status=429,
-        body=body,
-        content_type="application/json",
+    response = errors_response(
+        429,
+        [error("429", "throttled", detail, title="Too Many Requests")],
         headers={"Retry-After": f"{max(retry_after, 0.001):.3f}"},
     )
     exempt_from_spec(response)  # not in the spec: the fake's own limits
@@ -201,25 +186,25 @@ class AccountsAndLimits:
         """Tokens issued per OAuth2 client id, a copy."""
         return dict(self._tokens.requests_by_client)
 
-    def _account_of(self, authorization: str | None) -> str:
-        """The account an authenticated request belongs to."""
-        scheme, _, credentials = (authorization or "").partition(" ")
-        credentials = credentials.strip()
-        if scheme.lower() == "bearer":
-            return "oauth2:" + self._tokens.owner_of(credentials)
-        try:
-            decoded = base64.b64decode(credentials, validate=True)
-        except (binascii.Error, ValueError):
-            decoded = b""
-        return "basic:" + self._basic_accounts.get(decoded, "?")
+    def _account(self, authorization: Authorization) -> str | None:
+        """The account valid credentials belong to (``basic:<public key>`` or
+        ``oauth2:<client id>``); ``None`` when they are not valid: the one place that
+        decides who may call the API."""
+        token = authorization.bearer
+        if token is not None:
+            return (
+                "oauth2:" + self._tokens.owner_of(token) if self._tokens.is_valid(token) else None
+            )
+        public_key = self._basic_accounts.get(authorization.basic or b"")
+        return None if public_key is None else "basic:" + public_key
 
     async def _rate_limit(
-        self, request: web.BaseRequest, method: str, authorization: str | None
+        self, request: web.BaseRequest, method: str, account: str
     ) -> web.Response | None:
         limiter = self._limiter
         if limiter is None:
             return None
-        return await limiter.admit(self._account_of(authorization), method, request)
+        return await limiter.admit(account, method, request)
 
     @web.middleware
     async def _limits_middleware(

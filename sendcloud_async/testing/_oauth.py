@@ -9,8 +9,6 @@ or, accepted but recorded, by ``client_id``/``client_secret`` form fields
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import secrets
 import time
@@ -20,6 +18,8 @@ from urllib.parse import parse_qsl
 
 import msgspec
 from aiohttp import web
+
+from ._request import Authorization
 
 __all__ = ["TokenIssuer"]
 
@@ -94,24 +94,20 @@ class TokenIssuer:
         return count
 
     def _client_auth(
-        self, authorization: str | None, form: dict[str, str]
+        self, authorization: Authorization, form: dict[str, str]
     ) -> tuple[str, bytes | None, bytes | None]:
-        if authorization:
-            scheme, _, credentials = authorization.partition(" ")
-            if scheme.lower() == "basic":
-                try:
-                    decoded = base64.b64decode(credentials.strip(), validate=True)
-                except (binascii.Error, ValueError):
-                    return "client_secret_basic", None, None
-                cid, sep, secret = decoded.partition(b":")
-                return "client_secret_basic", cid, secret if sep else None
+        if authorization.scheme == "basic":
+            pair = authorization.basic_pair
+            if pair is None:  # not base64
+                return "client_secret_basic", None, None
+            return "client_secret_basic", pair[0], pair[1]
         if "client_id" in form:
             posted = form.get("client_secret")
             method = "client_secret_post" if posted is not None else "none"
             return method, form["client_id"].encode(), None if posted is None else posted.encode()
         return "none", None, None
 
-    def handle(self, method: str, authorization: str | None, body: bytes) -> web.Response:
+    def handle(self, method: str, authorization: Authorization, body: bytes) -> web.Response:
         """Answer one request to the token endpoint."""
         if method != "POST":
             return _oauth_error(

@@ -34,10 +34,14 @@ How a request is read, where HTTP leaves a choice: query strings are decoded
 as a server framework does (``+`` is a space), so a raw ``+`` in a cursor is a
 violation; the fake's origin stands in for the spec's server URL.
 
-The validator is built once per process (about 0.3 s); a request costs about
-1 ms, a response about 0.5 ms plus 0.15 ms per log record the process has not
-seen before (verdicts are memoised). ``openapi-core`` is needed only when
-validation is on; ``FakeSendcloud()`` alone does not import it.
+openapi-core is used through its public interface only (``OpenAPI.from_dict``,
+``Config``, ``iter_request_errors``, ``iter_response_errors``), and each schema
+beyond that through openapi-schema-validator (``schema_validator``): the fake's
+own request bodies are checked with it too (``_bodies.py``), so the fake and this
+check read every schema alike. The validator is built once per process (about
+0.5 s); a request costs about 2 ms, a response about 0.5 ms plus 0.2 ms per log
+record the process has not seen before (verdicts are memoised). ``openapi-core``
+is needed only when validation is on; ``FakeSendcloud()`` alone does not import it.
 """
 
 from __future__ import annotations
@@ -52,12 +56,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import parse_qsl
 
 import msgspec
 from aiohttp import web
 from multidict import CIMultiDict
+
+from ._request import read_authorization
 
 if TYPE_CHECKING:
     from openapi_core import OpenAPI
@@ -74,6 +80,9 @@ __all__ = [
     "is_uri",
     "load_spec",
     "patched_spec",
+    "resolve_ref",
+    "schema_validator",
+    "shared_patched_spec",
     "spec_validator",
 ]
 
@@ -315,6 +324,11 @@ def patched_spec() -> Spec:
     return copy.deepcopy(_patched())
 
 
+def shared_patched_spec() -> Spec:
+    """``patched_spec()`` shared by the whole process, not copied: read it, never change it."""
+    return _patched()
+
+
 # -- the validator ------------------------------------------------------------------------
 
 # RFC 3986 absolute URI, loosely: a scheme, a colon, no whitespace or characters
@@ -330,6 +344,58 @@ def is_uri(value: str) -> bool:
 
 def _is_uri(value: object) -> bool:
     return not isinstance(value, str) or is_uri(value)
+
+
+#: Format checks beyond those openapi-schema-validator makes, for every schema checked.
+_EXTRA_FORMATS: Final = {"uri": _is_uri}
+
+
+@cache
+def _format_checker() -> Any:
+    from openapi_schema_validator import OAS31Validator
+
+    checker = copy.deepcopy(OAS31Validator.FORMAT_CHECKER)
+    for name, check in _EXTRA_FORMATS.items():
+        checker.checks(name)(check)
+    return checker
+
+
+def schema_validator(schema: Mapping[str, Any], spec: Spec) -> Any:
+    """A JSON Schema validator for ``schema``, a part of ``spec`` whose ``$ref``s point
+    into it: openapi-schema-validator's ``OAS31Validator`` with its format checks plus
+    ``_EXTRA_FORMATS``, which openapi-core gets too. The fake's request bodies and the
+    records of the pages it serves are checked with it."""
+    try:
+        from openapi_schema_validator import OAS31Validator
+    except ImportError as exc:
+        raise ImportError(
+            "FakeSendcloud checks request bodies against the OpenAPI spec with "
+            "openapi-schema-validator, which the testing extra brings: "
+            "python -m pip install 'openapi-schema-validator>=0.6'"
+        ) from exc
+    root = {**schema, "components": spec.get("components", {})}
+    return OAS31Validator(root, format_checker=_format_checker())
+
+
+def _security_providers() -> Any:
+    """openapi-core's security providers plus one for the spec's ``oauth2`` scheme:
+    openapi-core has none (it warns and accepts anything), and what the API takes is
+    an ``Authorization: Bearer <token>`` header, read as the fake reads it."""
+    from openapi_core.security.exceptions import SecurityProviderError
+    from openapi_core.security.factories import SecurityProviderFactory
+    from openapi_core.security.providers import BaseProvider
+
+    class BearerProvider(BaseProvider):
+        def __call__(self, parameters: Any) -> Any:
+            token = read_authorization(parameters.header.get("Authorization")).bearer
+            if token is None:
+                raise SecurityProviderError("no bearer token")
+            return token
+
+    class Providers(SecurityProviderFactory):
+        PROVIDERS = {**SecurityProviderFactory.PROVIDERS, "oauth2": BearerProvider}  # noqa: RUF012
+
+    return Providers()
 
 
 @dataclass(slots=True)
@@ -365,13 +431,12 @@ def _text(exc: BaseException) -> str:
 
 def _describe(exc: BaseException) -> str:
     """One line: openapi-core's message, then each JSON Schema error with its location."""
-    from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
-
     parts = [_text(exc).split(": Value ", 1)[0].split(": (<ValidationError", 1)[0]]
     cause: BaseException | None = exc.__cause__
     while cause is not None:
-        if isinstance(cause, InvalidSchemaValue):
-            for error in cause.schema_errors:
+        schema_errors = getattr(cause, "schema_errors", None)  # openapi-core's documented way
+        if schema_errors is not None:
+            for error in schema_errors:
                 where = "/".join(str(p) for p in getattr(error, "absolute_path", ()))
                 message = getattr(error, "message", str(error))
                 parts.append(f"{message} (at /{where})" if where else message)
@@ -386,13 +451,20 @@ def _describe(exc: BaseException) -> str:
 class SpecValidator:
     """Validates requests and responses against the patched spec. Build it once.
 
-    Verdicts are memoised on what they depend on (method, path, query, the shape
-    of the Authorization header, content type, declared headers, a digest of the
-    body): a suite sends the same requests and gets the same pages many times,
-    and JSON Schema validation of a 100-log page takes about 20 ms.
+    It uses openapi-core's public interface only: ``OpenAPI.from_dict`` with a
+    ``Config``, ``iter_request_errors`` and ``iter_response_errors`` over this
+    module's request and response adapters. Verdicts are memoised on what they
+    depend on (method, path, query, the shape of the Authorization header,
+    content type, declared headers, a digest of the body): a suite sends the same
+    requests and gets the same pages many times. A ``{"data": [...]}`` page is
+    checked as its envelope (``data`` empty) plus each record with
+    ``schema_validator``, each record once per process, since JSON Schema
+    validation of a 100-log page takes about 20 ms; a page that does not pass that
+    way is checked whole, for openapi-core's own account of what is wrong.
     """
 
     _MEMO_SIZE: Final = 4096
+    _ITEMS_SEEN: Final = 65536
 
     def __init__(self, spec: Spec) -> None:
         try:
@@ -402,130 +474,20 @@ class SpecValidator:
                 "FakeSendcloud(validate_spec=True) needs openapi-core: "
                 "python -m pip install 'openapi-core>=0.19'"
             ) from exc
-        from openapi_core.security.exceptions import SecurityProviderError
-        from openapi_core.security.factories import SecurityProviderFactory
-        from openapi_core.security.providers import BaseProvider
-        from openapi_core.templating.paths.finders import APICallPathFinder
-        from openapi_core.validation.request.validators import V31RequestValidator
-        from openapi_core.validation.response.validators import V31ResponseValidator
-        from openapi_schema_validator import OAS31Validator
-
-        class BearerProvider(BaseProvider):
-            # openapi-core has no provider for oauth2 (it warns and accepts anything):
-            # what the API takes is an ``Authorization: Bearer <token>`` header.
-            def __call__(self, parameters: Any) -> Any:
-                value = parameters.header.get("Authorization") or ""
-                scheme, _, token = value.partition(" ")
-                if scheme.lower() != "bearer" or not token.strip():
-                    raise SecurityProviderError("no bearer token")
-                return token
-
-        class Providers(SecurityProviderFactory):
-            PROVIDERS = {**SecurityProviderFactory.PROVIDERS, "oauth2": BearerProvider}  # noqa: RUF012
-
-        class PathFinder(APICallPathFinder):
-            # Finding the operation walks every path template; a suite asks about the
-            # same few paths thousands of times.
-            def __init__(self, spec: Any, base_url: str | None = None) -> None:
-                super().__init__(spec, base_url)
-                self._found: dict[tuple[str, str], Any] = {}
-
-            def find(self, method: str, name: str) -> Any:
-                key = (method, name)
-                found = self._found.get(key)
-                if found is None:
-                    found = super().find(method, name)  # not-found errors are not memoised
-                    if len(self._found) < 4096:
-                        self._found[key] = found
-                return found
-
-        class RequestValidator(V31RequestValidator):
-            # Checking one parameter costs about 0.5 ms of schema-path walking; the
-            # verdict depends only on the parameter and its raw value(s).
-            _params: ClassVar[dict[Any, tuple[str, str]]] = {}
-            _verdicts: ClassVar[dict[Any, tuple[bool, Any]]] = {}
-
-            def _get_parameter(self, parameters: Any, param: Any) -> Any:
-                where = param.parts
-                named = self._params.get(where)
-                if named is None:
-                    named = (param["name"], param["in"])
-                    self._params[where] = named
-                location = getattr(parameters, named[1])
-                getlist = getattr(location, "getlist", None)
-                raw = tuple(getlist(named[0])) if getlist else location.get(named[0])
-                key = (where, raw)
-                verdict = self._verdicts.get(key)
-                if verdict is None:
-                    try:
-                        verdict = (True, super()._get_parameter(parameters, param))
-                    except Exception as exc:  # replayed below
-                        verdict = (False, exc)
-                    if len(self._verdicts) < 4096:
-                        self._verdicts[key] = verdict
-                ok, value = verdict
-                if not ok:
-                    error = copy.copy(value)
-                    error.__cause__ = value.__cause__  # where _describe finds the details
-                    raise error
-                return value
-
-        class ResponseValidator(V31ResponseValidator):
-            # JSON Schema validation costs about 0.2 ms per log record, and a suite sees
-            # the same seeded records in many pages. A ``{"data": [...]}`` body is checked
-            # as its envelope plus each record, each record once per process; anything
-            # that does not pass that way is checked whole, for the real error paths.
-            _valid_items: ClassVar[set[tuple[Any, bytes]]] = set()
-            _item_validators: ClassVar[dict[Any, Any]] = {}
-
-            def _item_validator(self, items: Any) -> Any:
-                validator = self._item_validators.get(items.parts)
-                if validator is None:
-                    validator = self.schema_validators_factory.create(
-                        self.spec,
-                        items,
-                        format_validators=self.format_validators,
-                        extra_format_validators=self.extra_format_validators,
-                        forbid_unspecified_additional_properties=(
-                            self.forbid_unspecified_additional_properties
-                        ),
-                        enforce_properties_required=self.enforce_properties_required,
-                    )
-                    self._item_validators[items.parts] = validator
-                return validator
-
-            def _validate_schema(self, schema: Any, value: Any) -> None:
-                items = _plain_data_items(schema, value)
-                if items is not None:
-                    try:
-                        super()._validate_schema(schema, {**value, "data": []})
-                        validator = self._item_validator(items)
-                        for item in value["data"]:
-                            key = (items.parts, _digest(_SORTED_JSON.encode(item)))
-                            if key not in self._valid_items:
-                                validator.validate(item)
-                                if len(self._valid_items) < 65536:
-                                    self._valid_items.add(key)
-                    except Exception:  # noqa: S110 - checked whole below
-                        pass
-                    else:
-                        return
-                super()._validate_schema(schema, value)
-
         config = Config(
-            security_provider_factory=Providers(),
-            extra_format_validators={"uri": _is_uri},
-            path_finder_cls=PathFinder,
-            request_validator_cls=RequestValidator,
-            response_validator_cls=ResponseValidator,
+            security_provider_factory=_security_providers(),
+            extra_format_validators=dict(_EXTRA_FORMATS),
         )
+        self._spec = spec
         self._app: OpenAPI = OpenAPI.from_dict(spec, config=config)
-        errors_schema = {"$ref": "#/components/schemas/errors", "components": spec["components"]}
-        self._errors = OAS31Validator(errors_schema, format_checker=OAS31Validator.FORMAT_CHECKER)
+        self._errors = schema_validator({"$ref": "#/components/schemas/errors"}, spec)
         # The only headers a verdict depends on besides Authorization and Content-Type.
         self._request_headers = _declared_headers(spec, "parameters")
         self._response_headers = _declared_headers(spec, "responses")
         self._memo: OrderedDict[tuple[Any, ...], list[str]] = OrderedDict()
+        self._routes = _route_patterns(spec)
+        self._item_checks: dict[tuple[str, str, int, str], Any] = {}
+        self._valid_items: set[tuple[str, str, int, str, bytes]] = set()
 
     def _remember(self, key: tuple[Any, ...], compute: Callable[[], list[str]]) -> list[str]:
         found = self._memo.get(key)
@@ -587,20 +549,87 @@ class SpecValidator:
         )
 
         def compute() -> list[str]:
-            from openapi_core.templating.paths.exceptions import PathError
-
             if status == 405:  # KNOWN_SPEC_DEVIATIONS "unrouted-errors"
                 return self._unrouted_errors(status, content_type, body)
-            request = _make_request(method, _API_PREFIX + path, "", CIMultiDict(), None)
-            response = _Response(status, ci, body or None, content_type.lower())
-            errors: list[str] = []
-            for error in self._app.iter_response_errors(request, response):
-                if isinstance(error, PathError):
-                    return self._unrouted_errors(status, content_type, body)
-                errors.append(_describe(error))
-            return errors
+            if self._passes_by_records(method, path, status, ci, body):
+                return []
+            return self._whole_response_errors(method, path, status, ci, body)
 
         return self._remember(key, compute)
+
+    def _whole_response_errors(
+        self, method: str, path: str, status: int, headers: CIMultiDict[str], body: bytes | None
+    ) -> list[str]:
+        from openapi_core.templating.paths.exceptions import PathError
+
+        request = _make_request(method, _API_PREFIX + path, "", CIMultiDict(), None)
+        content_type = headers.get("Content-Type", "")
+        response = _Response(status, headers, body or None, content_type.lower())
+        errors: list[str] = []
+        for error in self._app.iter_response_errors(request, response):
+            if isinstance(error, PathError):
+                return self._unrouted_errors(status, content_type, body)
+            errors.append(_describe(error))
+        return errors
+
+    def _passes_by_records(
+        self, method: str, path: str, status: int, headers: CIMultiDict[str], body: bytes | None
+    ) -> bool:
+        """Whether a ``{"data": [...]}`` page passes as its envelope plus each record."""
+        media = headers.get("Content-Type", "").partition(";")[0].strip().lower()
+        template = _route_of(self._routes, path)
+        if template is None or not body:
+            return False
+        where = (template, method.lower(), status, media)
+        if where not in self._item_checks:
+            self._item_checks[where] = self._records_schema(*where)
+        check = self._item_checks[where]
+        if check is None:
+            return False
+        try:
+            value = json.loads(body)
+        except ValueError:
+            return False
+        if not isinstance(value, dict) or not isinstance(value.get("data"), list):
+            return False
+        records = value["data"]
+        if len(records) < 2:
+            return False
+        envelope = _SORTED_JSON.encode({**value, "data": []})
+        if self._whole_response_errors(method, path, status, headers, envelope):
+            return False
+        for record in records:
+            seen = (*where, _digest(_SORTED_JSON.encode(record)))
+            if seen in self._valid_items:
+                continue
+            if not check.is_valid(record):
+                return False
+            if len(self._valid_items) < self._ITEMS_SEEN:
+                self._valid_items.add(seen)
+        return True
+
+    def _records_schema(self, template: str, method: str, status: int, media: str) -> Any:
+        """A validator of one ``data`` record of this response, or ``None`` when the
+        page's ``data`` schema says more than its items' schema (``minItems``...)."""
+        operation = self._spec["paths"][template].get(method)
+        if not isinstance(operation, dict):
+            return None
+        responses = operation.get("responses", {})
+        response = resolve_ref(self._spec, responses.get(str(status), responses.get("default")))
+        content = response.get("content") if isinstance(response, dict) else None
+        medium = content.get(media) if isinstance(content, dict) else None
+        schema = resolve_ref(self._spec, medium.get("schema")) if isinstance(medium, dict) else None
+        properties = schema.get("properties") if isinstance(schema, dict) else None
+        data = (
+            resolve_ref(self._spec, properties.get("data"))
+            if isinstance(properties, dict)
+            else None
+        )
+        if not isinstance(data, dict) or not set(data) <= _PLAIN_ARRAY_KEYWORDS:
+            return None
+        if data.get("type", "array") != "array" or not isinstance(data.get("items"), dict):
+            return None
+        return schema_validator(data["items"], self._spec)
 
     def _unrouted_errors(self, status: int, content_type: str, body: bytes | None) -> list[str]:
         # KNOWN_SPEC_DEVIATIONS "unrouted-errors": an error with the spec's errors body.
@@ -621,27 +650,37 @@ class SpecValidator:
 _PLAIN_ARRAY_KEYWORDS: Final = frozenset({"type", "items", "description", "title"})
 
 
-def _plain_data_items(schema: Any, value: object) -> Any:
-    """The item schema of ``value["data"]`` when it can be checked item by item, else None.
+def resolve_ref(spec: Spec, node: Any) -> Any:
+    """``node`` with its local ``$ref`` (``#/components/...``) followed, if it has one
+    (``None`` for a reference outside ``spec``)."""
+    seen = 0
+    while isinstance(node, dict) and isinstance(node.get("$ref"), str) and seen < 16:
+        ref: str = node["$ref"]
+        if not ref.startswith("#/"):
+            return None
+        node = spec
+        for part in ref[2:].split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            node = node.get(part) if isinstance(node, dict) else None
+        seen += 1
+    return node
 
-    Only for a ``data`` array whose schema says nothing but its items' schema (no
-    ``minItems``, ``uniqueItems``...), so that the envelope with ``data: []`` plus
-    every item is exactly the whole.
-    """
-    if not isinstance(value, dict) or not isinstance(value.get("data"), list):
-        return None
-    if len(value["data"]) < 2 or "properties" not in schema:
-        return None
-    properties = schema / "properties"
-    if "data" not in properties:
-        return None
-    data = properties / "data"
-    with data.open() as raw:
-        if not isinstance(raw, Mapping) or not set(raw) <= _PLAIN_ARRAY_KEYWORDS:
-            return None
-        if raw.get("type", "array") != "array" or "items" not in raw:
-            return None
-    return data / "items"
+
+def _route_patterns(spec: Spec) -> list[tuple[re.Pattern[str], str]]:
+    """The spec's path templates as patterns, templates with fewer parameters first
+    (``/integrations/logs`` before ``/integrations/{id}``)."""
+    routes = []
+    for template in spec["paths"]:
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        routes.append((template.count("{"), template, re.compile(pattern)))
+    return [(pattern, template) for _, template, pattern in sorted(routes)]
+
+
+def _route_of(routes: list[tuple[re.Pattern[str], str]], path: str) -> str | None:
+    for pattern, template in routes:
+        if pattern.fullmatch(path):
+            return template
+    return None
 
 
 def _declared_headers(spec: Spec, where: str) -> tuple[str, ...]:

@@ -9,11 +9,12 @@ It only ever delivers to loopback URLs: anything else is recorded as refused
 and nothing is sent. Deliveries scheduled by API calls run after the response,
 in tasks the fake awaits on close.
 
-``deliver_stream`` sends a batch of events the way Sendcloud's delivery can
+``WebhookEvents`` holds ``FakeSendcloud``'s webhook methods. Its
+``deliver_webhooks`` sends a batch of events the way Sendcloud's delivery can
 look to a receiver: shuffled (out of order), some twice, some late (after all
 the others), and each one retried on failure on Sendcloud's schedule (10
 retries, 5 minutes doubling up to an hour apart) scaled down by
-``retry_scale`` so that a test waits milliseconds, not hours.
+``webhook_retry_scale`` so that a test waits milliseconds, not hours.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 import msgspec
@@ -33,10 +34,14 @@ from yarl import URL
 
 from .._validate import is_loopback
 
+if TYPE_CHECKING:
+    from ._store import Store
+
 __all__ = [
     "SENDCLOUD_RETRY_DELAYS",
     "SIGNATURE_HEADER",
     "WebhookDelivery",
+    "WebhookEvents",
     "WebhookSender",
     "event_payload",
     "integration_payload",
@@ -160,57 +165,6 @@ class WebhookSender:
                 break
         return attempts
 
-    async def deliver_stream(
-        self,
-        urls: str | Sequence[str],
-        payloads: Sequence[dict[str, Any]],
-        *,
-        duplicates: float = 0.0,
-        late: float = 0.0,
-        shuffle: bool = True,
-        retry: bool = True,
-        concurrency: int = 8,
-        seed: int = 0,
-    ) -> list[WebhookDelivery]:
-        """Deliver ``payloads`` as a scattered stream; returns every attempt made.
-
-        ``duplicates`` (0 to 1) of the events are delivered a second time,
-        ``late`` of the deliveries are held back until all the others are done
-        (and a scaled first retry delay more), ``shuffle`` scatters the order,
-        ``retry`` retries failures on Sendcloud's (scaled) schedule, and at most
-        ``concurrency`` deliveries are under way at once. ``seed`` makes it
-        reproducible (the order of concurrent arrivals aside).
-        """
-        for name, share in (("duplicates", duplicates), ("late", late)):
-            if not 0.0 <= share <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1, got {share!r}")
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
-        rng = random.Random(seed)
-        items = list(payloads)
-        items += rng.sample(items, round(len(items) * duplicates))
-        if shuffle:
-            rng.shuffle(items)
-        held = set(rng.sample(range(len(items)), round(len(items) * late)))
-        on_time = [item for n, item in enumerate(items) if n not in held]
-        held_back = [items[n] for n in sorted(held)]
-        gate = asyncio.Semaphore(concurrency)
-        sent: list[WebhookDelivery] = []
-
-        async def one(payload: dict[str, Any]) -> None:
-            async with gate:
-                if retry:
-                    sent.extend(await self.deliver_with_retries(urls, payload, rng=rng))
-                else:
-                    target = urls if isinstance(urls, str) else rng.choice(list(urls))
-                    sent.append(await self.deliver(target, payload))
-
-        await asyncio.gather(*(one(p) for p in on_time))
-        if held_back:
-            await asyncio.sleep(SENDCLOUD_RETRY_DELAYS[0] * self.retry_scale)
-            await asyncio.gather(*(one(p) for p in held_back))
-        return sent
-
     async def _attempt(self, url: str, action: str, body: bytes, attempt: int) -> WebhookDelivery:
         signature = _sign(body, self.secret)
         if not _is_loopback_url(url):
@@ -268,3 +222,128 @@ def event_payload(integration: dict[str, Any], event: dict[str, Any]) -> dict[st
         payload["integration"] = integration_payload(integration)
     payload.update(event)
     return payload
+
+
+class WebhookEvents:
+    """``FakeSendcloud``'s webhook methods (see ``sendcloud_async.testing._webhooks``)."""
+
+    _webhooks: WebhookSender
+    _store: Store
+
+    @property
+    def webhook_secret(self) -> str:
+        """The secret webhook bodies are signed with (settable)."""
+        return self._webhooks.secret
+
+    @webhook_secret.setter
+    def webhook_secret(self, value: str) -> None:
+        self._webhooks.secret = value
+
+    @property
+    def webhook_deliveries(self) -> list[WebhookDelivery]:
+        """Every webhook delivery attempt, oldest first."""
+        return self._webhooks.deliveries
+
+    async def drain_webhooks(self) -> None:
+        """Wait until every webhook the fake has scheduled has been delivered (or failed)."""
+        await self._webhooks.drain()
+
+    def _notify(self, integration: dict[str, Any], action: str) -> None:
+        # Like Sendcloud: an integration with an active webhook hears about its changes.
+        url = integration.get("webhook_url")
+        if integration.get("webhook_active") and url:
+            payload = {
+                "action": action,
+                "timestamp": timestamp_ms(),
+                "integration": integration_payload(integration),
+            }
+            self._webhooks.schedule(url, payload)
+
+    async def send_webhook(
+        self, integration_id: int, action: str, **fields: Any
+    ) -> WebhookDelivery:
+        """Deliver an event to an integration's ``webhook_url`` now, whatever its state.
+
+        ``action`` is e.g. ``"parcel_status_changed"`` (pass ``parcel={...}``) or
+        ``"return_created"`` (pass ``data={...}``); integration events get the
+        integration in the payload. ``timestamp`` defaults to now in milliseconds.
+        """
+        integration = self._store.integrations[integration_id]
+        url = integration.get("webhook_url")
+        if not url:
+            raise ValueError(f"integration {integration_id} has no webhook_url")
+        payload: dict[str, Any] = {"action": action, "timestamp": timestamp_ms()}
+        if action.startswith("integration_"):
+            payload["integration"] = integration_payload(integration)
+        payload.update(fields)
+        return await self._webhooks.deliver(url, payload)
+
+    @property
+    def webhook_retry_scale(self) -> float:
+        """Sendcloud's retry delays (5 minutes to an hour) times this; default 1e-4 (settable)."""
+        return self._webhooks.retry_scale
+
+    @webhook_retry_scale.setter
+    def webhook_retry_scale(self, value: float) -> None:
+        self._webhooks.retry_scale = value
+
+    async def deliver_webhooks(
+        self,
+        integration_id: int,
+        events: list[dict[str, Any]],
+        *,
+        duplicates: float = 0.0,
+        late: float = 0.0,
+        shuffle: bool = True,
+        retry: bool = True,
+        concurrency: int = 8,
+        seed: int = 0,
+        urls: list[str] | None = None,
+    ) -> list[WebhookDelivery]:
+        """Deliver ``events`` to the integration's ``webhook_url`` the way Sendcloud may.
+
+        Each event is a dict with at least ``"action"`` (``"timestamp"`` defaults to
+        now in milliseconds; integration events get the integration). The stream is
+        shuffled, ``duplicates`` (0 to 1) of the events arrive twice, ``late`` of
+        the deliveries come after all the others (and a scaled first retry delay
+        more), and a delivery that is not answered 2xx is retried on Sendcloud's
+        schedule times ``webhook_retry_scale`` (``retry=False``: once only); at most
+        ``concurrency`` deliveries are under way at once. ``urls`` replaces the
+        ``webhook_url`` with several receivers, a random one per attempt (a load
+        balancer). ``seed`` makes it reproducible (the order of concurrent arrivals
+        aside). Returns every attempt; they are also in ``webhook_deliveries``.
+        """
+        integration = self._store.integrations[integration_id]
+        targets: str | list[str] | None = urls or integration.get("webhook_url")
+        if not targets:
+            raise ValueError(f"integration {integration_id} has no webhook_url")
+        items = [event_payload(integration, event) for event in events]
+        for name, share in (("duplicates", duplicates), ("late", late)):
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {share!r}")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
+        sender = self._webhooks
+        rng = random.Random(seed)
+        items += rng.sample(items, round(len(items) * duplicates))
+        if shuffle:
+            rng.shuffle(items)
+        held = set(rng.sample(range(len(items)), round(len(items) * late)))
+        on_time = [item for n, item in enumerate(items) if n not in held]
+        held_back = [items[n] for n in sorted(held)]
+        gate = asyncio.Semaphore(concurrency)
+        sent: list[WebhookDelivery] = []
+
+        async def one(payload: dict[str, Any]) -> None:
+            async with gate:
+                if retry:
+                    sent.extend(await sender.deliver_with_retries(targets, payload, rng=rng))
+                else:
+                    target = targets if isinstance(targets, str) else rng.choice(targets)
+                    sent.append(await sender.deliver(target, payload))
+
+        await asyncio.gather(*(one(p) for p in on_time))
+        if held_back:
+            await asyncio.sleep(SENDCLOUD_RETRY_DELAYS[0] * sender.retry_scale)
+            await asyncio.gather(*(one(p) for p in held_back))
+        return sent

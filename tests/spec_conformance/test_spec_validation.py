@@ -289,6 +289,30 @@ async def test_leaving_with_an_exception_does_not_hide_it() -> None:
     assert fake.spec_violations == ["response 200 to GET /x: made up"]
 
 
+def test_a_page_is_checked_record_by_record_and_still_names_the_bad_one() -> None:
+    """A page of logs passes as its envelope plus each record, each record checked once;
+    a bad record sends the page to the whole check, whose message names where it is."""
+    validator = SpecValidator(patched_spec())
+    fake = FakeSendcloud(validate_spec=False)
+    fake.seed(integrations=1, logs_per_integration=3)
+    logs = fake.logs
+    headers = {"Content-Type": "application/json"}
+
+    def errors(page: dict[str, Any]) -> list[str]:
+        body = json.dumps(page).encode()
+        return validator.response_errors("GET", "/integrations/logs", 200, headers, body)
+
+    assert errors({"data": logs}) == []
+    assert errors({"data": logs[::-1]}) == []  # another page, the same records
+    assert len(validator._valid_items) == 3
+    assert errors({"data": [*logs[:2], {**logs[2], "method": 5}]}) == [
+        "InvalidData; 5 is not of type 'string' (at /data/2/method)"
+    ]
+    assert errors({"data": [*logs[:2], {**logs[2], "method": "PURGE"}]}) == []
+    assert len(validator._valid_items) == 4  # only the changed record was new
+    assert errors({"data": "x"}) == ["InvalidData; 'x' is not of type 'array' (at /data)"]
+
+
 def test_the_validator_is_built_once() -> None:
     """spec_validator() is cached: building it costs about 0.3 s."""
     assert spec_validator() is spec_validator()
