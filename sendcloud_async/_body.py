@@ -13,12 +13,11 @@ from typing import Final
 
 import aiohttp
 
+from ._defaults import DEFAULT_MAX_RESPONSE_SIZE
 from ._errors import ResponseTooLargeError
 
 __all__ = ["DEFAULT_MAX_RESPONSE_SIZE", "BodyLimit"]
 
-#: 64 MiB: far above any real page (a page of 100 logs is tens of kB).
-DEFAULT_MAX_RESPONSE_SIZE: Final = 64 * 1024 * 1024
 _CHUNK: Final = 256 * 1024
 
 

@@ -2,69 +2,46 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from types import TracebackType
-from typing import Final
-
 import aiohttp
 from yarl import URL
 
 from ._auth import Auth
-from ._body import DEFAULT_MAX_RESPONSE_SIZE, BodyLimit
+from ._defaults import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_RESPONSE_SIZE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+)
 from ._errors import InvalidInputError
+from ._lifecycle import Facade, Lifecycle
+from ._options import ClientOptions, check_max_retries, normalize_base_url, normalize_timeout
 from ._ratelimit import RateGate, RateLimits
 from ._resources import Integrations, Logs, ShopOrderStatuses
-from ._retry import RetryPolicy
 from ._state import StateBackend, account_key, default_state
-from ._transport import Transport, TransportConfig
-from ._validate import http_url, non_negative_int, optional_session, positive_int
+from ._transport import Transport
+from ._validate import optional_session
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "SendcloudClient"]
-
-DEFAULT_BASE_URL: Final = "https://panel.sendcloud.sc/api/v3"
-#: Seconds one attempt may take, from asking the pool for a connection to reading the
-#: last byte of the response. A call makes at most ``1 + max_retries`` attempts.
-DEFAULT_TIMEOUT: Final = 30.0
-DEFAULT_MAX_RETRIES: Final = 3
-
-
-def normalize_base_url(value: str | URL, *, name: str = "base_url") -> URL:
-    """An absolute http(s) URL without user info, query or trailing slash.
-
-    Plain ``http`` is only allowed for loopback hosts (tests, FakeSendcloud):
-    credentials never travel unencrypted over a network.
-    """
-    url = http_url(value, name, credentials_hint="pass them as auth=")
-    if url.query_string or url.fragment:
-        raise InvalidInputError(f"{name} must not have a query or fragment")
-    path = url.raw_path.rstrip("/")
-    return url.with_path(path, encoded=True) if path != url.raw_path else url
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "SendcloudClient",
+    "check_max_retries",
+    "normalize_base_url",
+    "normalize_timeout",
+]
 
 
-def normalize_timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
-    """A ``ClientTimeout`` from seconds (one whole attempt, pool wait included) or as given."""
-    if isinstance(value, aiohttp.ClientTimeout):
-        return value
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not value > 0
-        or not math.isfinite(value)
-    ):
+def _check_auth(auth: object) -> Auth:
+    if not isinstance(auth, Auth):
         raise InvalidInputError(
-            f"timeout must be a positive number of seconds or an aiohttp.ClientTimeout, "
-            f"got {value!r}"
+            "auth must be a sendcloud_async.BasicAuth or OAuth2ClientCredentials, "
+            f"not {type(auth).__name__}"
         )
-    return aiohttp.ClientTimeout(total=float(value))
+    return auth
 
 
-def check_max_retries(value: int) -> int:
-    """``max_retries`` as given, if it is an int of 0 or more."""
-    return non_negative_int(value, "max_retries")
-
-
-class SendcloudClient:
+class SendcloudClient(Facade):
     """An async client for the Sendcloud Integrations API v3.
 
     Use it as ``async with SendcloudClient(auth=...) as client:`` or call
@@ -98,38 +75,34 @@ class SendcloudClient:
         state: StateBackend | None = None,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
-        if not isinstance(auth, Auth):
-            raise InvalidInputError(
-                "auth must be a sendcloud_async.BasicAuth or OAuth2ClientCredentials, "
-                f"not {type(auth).__name__}"
-            )
-        check_max_retries(max_retries)
-        optional_session(session)
-        config = TransportConfig(
-            base_url=normalize_base_url(base_url),
-            timeout=normalize_timeout(timeout),
-            retry=RetryPolicy(max_retries=max_retries),
-            body_limit=BodyLimit(positive_int(max_response_size, "max_response_size")),
+        _check_auth(auth)
+        options = ClientOptions.create(
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            rate_limit=rate_limit,
+            state=state,
+            max_response_size=max_response_size,
         )
-        if rate_limit is not None and not isinstance(rate_limit, RateLimits):
-            raise InvalidInputError(
-                f"rate_limit must be a sendcloud_async.RateLimits or None, "
-                f"not {type(rate_limit).__name__}"
-            )
-        if state is not None and not isinstance(state, StateBackend):
-            raise InvalidInputError(
-                "state must be a sendcloud_async.MemoryState, a "
-                f"sendcloud_async.redis.RedisState or None, not {type(state).__name__}"
-            )
-        backend = state or default_state()
-        gate: RateGate | None = None
-        if rate_limit is not None:
-            gate = backend.gate(account_key(auth, config.base_url), rate_limit)
+        optional_session(session)
+        self._bind(auth, _open_transport(auth, options, session))
+
+    @classmethod
+    def _of(
+        cls, auth: Auth, options: ClientOptions, session: aiohttp.ClientSession
+    ) -> SendcloudClient:
+        """A client of options already checked (an ``AccountPool``'s) on a borrowed session."""
+        client = cls.__new__(cls)
+        client._bind(_check_auth(auth), _open_transport(auth, options, session))
+        return client
+
+    def _bind(self, auth: Auth, transport: Transport) -> None:
+        """The one place a client's fields are set: every way of making one ends here."""
         self._auth = auth
-        self._transport = Transport(config, backend.flow(auth), session, gate=gate)
-        self.integrations = Integrations(self._transport)
-        self.logs = Logs(self._transport)
-        self.shop_order_statuses = ShopOrderStatuses(self._transport)
+        self._transport = transport
+        self.integrations = Integrations(transport)
+        self.logs = Logs(transport)
+        self.shop_order_statuses = ShopOrderStatuses(transport)
 
     def with_options(
         self,
@@ -149,18 +122,9 @@ class SendcloudClient:
         is closed it is closed too.
         """
         transport = self._transport
-        config = transport.config
-        if timeout is not None:
-            config = dataclasses.replace(config, timeout=normalize_timeout(timeout))
-        if max_retries is not None:
-            retry = dataclasses.replace(config.retry, max_retries=check_max_retries(max_retries))
-            config = dataclasses.replace(config, retry=retry)
-        derived = object.__new__(SendcloudClient)
-        derived._auth = self._auth
-        derived._transport = transport.derive(config)
-        derived.integrations = Integrations(derived._transport)
-        derived.logs = Logs(derived._transport)
-        derived.shop_order_statuses = ShopOrderStatuses(derived._transport)
+        options = transport.config.replace(timeout=timeout, max_retries=max_retries)
+        derived = type(self).__new__(type(self))
+        derived._bind(self._auth, transport.derive(options))
         return derived
 
     @property
@@ -182,10 +146,8 @@ class SendcloudClient:
         """
         return self._transport.flow.token_requests
 
-    @property
-    def closed(self) -> bool:
-        """Whether ``aclose()`` was called."""
-        return self._transport.closed
+    def _lifecycle(self) -> Lifecycle:
+        return self._transport.lifecycle
 
     async def aclose(self) -> None:
         """Close the session the client created (never a borrowed one). Idempotent.
@@ -194,18 +156,20 @@ class SendcloudClient:
         """
         await self._transport.aclose()
 
-    async def __aenter__(self) -> SendcloudClient:
+    async def _enter(self) -> None:
         self._transport.session()  # fail fast if closed; create the session in this loop
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
         return f"<SendcloudClient{state} base_url={str(self.base_url)!r} auth={self._auth!r}>"
+
+
+def _open_transport(
+    auth: Auth, options: ClientOptions, session: aiohttp.ClientSession | None
+) -> Transport:
+    """The transport of a new client: the account's auth flow and rate gate from its state."""
+    backend = options.state or default_state()
+    gate: RateGate | None = None
+    if options.rate_limit is not None:
+        gate = backend.gate(account_key(auth, options.base_url), options.rate_limit)
+    return Transport.open(options, backend.flow(auth), session, gate=gate)

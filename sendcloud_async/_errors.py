@@ -9,13 +9,27 @@
     │   ├── PermissionDeniedError       403
     │   ├── NotFoundError               404
     │   ├── RateLimitError              429   .retry_after: float | None
+    │   │   └── GateBlockedError        the rate gate would wait longer than allowed
     │   └── ServerError                 5xx
     ├── APIConnectionError              could not talk to the server
     │   └── APITimeoutError             the request timed out (also a builtin TimeoutError)
     ├── DecodeError                     a response the SDK could not decode
     │   └── ResponseTooLargeError       a body over the client's ``max_response_size``
+    ├── PaginationError                 a listing that cannot be followed (a looping link)
     ├── InvalidInputError               a bad argument, caught before sending (also a ValueError)
-    └── ClientClosedError               the client was used after ``aclose()`` (also a RuntimeError)
+    ├── ClientClosedError               the client was used after ``aclose()`` (also a RuntimeError)
+    ├── ExportError                     an export that cannot go on (output, checkpoint)
+    │   └── ExportInputError            ... because of its arguments (also a ValueError)
+    ├── StateUnavailableError           Redis cannot be reached now (an outage: retried)
+    ├── StateConfigurationError         Redis refuses how it is reached (no retry helps)
+    ├── LeaseLostError                  a Redis watch lease another worker took over
+    ├── InvalidSignatureError           a webhook body whose signature does not match
+    ├── EventTooOldError                a webhook event older than ``max_age``
+    └── EventInFlightError              a webhook event another delivery is handling now
+
+The classes outside this module live where they are raised (``_ratelimit``,
+``_pagination``, ``_export``, ``_redis_watch``, ``webhooks``); a test checks that
+this drawing names every subclass of ``SendcloudError`` under its real parent.
 
 ``build_api_error`` is the one pure function that turns an error response
 (status, headers, raw body) into the right class. It never raises: a body that
@@ -699,6 +713,28 @@ def build_api_error(
 
 class StateUnavailableError(SendcloudError):
     """The shared state backend (Redis) could not be reached, and it was told to raise."""
+
+
+class StateConfigurationError(SendcloudError):
+    """The shared state backend (Redis) refused how it is reached: no retry can help.
+
+    ``reason`` says what to fix: ``"authentication"`` (Redis wants a password the
+    URL does not give, or refused the one it gives), ``"database"`` (the URL's
+    database does not exist on the server) or ``"permission"`` (the URL's user may
+    not run a command the SDK needs). Unlike ``StateUnavailableError``, an outage
+    that is waited out, this ends what met it. The message names no secret.
+    """
+
+    def __init__(self, message: str, *, reason: str = "authentication") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_state_configuration, (str(self), self.reason))
+
+
+def _rebuild_state_configuration(message: str, reason: str) -> StateConfigurationError:
+    return StateConfigurationError(message, reason=reason)
 
 
 class UnderlyingError(Exception):

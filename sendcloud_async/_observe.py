@@ -18,7 +18,10 @@ Every call of the request path makes one ``Call`` (``begin``) and reports, in or
 
 With no observer installed, ``begin`` returns ``NO_CALL``, whose methods do
 nothing: the cost is one ``ContextVar.get`` per call. Events carry the method
-and the URL as shown in logs (never user info, never a header). An observer
+and the URL as shown in logs (never user info, never a header), and the
+operation's name (``"logs.list"``) and path template
+(``"/integrations/{id}/logs"``, OpenTelemetry's ``url.template``): a tracer or
+a display can group requests by them without parsing URLs. An observer
 that raises is ignored: it can never break a request. The observer is a context
 variable, so tasks started inside ``observing(...)`` report to it too, and code
 that cannot see the call (a rate gate deep in the stack) reaches it through
@@ -30,9 +33,9 @@ from __future__ import annotations
 import contextvars
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Final, Literal, Protocol
 
 __all__ = [
@@ -54,12 +57,24 @@ WaitReason = Literal["rate_limit", "retry"]
 
 
 @dataclass(frozen=True, slots=True)
-class Waiting:
-    """A request is held back before its next attempt."""
+class _CallEvent:
+    """What every event says about its call: which one, and what it asks for."""
 
+    #: The call's number (one per call of the request path while observed).
     call: int
     method: str
+    #: The URL as logs show it.
     url: str
+    _: KW_ONLY
+    #: The operation's name (``"logs.list"``) and path template (``"/integrations/logs"``).
+    operation: str = ""
+    template: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting(_CallEvent):
+    """A request is held back before its next attempt."""
+
     reason: WaitReason
     #: Expected length of the wait in seconds; ``None`` if not known.
     seconds: float | None
@@ -71,23 +86,17 @@ class Waiting:
 
 
 @dataclass(frozen=True, slots=True)
-class Sending:
+class Sending(_CallEvent):
     """An attempt of a request starts."""
 
-    call: int
-    method: str
-    url: str
     attempt: int
     at: float
 
 
 @dataclass(frozen=True, slots=True)
-class Finished:
+class Finished(_CallEvent):
     """An attempt ended: a response (``status``) or an error (``error``)."""
 
-    call: int
-    method: str
-    url: str
     attempt: int
     at: float
     status: int | None = None
@@ -130,18 +139,36 @@ def current() -> Observer | None:
 class Call:
     """The events of one call of the request path, sent to one observer."""
 
-    __slots__ = ("_observer", "id", "method", "url")
+    __slots__ = ("_observer", "id", "method", "operation", "template", "url")
 
-    def __init__(self, observer: Observer | None, method: str, url: str) -> None:
+    def __init__(
+        self,
+        observer: Observer | None,
+        method: str,
+        url: str,
+        operation: str = "",
+        template: str = "",
+    ) -> None:
         self._observer = observer
         self.id = next(_ids) if observer is not None else 0
         self.method = method
         self.url = url
+        self.operation = operation
+        self.template = template
 
-    def _emit(self, event: Event) -> None:
+    def _emit(self, kind: Callable[..., Event], *fields: object) -> None:
+        """Send the observer a ``kind`` event of this call with ``fields`` after its own."""
         observer = self._observer
         if observer is None:
             return
+        event = kind(
+            self.id,
+            self.method,
+            self.url,
+            *fields,
+            operation=self.operation,
+            template=self.template,
+        )
         with suppress(Exception):  # a display must never break a request
             observer.on_event(event)
 
@@ -155,32 +182,19 @@ class Call:
     ) -> None:
         """The request waits (for the rate gate or before a retry), ``seconds`` if known."""
         if self._observer is not None:
-            self._emit(
-                Waiting(
-                    self.id,
-                    self.method,
-                    self.url,
-                    reason,
-                    seconds,
-                    time.monotonic(),
-                    status,
-                    error,
-                )
-            )
+            self._emit(Waiting, reason, seconds, time.monotonic(), status, error)
 
     def sending(self, attempt: int) -> None:
         """Attempt number ``attempt`` (from 1) starts."""
         if self._observer is not None:
-            self._emit(Sending(self.id, self.method, self.url, attempt, time.monotonic()))
+            self._emit(Sending, attempt, time.monotonic())
 
     def finished(
         self, attempt: int, *, status: int | None = None, error: str | None = None
     ) -> None:
         """Attempt ``attempt`` ended with ``status`` or ``error``."""
         if self._observer is not None:
-            self._emit(
-                Finished(self.id, self.method, self.url, attempt, time.monotonic(), status, error)
-            )
+            self._emit(Finished, attempt, time.monotonic(), status, error)
 
     @contextmanager
     def active(self) -> Iterator[Call]:
@@ -199,12 +213,12 @@ class Call:
 NO_CALL: Final = Call(None, "", "")
 
 
-def begin(method: str, url: str) -> Call:
+def begin(method: str, url: str, operation: str = "", template: str = "") -> Call:
     """A ``Call`` reporting to the current observer (``NO_CALL`` when there is none)."""
     observer = _observer.get()
     if observer is None:
         return NO_CALL
-    return Call(observer, method, url)
+    return Call(observer, method, url, operation, template)
 
 
 def current_call() -> Call:

@@ -21,23 +21,21 @@ network until the client's first call.
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Final
 
 import aiohttp
 from yarl import URL
 
 from ._auth import Auth
-from ._client import (
+from ._client import SendcloudClient
+from ._defaults import (
     DEFAULT_BASE_URL,
+    DEFAULT_MAX_RESPONSE_SIZE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
-    SendcloudClient,
-    check_max_retries,
-    normalize_base_url,
-    normalize_timeout,
 )
-from ._errors import ClientClosedError
+from ._lifecycle import Held, Lifecycle
+from ._options import ClientOptions
 from ._ratelimit import RateLimits
 from ._state import StateBackend
 from ._transport import new_session
@@ -51,7 +49,7 @@ DEFAULT_CONNECTIONS: Final = 100
 TOKEN_CONNECTIONS: Final = 10
 
 
-class AccountPool:
+class AccountPool(Lifecycle):
     """Clients for many accounts sharing one session (see the module docstring).
 
     ::
@@ -60,23 +58,14 @@ class AccountPool:
             clients = [pool.client(sc.BasicAuth(pk, sk)) for pk, sk in accounts]
             await asyncio.gather(*(poll(c) for c in clients))
 
-    ``base_url``, ``timeout``, ``max_retries``, ``rate_limit`` and ``state`` are
-    given to every client. ``session`` is borrowed if passed (its connector's
-    limits are then yours to choose).
+    Every option ``SendcloudClient`` takes (``base_url``, ``timeout``,
+    ``max_retries``, ``rate_limit``, ``state``, ``max_response_size``) is taken
+    here, checked once and given to every client. ``session`` is borrowed if
+    passed (its connector's limits are then yours to choose).
     """
 
-    __slots__ = (
-        "_base_url",
-        "_clients",
-        "_closed",
-        "_connections",
-        "_max_retries",
-        "_owns_session",
-        "_rate_limit",
-        "_session",
-        "_state",
-        "_timeout",
-    )
+    __slots__ = ("_clients", "_closed", "_connections", "_options", "_session")
+    kind = "AccountPool"
 
     def __init__(
         self,
@@ -86,35 +75,38 @@ class AccountPool:
         max_retries: int = DEFAULT_MAX_RETRIES,
         rate_limit: RateLimits | None = None,
         state: StateBackend | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         connections: int = DEFAULT_CONNECTIONS,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         positive_int(connections, "connections")
         optional_session(session)
-        self._base_url = normalize_base_url(base_url)
-        self._timeout = normalize_timeout(timeout)
-        self._max_retries = check_max_retries(max_retries)
-        self._rate_limit = rate_limit
-        self._state = state
+        #: What every client of the pool is configured with (one value, shared).
+        self._options = ClientOptions.create(
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            rate_limit=rate_limit,
+            state=state,
+            max_response_size=max_response_size,
+        )
+        super().__init__()
         self._connections = connections
-        self._session = session
-        self._owns_session = session is None
+        self._session = Held.borrowed_or_own(session)
         self._clients: dict[Auth, SendcloudClient] = {}
-        self._closed = False
 
     @property
     def session(self) -> aiohttp.ClientSession:
         """The shared session, created on first use (inside the running event loop)."""
-        if self._closed:
-            raise ClientClosedError("this AccountPool is closed; create a new one")
-        session = self._session
+        self.check_open()
+        session = self._session.value
         if session is None:
             connector = aiohttp.TCPConnector(
                 limit=self._connections + TOKEN_CONNECTIONS,
                 limit_per_host=self._connections,
                 ttl_dns_cache=300,
             )
-            session = self._session = new_session(self._timeout, connector)
+            session = self._session.value = new_session(self._options.timeout, connector)
         return session
 
     def client(self, auth: Auth) -> SendcloudClient:
@@ -124,15 +116,7 @@ class AccountPool:
         """
         client = self._clients.get(auth)
         if client is None or client.closed:
-            client = SendcloudClient(
-                auth=auth,
-                base_url=self._base_url,
-                timeout=self._timeout,
-                max_retries=self._max_retries,
-                session=self.session,
-                rate_limit=self._rate_limit,
-                state=self._state,
-            )
+            client = SendcloudClient._of(auth, self._options, self.session)
             self._clients[auth] = client
         return client
 
@@ -144,35 +128,17 @@ class AccountPool:
         """How many accounts have a client."""
         return len(self._clients)
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    async def aclose(self) -> None:
-        """Close the session if the pool created it (never a borrowed one). Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
+    async def _close(self) -> None:
+        """The session goes if the pool created it (never a borrowed one)."""
         self._clients.clear()
-        session, self._session = self._session, None
-        if session is not None and self._owns_session:
-            await session.close()
+        await self._session.release(aiohttp.ClientSession.close)
 
-    async def __aenter__(self) -> AccountPool:
-        _ = self.session  # create it in this loop; fail fast if closed
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    async def _enter(self) -> None:
+        _ = self.session  # created in this loop
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""
         return (
-            f"<AccountPool{state} base_url={str(self._base_url)!r} accounts={len(self._clients)} "
+            f"<AccountPool{state} base_url={self._options.base!r} accounts={len(self._clients)} "
             f"connections={self._connections}>"
         )

@@ -1,20 +1,29 @@
-"""The one request path: every API call goes through ``Transport.request``.
+"""The one request path: every API call goes through ``Transport.send``.
 
-``request`` is a short loop: wait for the account's rate gate, make one attempt,
-and on a failure ask ``RetryPolicy.decide`` whether and when to try again. An
-attempt (``_send``) applies auth through a per-attempt aiohttp middleware
-(``_Attempt``), reads the body within the size limit (``_body.BodyLimit``) and
-turns what happened into a ``Response`` or a ``_Failure``.
+A resource names an ``Operation`` (name, method, path template, response type;
+the table is ``_operations``) and passes its checked arguments; the transport
+builds the URL (``Transport.url``: every value is percent-encoded there and
+nowhere else), sends and decodes (``Transport.call``). Paging asks for the read
+response instead (``Transport.send``) and decodes each page when it is used.
+
+``send`` is a short loop: wait for the account's rate gate, make one attempt,
+and on a failure ask ``RetryPolicy.decide`` whether and when to try again. The
+call's one ``_Request`` carries what is sent (the same for every attempt) and
+how far the current attempt got; it is also the attempt's aiohttp middleware,
+which applies auth. An attempt (``_send``) reads the body within the size limit
+(``_body.BodyLimit``) and turns what happened into a ``Response`` or a
+``_Failure``.
 
 Resilience, in short (the README's "Retries, timeouts and errors" has the table):
 
 * Each attempt is bounded by the client's ``timeout`` (an aiohttp ``total``
   timeout: waiting for a pooled connection, connecting, sending and reading the
   whole body all count). A call makes at most ``1 + max_retries`` attempts.
-* Whether a request may be repeated follows from its method
-  (``_retry.is_idempotent``); a POST is repeated only when it was certainly not
-  sent. "Not sent" is known, not guessed: the auth flow raises ``NotSent`` when
-  the token could not be had, aiohttp raises ``ClientConnectorError`` when no
+* Whether a request may be repeated follows from its operation (by default its
+  method, ``_retry.is_idempotent``); a POST is repeated only when it was
+  certainly not sent, unless its operation says repeating it changes nothing.
+  "Not sent" is known, not guessed: the auth flow raises ``NotSent`` when the
+  token could not be had, aiohttp raises ``ClientConnectorError`` when no
   connection could be made, and aiohttp's public tracing signals
   (``on_connection_create_end``, ``on_connection_reuseconn``) tell whether the
   attempt ever got a connection before its timeout fired. The SDK's sessions
@@ -29,6 +38,9 @@ Resilience, in short (the README's "Retries, timeouts and errors" has the table)
 * Logging (logger ``sendcloud_async``): DEBUG per attempt (method, URL, status or
   error, elapsed, attempt), INFO per retry of a 429 and WARNING per other retry
   (reason and wait). URLs are shown without user info; no header is ever logged.
+  Each record also carries the operation's name and path template as the
+  attributes ``operation`` and ``url_template`` (for a formatter or a tracer);
+  the observer's events (``_observe``) carry them too.
 """
 
 from __future__ import annotations
@@ -36,8 +48,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar
 
 import aiohttp
 import msgspec
@@ -47,7 +60,6 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from . import _observe
-from ._body import BodyLimit
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -63,21 +75,30 @@ from ._errors import (
     sanitized_cause,
 )
 from ._flows import AuthFlow, NotSent
+from ._lifecycle import Held, Lifecycle
+from ._pagination import encode_query_value
 from ._retry import RETRYABLE_STATUSES, RetryEvent, RetryPolicy, is_idempotent, retry_testing
 from ._version import __version__
 
 if TYPE_CHECKING:
     from ._auth import Secret
+    from ._options import ClientOptions
     from ._ratelimit import RateGate
 
-__all__ = ["Response", "Transport", "TransportConfig", "display_url", "origin_of"]
+__all__ = [
+    "NO_CONTENT",
+    "Operation",
+    "QueryValue",
+    "Response",
+    "Transport",
+    "display_url",
+    "encode_json",
+]
 
 logger: Final = logging.getLogger("sendcloud_async")
 
 _T = TypeVar("_T")
 _T_co = TypeVar("_T_co", covariant=True)
-
-Origin = tuple[str, str | None, int | None]
 
 
 class _Decoder(Protocol[_T_co]):
@@ -86,14 +107,64 @@ class _Decoder(Protocol[_T_co]):
     def decode(self, buf: bytes, /) -> _T_co: ...
 
 
+class _NoContent:
+    """The decoder of an operation whose answer carries nothing the caller reads."""
+
+    __slots__ = ()
+
+    def decode(self, buf: bytes, /) -> None:
+        return None
+
+
+#: The response type of an operation that returns nothing (``None``).
+NO_CONTENT: Final = _NoContent()
+
+
+@dataclass(frozen=True, slots=True)
+class Operation(Generic[_T]):
+    """One operation of the API: what the transport needs besides a call's arguments.
+
+    ``name`` is the SDK's (``"logs.list"``), ``template`` the path below the base
+    URL with ``{name}`` placeholders (``"/integrations/{id}/logs"``), ``decoder``
+    reads a 2xx body into the response type (``NO_CONTENT``: nothing to read).
+    ``idempotent`` says whether the request may be repeated after it may have
+    been sent; by default what the method says (``_retry.is_idempotent``). Name
+    and template travel with every request, for logs and the observer's events
+    (the template is OpenTelemetry's ``url.template``).
+    """
+
+    name: str
+    method: str
+    template: str
+    decoder: _Decoder[_T]
+    idempotent: bool | None = None
+    #: ``idempotent``, or what the method says when it is ``None``.
+    repeatable: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        repeatable = is_idempotent(self.method) if self.idempotent is None else self.idempotent
+        object.__setattr__(self, "repeatable", repeatable)
+
+
+#: A query value: a string (percent-encoded), an int, a bool (``true``/``false``) or
+#: ``None`` (the parameter is left out).
+QueryValue = str | int | bool | None
+
+
+def _encoded(value: str | int | bool) -> str:
+    """One path or query value as it goes on the wire: the one encoding rule."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    return encode_query_value(value)
+
+
 USER_AGENT: Final = f"sendcloud-async/{__version__} aiohttp/{aiohttp.__version__}"
 _GET_HEADERS: Final = {"Accept": "application/json", "User-Agent": USER_AGENT}
 _JSON_HEADERS: Final = {**_GET_HEADERS, "Content-Type": "application/json"}
-
-
-def origin_of(url: URL) -> Origin:
-    """(scheme, host, port) with the port made explicit: what "same origin" compares."""
-    return (url.scheme, url.host, url.port)
 
 
 def display_url(url: URL) -> str:
@@ -101,28 +172,6 @@ def display_url(url: URL) -> str:
     if url.user is not None or url.password is not None:
         url = url.with_user(None)
     return str(url)
-
-
-_DEFAULT_LIMIT: Final = BodyLimit()
-
-
-@dataclass(frozen=True, slots=True)
-class TransportConfig:
-    """Client configuration, normalised and validated once."""
-
-    base_url: URL
-    timeout: aiohttp.ClientTimeout
-    retry: RetryPolicy
-    body_limit: BodyLimit = _DEFAULT_LIMIT
-
-    @property
-    def base(self) -> str:
-        """``base_url`` as an encoded string without a trailing slash, to append paths to."""
-        return str(self.base_url)
-
-    @property
-    def origin(self) -> Origin:
-        return origin_of(self.base_url)
 
 
 class Response:
@@ -160,15 +209,15 @@ class Response:
 async def _on_request_start(
     session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestStartParams
 ) -> None:
-    attempt = ctx.trace_request_ctx
-    if type(attempt) is _Attempt:
-        attempt.traced = True
+    request = ctx.trace_request_ctx
+    if type(request) is _Request:
+        request.traced = True
 
 
 async def _on_connection(session: aiohttp.ClientSession, ctx: Any, params: object) -> None:
-    attempt = ctx.trace_request_ctx
-    if type(attempt) is _Attempt:
-        attempt.connected = True
+    request = ctx.trace_request_ctx
+    if type(request) is _Request:
+        request.connected = True
 
 
 def _trace_config() -> aiohttp.TraceConfig:
@@ -203,48 +252,69 @@ def new_session(
     )
 
 
-class _Attempt:
-    """One attempt's aiohttp middleware: scopes the credentials to the API's origin.
+class _Request:
+    """One call of the request path, from its first attempt to its last.
 
-    It also records how far the attempt got (``waiting`` for credentials, whether
-    the tracing signals ran and saw a connection), which tells a timeout that
-    fired before anything was sent from one that may have been sent.
+    What is sent (operation, URL, body) is fixed when the call starts and the
+    same for every attempt. The rest says how far the current attempt got
+    (``waiting`` for credentials, whether the tracing signals ran and saw a
+    connection), which tells a timeout that fired before anything was sent from
+    one that may have been sent; ``attempt`` resets it. The request is also the
+    attempt's aiohttp middleware, which scopes the credentials to the API's
+    origin. One object per call, whatever the number of attempts.
     """
 
     __slots__ = (
+        "attempt",
+        "body",
+        "config",
         "connected",
         "flow",
-        "limit",
-        "origin",
+        "op",
         "session",
-        "timeout",
+        "shown",
         "traced",
+        "url",
         "used",
         "waiting",
     )
 
     def __init__(
         self,
+        op: Operation[Any],
+        url: URL,
+        body: bytes | None,
+        config: ClientOptions,
         flow: AuthFlow,
-        origin: Origin,
         session: aiohttp.ClientSession,
-        timeout: aiohttp.ClientTimeout,
-        limit: BodyLimit,
     ) -> None:
+        self.op = op
+        self.url = url
+        #: The URL as errors and logs show it, computed once for every attempt.
+        self.shown = display_url(url)
+        self.body = body
+        self.config = config
         self.flow = flow
-        self.origin = origin
         self.session = session
-        self.timeout = timeout
-        self.limit = limit
+        self.attempt = 0
         self.waiting = False
         self.traced = False
         self.connected = False
         #: The ``Authorization`` value last written into the request.
         self.used: Secret | None = None
 
+    def next_attempt(self) -> int:
+        """Start the next attempt (numbered from 1) with nothing known about it yet."""
+        self.attempt += 1
+        self.waiting = False
+        self.traced = False
+        self.connected = False
+        self.used = None
+        return self.attempt
+
     @property
     def sent(self) -> bool:
-        """Whether the request may have reached the server (``True`` when unknown)."""
+        """Whether the attempt may have reached the server (``True`` when unknown)."""
         if self.waiting:
             return False
         return self.connected or not self.traced
@@ -253,7 +323,7 @@ class _Attempt:
         self, req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
         url = req.url
-        if (url.scheme, url.host, url.port) != self.origin:
+        if (url.scheme, url.host, url.port) != self.config.origin:
             # Not the API's origin: only a redirect gets here (next-page links are
             # checked before). Following it would send the session's own headers
             # (aiohttp strips only Authorization) and a 307/308 body there, and take
@@ -275,7 +345,10 @@ class _Attempt:
 
     async def _authorization(self) -> Secret:
         self.waiting = True
-        value = self.used = await self.flow.authorization(self.session, self.timeout, self.limit)
+        config = self.config
+        value = self.used = await self.flow.authorization(
+            self.session, config.timeout, config.body_limit
+        )
         self.waiting = False
         return value
 
@@ -283,6 +356,10 @@ class _Attempt:
         """What to mask in an error built from the answer: the credential that was sent."""
         used = self.used
         return None if used is None else Redactor.for_authorization(used.get_secret_value())
+
+    def extra(self) -> dict[str, str]:
+        """The operation's name and path template, as attributes of a log record."""
+        return {"operation": self.op.name, "url_template": self.op.template}
 
 
 @dataclass(slots=True)
@@ -297,45 +374,82 @@ class _Failure:
     shared: bool = False  # one error object raised to every caller awaiting a token
 
 
-class Transport:
-    """Sends requests for one client."""
+class _Shared(Lifecycle):
+    """What a client shares with every client ``with_options`` derives from it.
 
-    __slots__ = ("_closed", "_config", "_flow", "_gate", "_owns_session", "_root", "_session")
+    The aiohttp session (created on first use, or borrowed: then never closed),
+    the account's auth flow and rate gate, and the client's lifecycle (closing the
+    original closes every derived client with it).
+    """
+
+    __slots__ = ("_closed", "_session", "flow", "gate", "timeout")
+    kind = "SendcloudClient"
 
     def __init__(
         self,
-        config: TransportConfig,
+        flow: AuthFlow,
+        session: aiohttp.ClientSession | None,
+        gate: RateGate | None,
+        timeout: aiohttp.ClientTimeout,
+    ) -> None:
+        super().__init__()
+        self.flow = flow
+        self.gate = gate
+        self._session = Held.borrowed_or_own(None if session is None else traced(session))
+        #: The default timeout of a session made here (every request passes its own).
+        self.timeout = timeout
+        flow.attach()
+
+    def open_session(self) -> aiohttp.ClientSession:
+        """The session, created on first use (inside the running loop)."""
+        self.check_open()
+        session = self._session.value
+        if session is None:
+            connector = aiohttp.TCPConnector(limit=100, limit_per_host=0)
+            session = self._session.value = new_session(self.timeout, connector)
+        elif session.closed:
+            raise ClientClosedError(
+                "the aiohttp.ClientSession given to this SendcloudClient is closed"
+            )
+        return session
+
+    async def _close(self) -> None:
+        self.flow.detach()
+        await self._session.release(aiohttp.ClientSession.close)
+
+
+class Transport:
+    """Sends the requests of one client, under its ``ClientOptions``."""
+
+    __slots__ = ("_config", "_derived", "_flow", "_gate", "_shared")
+
+    def __init__(self, config: ClientOptions, shared: _Shared, *, derived: bool = False) -> None:
+        self._config = config
+        self._shared = shared
+        #: The account's auth flow and rate gate (``rate_limit=``; None: no gate).
+        self._flow = shared.flow
+        self._gate = shared.gate
+        #: Made by ``derive``: owns nothing, its ``aclose()`` does nothing.
+        self._derived = derived
+
+    @classmethod
+    def open(
+        cls,
+        config: ClientOptions,
         flow: AuthFlow,
         session: aiohttp.ClientSession | None = None,
         *,
         gate: RateGate | None = None,
-    ) -> None:
-        self._config = config
-        self._flow = flow
-        #: The account's rate gate (``SendcloudClient(rate_limit=...)``); None: no gate.
-        self._gate = gate
-        self._session = None if session is None else traced(session)
-        self._owns_session = session is None
-        self._closed = False
-        #: The transport owning the session; ``self`` unless made by ``derive``.
-        self._root = self
-        flow.attach()
+    ) -> Transport:
+        """A transport that owns its lifecycle (and ``session`` unless one is given)."""
+        return cls(config, _Shared(flow, session, gate, config.timeout))
 
-    def derive(self, config: TransportConfig) -> Transport:
-        """A transport with another config that shares this one's session, auth and lifecycle."""
-        root = self._root
-        derived = object.__new__(Transport)
-        derived._config = config
-        derived._flow = root._flow
-        derived._session = None
-        derived._owns_session = False
-        derived._closed = False
-        derived._root = root
-        derived._gate = root._gate
-        return derived
+    def derive(self, config: ClientOptions) -> Transport:
+        """A transport with other options that shares this one's session, auth and lifecycle."""
+        return Transport(config, self._shared, derived=True)
 
     @property
-    def config(self) -> TransportConfig:
+    def config(self) -> ClientOptions:
         return self._config
 
     @property
@@ -344,88 +458,85 @@ class Transport:
 
     @property
     def closed(self) -> bool:
-        return self._root._closed
+        return self._shared.closed
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        """The client's lifecycle, shared with every transport ``derive`` made from it."""
+        return self._shared
 
     def session(self) -> aiohttp.ClientSession:
         """The session, created on first use (inside the running loop)."""
-        if self._root is not self:
-            return self._root.session()
-        if self._closed:
-            raise ClientClosedError(
-                "this SendcloudClient is closed; create a new one to make more requests"
-            )
-        session = self._session
-        if session is None:
-            connector = aiohttp.TCPConnector(limit=100, limit_per_host=0)
-            session = self._session = new_session(self._config.timeout, connector)
-        elif session.closed:
-            raise ClientClosedError(
-                "the aiohttp.ClientSession given to this SendcloudClient is closed"
-            )
-        return session
+        return self._shared.open_session()
 
     async def aclose(self) -> None:
         """Close the session if this transport created it; never a borrowed one.
 
         A derived transport owns nothing: closing it does nothing.
         """
-        if self._closed or self._root is not self:
-            return
-        self._closed = True
-        self._flow.detach()
-        session, self._session = self._session, None
-        if session is not None and self._owns_session:
-            await session.close()
+        if not self._derived:
+            await self._shared.aclose()
 
-    async def request(
+    def url(
         self,
-        method: str,
-        url: URL,
-        *,
-        body: bytes | None = None,
-        idempotent: bool | None = None,
-        timeout: aiohttp.ClientTimeout | None = None,  # noqa: ASYNC109
-        max_retries: int | None = None,
-    ) -> Response:
-        """Send ``method url`` (retrying per policy) and return the read response.
+        op: Operation[Any],
+        path: Mapping[str, str | int] | None = None,
+        query: Iterable[tuple[str, QueryValue]] = (),
+    ) -> URL:
+        """The URL of ``op``: ``path`` fills its template, ``query`` follows in order.
 
-        ``idempotent`` defaults to what the method says (``_retry.is_idempotent``).
+        Every value is percent-encoded here (``+`` as ``%2B``, ``/`` in a path
+        value as ``%2F``); a query value of ``None`` is left out.
+        """
+        template = op.template
+        if path is None:
+            text = self._config.base + template
+        else:
+            text = self._config.base + template.format_map(
+                {name: _encoded(value) for name, value in path.items()}
+            )
+        params = [f"{name}={_encoded(value)}" for name, value in query if value is not None]
+        if params:
+            text = f"{text}?{'&'.join(params)}"
+        return URL(text, encoded=True)
+
+    async def call(
+        self,
+        op: Operation[_T],
+        path: Mapping[str, str | int] | None = None,
+        query: Iterable[tuple[str, QueryValue]] = (),
+        *,
+        body: object = None,
+    ) -> _T:
+        """Send ``op`` and return its answer decoded (``DecodeError`` if it does not fit).
+
+        ``body`` (a Struct, a dict, ...) is sent as JSON; ``None``: no body.
+        """
+        encoded = None if body is None else encode_json(body)
+        resp = await self.send(op, self.url(op, path, query), body=encoded)
+        return resp.decode(op.decoder)
+
+    async def send(self, op: Operation[Any], url: URL, *, body: bytes | None = None) -> Response:
+        """Send ``op`` to ``url`` (retrying per policy) and return the read response.
+
         Raises an ``APIError`` subclass for an error status, ``APIConnectionError``
         or ``APITimeoutError`` when the server could not be reached in time.
         """
-        session = self.session()
-        repeatable = is_idempotent(method) if idempotent is None else idempotent
-        timeout = timeout or self._config.timeout
-        shown = display_url(url)
-        call = _observe.begin(method, shown)  # NO_CALL (does nothing) when nobody observes
+        request = _Request(op, url, body, self._config, self._flow, self.session())
+        # NO_CALL (does nothing) when nobody observes
+        call = _observe.begin(op.method, request.shown, op.name, op.template)
         if call is _observe.NO_CALL:
-            return await self._attempts(
-                call, session, method, url, shown, body, timeout, repeatable, max_retries
-            )
+            return await self._attempts(call, request)
         with call.active():  # the rate gate reports its waits through current_call()
-            return await self._attempts(
-                call, session, method, url, shown, body, timeout, repeatable, max_retries
-            )
+            return await self._attempts(call, request)
 
-    async def _attempts(
-        self,
-        call: _observe.Call,
-        session: aiohttp.ClientSession,
-        method: str,
-        url: URL,
-        shown: str,
-        body: bytes | None,
-        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109
-        repeatable: bool,
-        max_retries: int | None,
-    ) -> Response:
+    async def _attempts(self, call: _observe.Call, request: _Request) -> Response:
         """The attempt loop: one attempt, then the policy's word on the next."""
         policy = self._config.retry
-        attempt = 0
         while True:
-            attempt += 1
+            attempt = request.next_attempt()
             call.sending(attempt)
-            outcome = await self._gated(session, method, url, shown, body, timeout, attempt)
+            outcome = await self._gated(request)
             if type(outcome) is Response:
                 call.finished(attempt, status=outcome.status)
                 return outcome
@@ -435,11 +546,10 @@ class Transport:
             if not outcome.final:
                 wait = policy.decide(
                     attempt=attempt,
-                    idempotent=repeatable or not outcome.sent,
+                    idempotent=request.op.repeatable or not outcome.sent,
                     status=outcome.status,
                     retry_after=outcome.retry_after,
                     sent=outcome.sent,
-                    max_retries=max_retries,
                 )
             if wait is None:
                 if not outcome.shared:
@@ -450,11 +560,9 @@ class Transport:
             error = outcome.error
             if outcome.shared and isinstance(error, APIConnectionError | APIError | DecodeError):
                 # The token request failed: say so, not the API call it held back.
-                self._before_retry(
-                    error.method or method, error.url, attempt, error, wait, max_retries
-                )
+                _before_retry(request, error.method or request.op.method, error.url, error, wait)
             else:
-                self._before_retry(method, shown, attempt, error, wait, max_retries)
+                _before_retry(request, request.op.method, request.shown, error, wait)
             call.waiting(
                 "retry",
                 wait,
@@ -463,23 +571,14 @@ class Transport:
             )
             await asyncio.sleep(0 if retry_testing.instant else wait)
 
-    async def _gated(
-        self,
-        session: aiohttp.ClientSession,
-        method: str,
-        url: URL,
-        shown: str,
-        body: bytes | None,
-        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109
-        attempt: int,
-    ) -> Response | _Failure:
+    async def _gated(self, request: _Request) -> Response | _Failure:
         """One attempt through the account's rate gate (its wait is outside the timeout)."""
         gate = self._gate
         if gate is None:
-            return await self._send(session, method, url, shown, body, timeout, attempt)
-        lease = await gate.acquire(method)
+            return await _send(request)
+        lease = await gate.acquire(request.op.method)
         try:
-            outcome = await self._send(session, method, url, shown, body, timeout, attempt)
+            outcome = await _send(request)
             if (
                 isinstance(outcome, _Failure)
                 and isinstance(outcome.error, RateLimitError)
@@ -490,79 +589,71 @@ class Transport:
             gate.release(lease)
         return outcome
 
-    async def _send(
-        self,
-        session: aiohttp.ClientSession,
-        method: str,
-        url: URL,
-        shown: str,
-        body: bytes | None,
-        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109
-        attempt: int,
-    ) -> Response | _Failure:
-        """One attempt: a ``Response`` for a 2xx, else what went wrong."""
-        config = self._config
-        state = _Attempt(self._flow, config.origin, session, timeout, config.body_limit)
-        started = time.monotonic()
-        failure: _Failure
-        try:
-            async with session.request(
-                method,
-                url,
-                data=body,
-                headers=_GET_HEADERS if body is None else _JSON_HEADERS,
-                timeout=timeout,
-                middlewares=(state,),
-                raise_for_status=False,
-                trace_request_ctx=state,
-            ) as resp:
-                payload = await config.body_limit.read(resp, method=method, url=shown)
-                status = resp.status
-                _log_attempt(method, shown, status, started, attempt)
-                if 200 <= status < 300:
-                    return Response(method, resp.url, status, resp.headers, payload)
-                failure = _status_failure(method, shown, status, resp, payload, state.redactor())
-        except (NotSent, TimeoutError, aiohttp.ClientError, RuntimeError, ValueError) as exc:
-            if isinstance(exc, SendcloudError) or (
-                isinstance(exc, RuntimeError) and not session.closed
-            ):
-                raise  # ours already (InvalidInputError is a ValueError), or not aiohttp's
-            cause = exc.error if isinstance(exc, NotSent) else exc
-            _log_attempt(method, shown, type(cause).__name__, started, attempt)
-            failure = _failure_of(exc, state, method, shown, attempt)
-        return failure
 
-    def _before_retry(
-        self,
-        method: str,
-        shown: str | None,
-        attempt: int,
-        error: Exception,
-        wait: float,
-        max_retries: int | None,
-    ) -> None:
-        """Log (and, under ``instant_retries``, record) a retry about to happen."""
-        reason = _reason(error)
-        level = logging.INFO if isinstance(error, RateLimitError) else logging.WARNING
-        if logger.isEnabledFor(level):
-            limit = self._config.retry.max_retries if max_retries is None else max_retries
-            logger.log(
-                level,
-                "%s %s failed (%s); retrying in %.2f s (retry %d of %d)",
-                method,
-                shown,
-                reason,
-                wait,
-                attempt,
-                limit,
-            )
-        events = retry_testing.events
-        if events is not None:
-            events.append(RetryEvent(method, shown or "", attempt, reason, wait))
+async def _send(request: _Request) -> Response | _Failure:
+    """One attempt: a ``Response`` for a 2xx, else what went wrong."""
+    method = request.op.method
+    shown = request.shown
+    session = request.session
+    config = request.config
+    body = request.body
+    started = time.monotonic()
+    failure: _Failure
+    try:
+        async with session.request(
+            method,
+            request.url,
+            data=body,
+            headers=_GET_HEADERS if body is None else _JSON_HEADERS,
+            timeout=config.timeout,
+            middlewares=(request,),
+            raise_for_status=False,
+            trace_request_ctx=request,
+        ) as resp:
+            payload = await config.body_limit.read(resp, method=method, url=shown)
+            status = resp.status
+            _log_attempt(request, status, started)
+            if 200 <= status < 300:
+                return Response(method, resp.url, status, resp.headers, payload)
+            failure = _status_failure(method, shown, status, resp, payload, request.redactor())
+    except (NotSent, TimeoutError, aiohttp.ClientError, RuntimeError, ValueError) as exc:
+        if isinstance(exc, SendcloudError) or (
+            isinstance(exc, RuntimeError) and not session.closed
+        ):
+            raise  # ours already (InvalidInputError is a ValueError), or not aiohttp's
+        cause = exc.error if isinstance(exc, NotSent) else exc
+        _log_attempt(request, type(cause).__name__, started)
+        failure = _failure_of(exc, request)
+    return failure
 
 
-def _failure_of(exc: Exception, state: _Attempt, method: str, shown: str, attempt: int) -> _Failure:
+def _before_retry(
+    request: _Request, method: str, shown: str | None, error: Exception, wait: float
+) -> None:
+    """Log (and, under ``instant_retries``, record) a retry about to happen."""
+    reason = _reason(error)
+    level = logging.INFO if isinstance(error, RateLimitError) else logging.WARNING
+    attempt = request.attempt
+    if logger.isEnabledFor(level):
+        logger.log(
+            level,
+            "%s %s failed (%s); retrying in %.2f s (retry %d of %d)",
+            method,
+            shown,
+            reason,
+            wait,
+            attempt,
+            request.config.retry.max_retries,
+            extra=request.extra(),
+        )
+    events = retry_testing.events
+    if events is not None:
+        events.append(RetryEvent(method, shown or "", attempt, reason, wait))
+
+
+def _failure_of(exc: Exception, request: _Request) -> _Failure:
     """What an exception raised by one attempt amounts to: the one mapping of them all."""
+    method, shown = request.op.method, request.shown
     if isinstance(exc, NotSent):
         error = exc.error
         return _Failure(
@@ -574,10 +665,10 @@ def _failure_of(exc: Exception, state: _Attempt, method: str, shown: str, attemp
             shared=True,
         )
     if isinstance(exc, TimeoutError):
-        message = f"the request timed out after {attempt} attempt(s)"
+        message = f"the request timed out after {request.attempt} attempt(s)"
         return _Failure(
             _connection_error(APITimeoutError, message, method, shown, exc),
-            sent=state.sent and not isinstance(exc, aiohttp.ConnectionTimeoutError),
+            sent=request.sent and not isinstance(exc, aiohttp.ConnectionTimeoutError),
         )
     if isinstance(exc, _FATAL_CLIENT_ERRORS):
         # Retrying cannot help: a certificate the system does not trust, a bad URL.
@@ -599,7 +690,7 @@ def _failure_of(exc: Exception, state: _Attempt, method: str, shown: str, attemp
     if isinstance(exc, aiohttp.ClientError):  # dropped, reset, cut short
         message = f"the connection failed: {type(exc).__name__}: {_plain(exc)}"
         return _Failure(
-            _connection_error(APIConnectionError, message, method, shown, exc), sent=state.sent
+            _connection_error(APIConnectionError, message, method, shown, exc), sent=request.sent
         )
     if isinstance(exc, RuntimeError):  # the session was closed under the request
         message = "the aiohttp session was closed while a request was in flight"
@@ -650,18 +741,19 @@ def _plain(exc: BaseException) -> str:
     return "" if hasattr(exc, "request_info") else str(exc)[:300]
 
 
-def _log_attempt(method: str, shown: str, outcome: object, started: float, attempt: int) -> None:
+def _log_attempt(request: _Request, outcome: object, started: float) -> None:
     """DEBUG: ``-> 200 in 1.2 ms`` for an answer, ``-> ErrorName after 1.2 ms`` for a failure."""
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug(
             "%s %s -> %s in %.1f ms (attempt %d)"
             if isinstance(outcome, int)
             else "%s %s -> %s after %.1f ms (attempt %d)",
-            method,
-            shown,
+            request.op.method,
+            request.shown,
             outcome,
             (time.monotonic() - started) * 1000,
-            attempt,
+            request.attempt,
+            extra=request.extra(),
         )
 
 

@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
-import aiohttp
 import msgspec
 from yarl import URL
 
@@ -302,7 +301,24 @@ def account_name(value: object, name: str = "account name") -> str:
 
 def optional_session(value: object) -> None:
     """``None`` or an ``aiohttp.ClientSession`` (a session to borrow)."""
-    if value is not None and not isinstance(value, aiohttp.ClientSession):
+    if value is None:
+        return
+    import aiohttp  # here, not at the top: importing the SDK must not load aiohttp
+
+    if not isinstance(value, aiohttp.ClientSession):
         raise InvalidInputError(
             f"session must be an aiohttp.ClientSession, not {_type_name(value)}"
         )
+
+
+def normalize_base_url(value: str | URL, *, name: str = "base_url") -> URL:
+    """An absolute http(s) URL without user info, query or trailing slash.
+
+    Plain ``http`` is only allowed for loopback hosts (tests, FakeSendcloud):
+    credentials never travel unencrypted over a network.
+    """
+    url = http_url(value, name, credentials_hint="pass them as auth=")
+    if url.query_string or url.fragment:
+        raise InvalidInputError(f"{name} must not have a query or fragment")
+    path = url.raw_path.rstrip("/")
+    return url.with_path(path, encoded=True) if path != url.raw_path else url

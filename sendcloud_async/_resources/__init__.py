@@ -1,4 +1,4 @@
-"""Thin resource classes: validate, build the path, one transport call, name the response type."""
+"""Thin resource classes: check the arguments, name the operation, one transport call."""
 
 from .integrations import Integrations
 from .logs import Logs

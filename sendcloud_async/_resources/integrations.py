@@ -7,13 +7,16 @@ from typing import TYPE_CHECKING
 
 import msgspec
 from msgspec import UNSET, UnsetType
-from yarl import URL
 
 from .. import _validate as check
 from .._errors import InvalidInputError
-from .._models import INTEGRATION_DECODER, INTEGRATION_LIST_DECODER, Integration
-from .._pagination import encode_query_value
-from .._transport import encode_json
+from .._models import Integration
+from .._operations import (
+    INTEGRATIONS_DELETE,
+    INTEGRATIONS_GET,
+    INTEGRATIONS_LIST,
+    INTEGRATIONS_UPDATE,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -40,26 +43,19 @@ class Integrations:
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
 
-    def _url(self, path: str) -> URL:
-        return URL(f"{self._transport.config.base}{path}", encoded=True)
-
     async def list(self, sort: str | None = None) -> builtins.list[Integration]:
         """GET /integrations — every integration of the account.
 
         ``sort`` names a field (``created_at``, ``updated_at``, ``last_fetch``,
         ``failing_since``, ``integration_type``), with a ``-`` prefix for descending.
         """
-        path = "/integrations"
-        if sort is not None:
-            path += f"?sort={encode_query_value(check.non_empty_str(sort, 'sort'))}"
-        resp = await self._transport.request("GET", self._url(path))
-        return resp.decode(INTEGRATION_LIST_DECODER).data
+        order = None if sort is None else check.non_empty_str(sort, "sort")
+        return (await self._transport.call(INTEGRATIONS_LIST, query=(("sort", order),))).data
 
     async def get(self, integration_id: int) -> Integration:
         """GET /integrations/{id} — one integration."""
         iid = check.integration_id(integration_id)
-        resp = await self._transport.request("GET", self._url(f"/integrations/{iid}"))
-        return resp.decode(INTEGRATION_DECODER).data
+        return (await self._transport.call(INTEGRATIONS_GET, {"id": iid})).data
 
     async def update(
         self,
@@ -105,11 +101,9 @@ class Integrations:
             raise InvalidInputError("update() needs at least one field to change")
         if patch.webhook_active is True and patch.webhook_url is None:
             raise InvalidInputError("webhook_active=True needs a webhook_url, not None")
-        await self._transport.request(
-            "PATCH", self._url(f"/integrations/{iid}"), body=encode_json(patch)
-        )
+        await self._transport.call(INTEGRATIONS_UPDATE, {"id": iid}, body=patch)
 
     async def delete(self, integration_id: int) -> None:
         """DELETE /integrations/{id} — delete an integration."""
         iid = check.integration_id(integration_id)
-        await self._transport.request("DELETE", self._url(f"/integrations/{iid}"))
+        await self._transport.call(INTEGRATIONS_DELETE, {"id": iid})

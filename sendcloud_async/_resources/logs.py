@@ -14,28 +14,15 @@ from msgspec import UNSET, UnsetType
 from yarl import URL
 
 from .. import _validate as check
+from .._defaults import DEFAULT_PAGE_SIZE, DEFAULT_WATCH_INTERVAL, DEFAULT_WATCH_START
 from .._errors import InvalidInputError
-from .._models import (
-    LOG_DECODER,
-    LOG_LIST_DECODER,
-    IntegrationLog,
-    LogPage,
-    LogRequest,
-    LogResponse,
-)
-from .._pagination import (
-    PaginationError,
-    cursor_in,
-    cursor_to_str,
-    encode_query_value,
-    find_next_link,
-    follow_link,
-)
-from .._transport import encode_json
+from .._models import IntegrationLog, LogPage, LogRequest, LogResponse
+from .._operations import LOGS_CREATE, LOGS_LIST, LOGS_LIST_ONE
+from .._pagination import PaginationError, cursor_in, cursor_to_str, find_next_link, follow_link
 from .._watch import DEFAULT_LOOKBACK, LogBatch, Page, WatchState, begin, check_lookback, watch
 
 if TYPE_CHECKING:
-    from .._transport import Response, Transport
+    from .._transport import Operation, Response, Transport
 
 
 #: Pages fetched ahead of the consumer by default (0 turns read-ahead off).
@@ -61,7 +48,7 @@ class _Fetched:
         self.next_url = next_url
 
     def items(self) -> list[IntegrationLog]:
-        return self.resp.decode(LOG_LIST_DECODER).data
+        return self.resp.decode(LOGS_LIST.decoder).data
 
     def page(self) -> LogPage:
         # The cursor is decoded here, not while walking: iter() never needs it.
@@ -86,11 +73,13 @@ class _LogCreate(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class _Seen:
-    """What a walk has seen: the URLs it visited (hashed) and the previous page's body."""
+    """A walk: its operation and first URL, the URLs it visited (hashed), the last body."""
 
-    __slots__ = ("last_body", "urls")
+    __slots__ = ("first", "last_body", "op", "urls")
 
-    def __init__(self, first: URL) -> None:
+    def __init__(self, op: Operation[Any], first: URL) -> None:
+        self.op = op
+        self.first = first
         self.urls = {hash(str(first))}
         self.last_body = b""
 
@@ -161,21 +150,16 @@ class Logs:
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
 
-    def _first_url(
+    def _first(
         self, integration_id: int | None, cursor: str | datetime | None, page_size: int | None
-    ) -> URL:
-        base = self._transport.config.base
-        if integration_id is None:
-            path = f"{base}/integrations/logs"
-        else:
-            path = f"{base}/integrations/{check.integration_id(integration_id)}/logs"
-        query = []
+    ) -> _Seen:
+        """A walk from its first page (the account's logs, or one integration's)."""
+        path = None if integration_id is None else {"id": check.integration_id(integration_id)}
+        op = LOGS_LIST if path is None else LOGS_LIST_ONE
         size = check.page_size(page_size)
-        if cursor is not None:
-            query.append(f"cursor={encode_query_value(cursor_to_str(cursor))}")
-        if size is not None:
-            query.append(f"page_size={size}")
-        return URL(f"{path}?{'&'.join(query)}" if query else path, encoded=True)
+        after = None if cursor is None else cursor_to_str(cursor)
+        url = self._transport.url(op, path, (("cursor", after), ("page_size", size)))
+        return _Seen(op, url)
 
     def pages(
         self,
@@ -212,9 +196,9 @@ class Logs:
         page_size: int | None,
         read_ahead: int,
     ) -> AsyncGenerator[_Fetched, None]:
-        url = self._first_url(integration_id, cursor, page_size)
+        seen = self._first(integration_id, cursor, page_size)
         depth = _read_ahead(read_ahead)
-        return self._walk_ahead(url, depth) if depth else self._walk(url)
+        return self._walk_ahead(seen, depth) if depth else self._walk(seen)
 
     @staticmethod
     async def _pages(walk: AsyncGenerator[_Fetched, None]) -> AsyncGenerator[LogPage, None]:
@@ -232,13 +216,15 @@ class Logs:
                     yield item
 
     async def _fetch(self, url: URL, seen: _Seen) -> _Fetched:
-        """GET one page and work out where the next one is (without decoding the items).
+        """Ask for one page of ``seen``'s walk and work out where the next one is.
+
+        The items are not decoded here: ``iter()`` and ``pages()`` do it when used.
 
         A next link already visited, or a page whose body repeats the previous page's
         exactly (the same logs again under a new cursor), stops the walk with
         ``PaginationError`` instead of looping forever.
         """
-        resp = await self._transport.request("GET", url)
+        resp = await self._transport.send(seen.op, url)
         repeated = resp.body == seen.last_body
         seen.last_body = resp.body
         target = find_next_link(resp.headers.getall("Link", ()))
@@ -259,9 +245,9 @@ class Logs:
         seen.urls.add(key)
         return _Fetched(resp, next_url)
 
-    async def _walk(self, url: URL) -> AsyncGenerator[_Fetched, None]:
+    async def _walk(self, seen: _Seen) -> AsyncGenerator[_Fetched, None]:
         # Strictly sequential: one request, yield, next request.
-        seen = _Seen(url)
+        url = seen.first
         while True:
             fetched = await self._fetch(url, seen)
             yield fetched
@@ -269,12 +255,12 @@ class Logs:
                 return
             url = fetched.next_url
 
-    async def _walk_ahead(self, url: URL, depth: int) -> AsyncGenerator[_Fetched, None]:
+    async def _walk_ahead(self, seen: _Seen, depth: int) -> AsyncGenerator[_Fetched, None]:
         # A producer task follows the links, fetching at most ``depth`` pages (raw
         # bodies) beyond the one the consumer is handling (see ``_Handoff``). Errors
         # travel through the hand-off, after the pages fetched before them.
         handoff = _Handoff(depth)
-        producer = asyncio.get_running_loop().create_task(self._produce(url, handoff))
+        producer = asyncio.get_running_loop().create_task(self._produce(seen, handoff))
         try:
             while True:
                 fetched = await handoff.take()
@@ -300,8 +286,8 @@ class Logs:
             if not producer.cancelled():
                 producer.exception()  # retrieved: an error after our exit is moot
 
-    async def _produce(self, url: URL, handoff: _Handoff) -> None:
-        seen = _Seen(url)
+    async def _produce(self, seen: _Seen, handoff: _Handoff) -> None:
+        url = seen.first
         try:
             while True:
                 await handoff.slot()
@@ -318,9 +304,9 @@ class Logs:
         state: WatchState | bytes | None = None,
         *,
         integration_id: int | None = None,
-        start: str | datetime = "now",
-        interval: float = 60.0,
-        page_size: int = 100,
+        start: str | datetime = DEFAULT_WATCH_START,
+        interval: float = DEFAULT_WATCH_INTERVAL,
+        page_size: int = DEFAULT_PAGE_SIZE,
         once: bool = False,
         lookback: float | timedelta = DEFAULT_LOOKBACK,
     ) -> AsyncGenerator[LogBatch, None]:
@@ -345,8 +331,8 @@ class Logs:
         async def fetch(cursor: str | None) -> Page:
             # Each request stands alone: the watch itself refuses links that loop
             # (``_watch.advance``), and it may ask for the same page twice on purpose.
-            url = self._first_url(iid, cursor, size)
-            fetched = await self._fetch(url, _Seen(url))
+            seen = self._first(iid, cursor, size)
+            fetched = await self._fetch(seen.first, seen)
             next_url = fetched.next_url
             cursor_next = None if next_url is None else cursor_in(next_url)
             return Page(fetched.items(), next_url is not None, cursor_next)
@@ -391,9 +377,4 @@ class Logs:
             body.exception_type = check.optional_str(exception_type, "exception_type")
         if exception is not UNSET:
             body.exception = check.optional_str(exception, "exception")
-        resp = await self._transport.request(
-            "POST",
-            URL(f"{self._transport.config.base}/integrations/{iid}/logs", encoded=True),
-            body=encode_json(body),
-        )
-        return resp.decode(LOG_DECODER).data
+        return (await self._transport.call(LOGS_CREATE, {"id": iid}, body=body)).data

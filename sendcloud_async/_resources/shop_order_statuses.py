@@ -7,18 +7,15 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from yarl import URL
 
 from .. import _validate as check
-from .._models import (
-    SHOP_ORDER_STATUS_LIST_DECODER,
-    STATUS_MAPPING_DECODER,
-    ShopOrderStatus,
-    ShopOrderStatusInput,
-    StatusMapping,
-    StatusMappingEntry,
+from .._models import ShopOrderStatus, ShopOrderStatusInput, StatusMapping, StatusMappingEntry
+from .._operations import (
+    SHOP_ORDER_STATUSES_GET_MAPPING,
+    SHOP_ORDER_STATUSES_LIST,
+    SHOP_ORDER_STATUSES_REPLACE,
+    SHOP_ORDER_STATUSES_SET_MAPPING,
 )
-from .._transport import encode_json
 
 if TYPE_CHECKING:
     from .._transport import Transport
@@ -42,9 +39,6 @@ class ShopOrderStatuses:
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
 
-    def _url(self, path: str) -> URL:
-        return URL(f"{self._transport.config.base}{path}", encoded=True)
-
     async def list(
         self,
         integration_id: int,
@@ -53,14 +47,13 @@ class ShopOrderStatuses:
         show_deleted: bool | None = None,
     ) -> builtins.list[ShopOrderStatus]:
         """GET /shop-order-statuses — the statuses, in ``language`` (default en-gb)."""
-        query = f"integration_id={check.integration_id(integration_id)}"
+        iid = check.integration_id(integration_id)
         if language is not None:
-            query += f"&language={check.choice(language, 'language', check.LANGUAGES)}"
+            language = check.choice(language, "language", check.LANGUAGES)
         if show_deleted is not None:
-            deleted = check.boolean(show_deleted, "show_deleted")
-            query += f"&show_deleted={'true' if deleted else 'false'}"
-        resp = await self._transport.request("GET", self._url(f"/shop-order-statuses?{query}"))
-        return resp.decode(SHOP_ORDER_STATUS_LIST_DECODER).data
+            show_deleted = check.boolean(show_deleted, "show_deleted")
+        query = (("integration_id", iid), ("language", language), ("show_deleted", show_deleted))
+        return (await self._transport.call(SHOP_ORDER_STATUSES_LIST, query=query)).data
 
     async def replace(
         self,
@@ -76,20 +69,13 @@ class ShopOrderStatuses:
         """
         iid = check.integration_id(integration_id)
         body = _StatusesBody(iid, check.shop_order_statuses(statuses, allow_empty=allow_empty))
-        await self._transport.request(
-            "POST",
-            self._url("/shop-order-statuses"),
-            body=encode_json(body),
-            idempotent=True,  # it replaces the whole set: repeating it changes nothing
-        )
+        await self._transport.call(SHOP_ORDER_STATUSES_REPLACE, body=body)
 
     async def get_mapping(self, integration_id: int) -> StatusMapping:
         """GET /shop-order-statuses/mapping — status categories mapped onto shop statuses."""
         iid = check.integration_id(integration_id)
-        resp = await self._transport.request(
-            "GET", self._url(f"/shop-order-statuses/mapping?integration_id={iid}")
-        )
-        return resp.decode(STATUS_MAPPING_DECODER).data
+        query = (("integration_id", iid),)
+        return (await self._transport.call(SHOP_ORDER_STATUSES_GET_MAPPING, query=query)).data
 
     async def set_mapping(
         self,
@@ -103,9 +89,4 @@ class ShopOrderStatuses:
         """
         iid = check.integration_id(integration_id)
         body = _MappingBody(iid, check.status_mapping(mapping))
-        await self._transport.request(
-            "POST",
-            self._url("/shop-order-statuses/mapping"),
-            body=encode_json(body),
-            idempotent=True,  # it sets all four categories: repeating it changes nothing
-        )
+        await self._transport.call(SHOP_ORDER_STATUSES_SET_MAPPING, body=body)

@@ -192,9 +192,14 @@ async def test_gate_outlives_an_event_loop() -> None:
         asyncio.run(main())
 
     gate = MemoryGate(sc.RateLimits(get=1, window=0.05))
-    await asyncio.to_thread(in_new_loop)
-    await asyncio.sleep(0.06)
-    gate.release(await asyncio.wait_for(gate.acquire("GET"), 0.5))
+    await asyncio.to_thread(in_new_loop)  # leaves a cancelled waiter of a dead loop behind
+    await asyncio.sleep(0.06)  # the slot it used has cooled down
+    began = time.monotonic()
+    lease = await asyncio.wait_for(gate.acquire("GET"), 0.5)
+    assert time.monotonic() - began < 0.04  # nothing of the dead loop held it up
+    assert gate.in_flight == (1, 0)
+    gate.release(lease)
+    assert gate.in_flight == (0, 0)
 
 
 # -- at the ceiling ---------------------------------------------------------------------------

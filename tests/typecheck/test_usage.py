@@ -27,9 +27,10 @@ async def test_exercise_runs_against_fake_sendcloud(fake: FakeSendcloud) -> None
 async def test_receive_handles_signed_and_unsigned_bodies() -> None:
     """The webhook part runs for a valid event, a bad signature and a bad body."""
     body = b'{"action": "integration_deleted", "timestamp": 1525271885993}'
-    await usage.receive(body, webhooks.sign(body, "webhook-secret"))
-    await usage.receive(body, "0" * 64)
-    await usage.receive(b"[]", webhooks.sign(b"[]", "webhook-secret"))
+    signed, _ = await usage.receive(body, webhooks.sign(body, "webhook-secret"))
+    forged, _ = await usage.receive(body, "0" * 64)
+    broken, _ = await usage.receive(b"[]", webhooks.sign(b"[]", "webhook-secret"))
+    assert (signed, forged, broken) == ("event", "signature", "body")
 
 
 async def test_fake_sendcloud_part_runs() -> None:

@@ -151,17 +151,21 @@ async def exercise(client: sc.SendcloudClient, integration_id: int) -> None:
     assert_type(await client.aclose(), None)
 
 
-async def receive(body: bytes, signature: str | None) -> web.Application:
-    """Webhooks: verify, parse, sign, and the aiohttp receiver."""
+async def receive(
+    body: bytes, signature: str | None
+) -> tuple[Literal["event", "signature", "body"], web.Application]:
+    """Webhooks: verify, parse, sign, and the aiohttp receiver; what the body was."""
     secret = "webhook-secret"
     assert_type(webhooks.sign(body, secret), str)
     assert_type(webhooks.verify_signature(body, webhooks.sign(body, secret), secret), None)
+    outcome: Literal["event", "signature", "body"] = "event"
     try:
         event = webhooks.parse_event(body, signature=signature, secret=secret)
     except webhooks.InvalidSignatureError as err:
         assert_type(err.reason, Literal["missing", "malformed", "mismatch"])
+        outcome = "signature"
     except sc.DecodeError:
-        pass
+        outcome = "body"
     else:
         assert_type(event, webhooks.WebhookEvent)
         assert_type(event.action, str)
@@ -182,7 +186,7 @@ async def receive(body: bytes, signature: str | None) -> web.Application:
 
     app = web.Application()
     app.router.add_post("/hook", webhooks.aiohttp_handler(secret, on_event, max_body_size=1024))
-    return app
+    return outcome, app
 
 
 async def fake_sendcloud() -> None:

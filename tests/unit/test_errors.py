@@ -527,3 +527,73 @@ def test_build_api_error_never_raises_on_json(status: int, doc: Any) -> None:
         assert err.status == status
         assert all(isinstance(e, ErrorObject) for e in err.errors)
         assert isinstance(str(err), str)
+
+
+def test_state_configuration_error_is_permanent_and_pickles() -> None:
+    """StateConfigurationError: a SendcloudError, not the transient StateUnavailableError."""
+    err = sc.StateConfigurationError("Redis wants a password", reason="authentication")
+    assert isinstance(err, sc.SendcloudError)
+    assert not isinstance(err, sc.StateUnavailableError)
+    copy = pickle.loads(pickle.dumps(err))
+    assert (type(copy), str(copy), copy.reason) == (
+        sc.StateConfigurationError,
+        "Redis wants a password",
+        "authentication",
+    )
+
+
+def _drawn_tree() -> dict[str, str]:
+    """The tree drawn in ``_errors``' docstring: each class name and its parent's."""
+    import re
+
+    import sendcloud_async._errors as errors_module
+
+    doc = errors_module.__doc__ or ""
+    parents: dict[str, str] = {}
+    stack: list[str] = []
+    for line in doc.splitlines():
+        found = re.match(r"^    ((?:[│ ]   )*)(?:[├└]── )?(\w+Error)\s", line)
+        if not found:
+            continue
+        depth = len(found.group(1)) // 4 + (1 if "──" in line else 0)
+        del stack[depth:]
+        if stack:
+            parents[found.group(2)] = stack[-1]
+        stack.append(found.group(2))
+    return parents
+
+
+def _every_sendcloud_error() -> set[type[BaseException]]:
+    import importlib
+    import pkgutil
+
+    import sendcloud_async
+
+    for module in pkgutil.walk_packages(sendcloud_async.__path__, "sendcloud_async."):
+        if module.name.startswith(
+            ("sendcloud_async._cli", "sendcloud_async.testing", "sendcloud_async.__main__")
+        ):
+            continue  # the command line's and the fake's own, not the SDK's
+        importlib.import_module(module.name)
+    found: set[type[BaseException]] = set()
+    todo: list[type[BaseException]] = [SendcloudError]
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            if sub.__module__.startswith("sendcloud_async") and sub not in found:
+                found.add(sub)
+                todo.append(sub)
+    return found
+
+
+def test_the_drawn_tree_names_every_error_under_its_real_parent() -> None:
+    """Every subclass of SendcloudError is drawn, under the class it derives from."""
+    drawn = _drawn_tree()
+    classes = {cls.__name__: cls for cls in _every_sendcloud_error()}
+    assert sorted(set(classes) - set(drawn)) == []  # none left out
+    assert sorted(set(drawn) - set(classes)) == []  # none that does not exist
+    for name, parent in drawn.items():
+        cls = classes[name]
+        assert parent in [base.__name__ for base in cls.__mro__[1:]], (name, parent)
+        direct = [b.__name__ for b in cls.__bases__ if issubclass(b, SendcloudError)]
+        assert direct == [parent], (name, direct, parent)
