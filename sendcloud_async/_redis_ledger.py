@@ -1,4 +1,4 @@
-"""``RedisEventLedger``: the webhook ``EventLedger`` shared by several receiver processes.
+"""``RedisEventLedger``: the webhook ``EventLedger`` over a Redis store, shared by processes.
 
 ::
 
@@ -10,11 +10,12 @@
     handler = webhooks.aiohttp_handler(secret, on_event, ledger=ledger)
     app.router.add_post("/sendcloud/webhook", handler)
 
-Same verdicts and the same ``handling`` semantics as the in-memory
-``webhooks.EventLedger`` (which decides what an event's object and delivery
-are: ``webhooks._event_key``); every step is one Lua script run atomically by
-Redis, so two processes can never both admit the same delivery, both work on
-the same object at once, or admit an event older than one already admitted.
+``RedisEventLedger`` is ``webhooks.EventLedger`` with a ``RedisLedgerStore``: the
+same verdicts and ``handling`` (the ledger decides what an event's object and
+delivery are, ``webhooks._ledger.event_key``); the store answers each step of the
+``webhooks.LedgerStore`` protocol with one Lua script run atomically by Redis, so
+two processes can never both admit the same delivery, both work on the same object
+at once, or admit an event older than one already admitted.
 
 Keys (``NS`` is the ``RedisState``'s namespace; ``{scope}`` is the object,
 ``parcel:ID``, ``integration:ID``, ``return:ID`` or ``event:SHA256``, in braces
@@ -29,24 +30,30 @@ so that Redis Cluster keeps an object's keys in one slot):
   mid-event does not block the object's retries for longer.
 
 Keys hold ids, actions, times and hashes, never a secret or a payload. The
-connection handling is the ``RedisState``'s: its pool and timeouts, and
-``StateUnavailableError`` when Redis cannot be reached (the receiver answers
-503 and Sendcloud retries).
+connection handling is the ``RedisState``'s ``RedisConnection`` (``_redis_conn``):
+its pool and timeouts, ``StateUnavailableError`` when Redis cannot be reached
+(the receiver answers 503 and Sendcloud retries), ``ClientClosedError`` once the
+``RedisState`` is closed.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final, cast
 
+from ._errors import InvalidInputError
 from ._validate import positive_seconds
-from .webhooks import EventLedger, _EventKey, _Outcome
+from .webhooks import EventLedger, LedgerKey
+from .webhooks._store import DEFAULT_TTL, Outcome
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
     from ._redis_state import RedisState
 
-__all__ = ["RedisEventLedger"]
+__all__ = ["RedisEventLedger", "RedisLedgerStore"]
+
+#: How long a claim outlives a receiver that died while handling an event, by default.
+DEFAULT_LEASE: Final = 60.0
 
 #: KEYS: latest, seen, claim. ARGV: op, at (µs, or '' for no stale check), ttl_ms,
 #: lease_ms, token. op 'admit' checks and records; 'begin' checks and claims the object
@@ -83,44 +90,70 @@ if op == 'admit' then return 'new' end
 return 'ok'
 """
 
-_OUTCOMES: Final = frozenset({"new", "duplicate", "stale", "busy"})
 
+class RedisLedgerStore:
+    """A ``webhooks.LedgerStore`` in Redis, shared by every process using the same namespace.
 
-class RedisEventLedger(EventLedger):
-    """An ``EventLedger`` in Redis, shared by every process using the same ``RedisState``.
-
-    ``state`` is borrowed (close it yourself). ``ttl`` is how long an admitted
-    delivery and an object's newest time are remembered (default one day; keep
-    it at least ``parse_event``'s ``max_age``); ``lease`` bounds how long a
-    receiver that died while handling an event keeps its object claimed (make
-    it longer than a handler can take; default 60 s). Redis's memory limits
-    bound its size, not ``max_entries``. ``counts`` counts this process's verdicts.
+    ``state`` is borrowed (close it yourself); every call goes through its
+    ``RedisConnection`` (the pool, time-outs and "unreachable" rule of every
+    Redis piece), and raises ``ClientClosedError`` once ``state`` is closed.
+    ``ttl`` is how long an admitted delivery and an object's newest time are
+    remembered (default one day; keep it at least ``parse_event``'s
+    ``max_age``); ``lease`` bounds how long a receiver that died while handling
+    an event keeps its object claimed (make it longer than a handler can take;
+    default 60 s). Redis's memory limits bound its size.
     """
 
-    def __init__(self, state: RedisState, *, ttl: float = 86_400.0, lease: float = 60.0) -> None:
+    __slots__ = ("_connection", "_prefix", "_script", "_state", "lease", "ttl")
+
+    def __init__(
+        self, state: RedisState, *, ttl: float = DEFAULT_TTL, lease: float = DEFAULT_LEASE
+    ) -> None:
         from ._redis_state import RedisState
 
         if not isinstance(state, RedisState):
-            raise TypeError(f"state must be a RedisState, got {type(state).__name__}")
-        super().__init__(ttl=ttl)
+            raise InvalidInputError(f"state must be a RedisState, got {type(state).__name__}")
+        self.ttl = positive_seconds(ttl, "ttl")
         self.lease = positive_seconds(lease, "lease")
         self._state = state
+        self._connection = state.connection
         self._prefix = f"{state.namespace}:webhooks"
-        self._script: AsyncScript = state.client.register_script(_LEDGER)
+        self._script: AsyncScript = self._connection.register_script(_LEDGER)
 
     def __repr__(self) -> str:
-        return f"<RedisEventLedger namespace={self._state.namespace!r} {dict(self.counts)}>"
+        return (
+            f"<RedisLedgerStore namespace={self._state.namespace!r} "
+            f"ttl={self.ttl:g} lease={self.lease:g}>"
+        )
 
-    @property
-    def size(self) -> int:
-        """Always 0: the entries live in Redis (count its ``NS:webhooks:*`` keys instead)."""
-        return 0
+    async def admit(self, key: LedgerKey) -> Outcome:
+        return await self._outcome("admit", key)
 
-    def _keys_of(self, key: _EventKey) -> list[str]:
+    async def claim(self, key: LedgerKey, token: str) -> Outcome:
+        return await self._outcome("begin", key, token)
+
+    async def commit(self, key: LedgerKey, token: str) -> None:
+        await self._run("commit", key, token)
+
+    async def release(self, key: LedgerKey, token: str) -> None:
+        await self._run("release", key, token)
+
+    async def size(self) -> int:
+        """The admitted deliveries Redis remembers: its ``NS:webhooks:{…}:seen:*`` keys.
+
+        Walks the keyspace with ``SCAN`` (expired keys are not returned), one round
+        trip per thousand keys: a figure for monitoring, not for every request.
+        """
+        found: set[str] = set()  # SCAN may return a key twice
+        async for keys in self._connection.scan(self._prefix, ":{*}:seen:*"):
+            found.update(keys)
+        return len(found)
+
+    def _keys_of(self, key: LedgerKey) -> list[str]:
         base = f"{self._prefix}:{{{key.scope}}}"
         return [f"{base}:latest", f"{base}:seen:{key.fingerprint}", f"{base}:claim"]
 
-    async def _run(self, op: str, key: _EventKey, token: str = "") -> str:
+    async def _run(self, op: str, key: LedgerKey, token: str = "") -> str:
         keys = self._keys_of(key)
         args: list[str | int] = [
             op,
@@ -133,23 +166,27 @@ class RedisEventLedger(EventLedger):
         async def call() -> object:
             return await self._script(keys=keys, args=args)
 
-        result = await self._state._call(call)
+        result = await self._connection.call(call)
         return result.decode() if isinstance(result, bytes) else str(result)
 
-    async def _outcome(self, op: str, key: _EventKey, token: str = "") -> _Outcome:
-        result = await self._run(op, key, token)
-        if result not in _OUTCOMES:
-            raise RuntimeError(f"unexpected answer from the ledger script: {result!r}")
-        return cast("_Outcome", result)
+    async def _outcome(self, op: str, key: LedgerKey, token: str = "") -> Outcome:
+        # The script answers one of the four (the ledger checks every store's answer).
+        return cast("Outcome", await self._run(op, key, token))
 
-    async def _admit(self, key: _EventKey) -> _Outcome:
-        return await self._outcome("admit", key)
 
-    async def _begin(self, key: _EventKey, token: str) -> _Outcome:
-        return await self._outcome("begin", key, token)
+class RedisEventLedger(EventLedger):
+    """An ``EventLedger`` over a ``RedisLedgerStore``: shared by every process using ``state``.
 
-    async def _commit(self, key: _EventKey, token: str) -> None:
-        await self._run("commit", key, token)
+    ``state`` is borrowed (close it yourself). ``ttl`` is how long an admitted
+    delivery and an object's newest time are remembered (default one day; keep
+    it at least ``parse_event``'s ``max_age``); ``lease`` bounds how long a
+    receiver that died while handling an event keeps its object claimed (make
+    it longer than a handler can take; default 60 s). Redis's memory limits
+    bound its size; ``await ledger.size()`` counts the deliveries Redis
+    remembers, from every process. ``counts`` counts this process's verdicts.
+    """
 
-    async def _release(self, key: _EventKey, token: str) -> None:
-        await self._run("release", key, token)
+    def __init__(
+        self, state: RedisState, *, ttl: float = DEFAULT_TTL, lease: float = DEFAULT_LEASE
+    ) -> None:
+        super().__init__(RedisLedgerStore(state, ttl=ttl, lease=lease))

@@ -2,8 +2,11 @@
 
 The public module is ``sendcloud_async.redis`` (its docstring has the key layout
 and the behaviour when Redis is unreachable); this module holds the state
-backend itself, so that the other Redis pieces (the webhook ledger, the watch
-store) can build on it without importing the public module.
+backend itself, so that the webhook ledger can build on it without importing the
+public module. Every call goes through the state's ``RedisConnection``
+(``_redis_conn``), which decides what an outage is; the state adds only its pause
+after one (``retry_interval``), during which the gates and the token cache fall
+back at once.
 """
 
 from __future__ import annotations
@@ -19,27 +22,31 @@ import secrets
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import msgspec
 
-from ._aio import keep_cancel
-from ._errors import InvalidInputError, StateUnavailableError
+from ._errors import (
+    ClientClosedError,
+    InvalidInputError,
+    StateConfigurationError,
+    StateUnavailableError,
+)
 from ._flows import CachedToken
 from ._ratelimit import SAFE_METHODS, GateBlockedError, MemoryGate, RateLimits
+from ._redis_conn import (
+    NOW_LUA,
+    RedisConnection,
+    RedisPiece,
+    borrow,
+    check_namespace,
+    redis_failure,
+)
 from ._state import StateBackend
 from ._validate import positive_seconds
 
-try:
-    import redis.asyncio as aioredis
-    from redis import exceptions as redis_errors
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "sendcloud_async.redis needs the redis package: pip install 'sendcloud-async[redis]'"
-    ) from exc
-
 if TYPE_CHECKING:
+    import redis.asyncio as aioredis
     from redis.commands.core import AsyncScript
 
 __all__ = ["RedisState"]
@@ -48,32 +55,9 @@ logger: Final = logging.getLogger("sendcloud_async")
 
 _T = TypeVar("_T")
 
-#: How long a call waits for a free connection of a full (non-blocking) redis-py pool
-#: before Redis counts as unreachable.
-_POOL_WAIT: Final = 5.0
-#: The longest one round trip to Redis may take before Redis counts as unreachable (a
-#: bound even for a client made without ``socket_timeout``).
-_CALL_TIMEOUT: Final = 10.0
 #: The longest pause between two asks for a slot held by requests in flight.
 _MAX_POLL: Final = 0.25
-#: Connections of the pool ``RedisState.from_url`` makes, unless told otherwise.
-DEFAULT_MAX_CONNECTIONS: Final = 32
 
-#: Errors that mean "Redis cannot be reached now" (anything else is a bug and propagates);
-#: the one list every Redis piece uses.
-UNREACHABLE: Final = (
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
-    OSError,
-    asyncio.TimeoutError,
-)
-
-#: Redis's own clock, in milliseconds, so workers on different machines agree (a Lua
-#: prologue every script that needs "now" starts with).
-NOW_LUA: Final = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
 
 #: KEYS: flight, cool, blocked. ARGV: limit, concurrency, window_ms, lease_ms, lease_id, poll_ms.
 #: Returns {1, 0} when granted, {0, ms} to wait for budget, {-1, ms} to wait out a block,
@@ -129,7 +113,8 @@ return till
 
 #: KEYS: token, lock. ARGV: owner, lock_ms, leeway_ms. Returns {value or false, pttl, locked}:
 #: the token while more than its leeway (capped at half its lifetime) is left; otherwise
-#: the lock for ``owner`` is taken if free (locked = 1).
+#: the lock for ``owner`` is taken if free (locked = 1), or said to be held if ``owner``
+#: holds it already (a call tried again after its reply was lost).
 _TOKEN_OR_LOCK: Final = """
 local value = redis.call('GET', KEYS[1])
 local pttl = redis.call('PTTL', KEYS[1])
@@ -141,7 +126,7 @@ if value then
   end
 end
 local got = redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', tonumber(ARGV[2]))
-if got then return {value or false, pttl, 1} end
+if got or redis.call('GET', KEYS[2]) == ARGV[1] then return {value or false, pttl, 1} end
 return {value or false, pttl, 0}
 """
 
@@ -164,6 +149,15 @@ return 0
 """
 
 
+def _again(
+    exc: StateUnavailableError | StateConfigurationError | ClientClosedError,
+) -> BaseException:
+    """A fresh copy of ``exc`` for one more waiter (an exception is raised in one place)."""
+    if isinstance(exc, StateConfigurationError):
+        return StateConfigurationError(str(exc), reason=exc.reason)
+    return type(exc)(str(exc))
+
+
 class _StoredToken(msgspec.Struct):
     access_token: str
     lifetime: float
@@ -177,31 +171,32 @@ _TOKEN_ENCODER: Final = msgspec.json.Encoder()
 _TOKEN_DECODER: Final = msgspec.json.Decoder(_StoredToken)
 
 
-class RedisState(StateBackend):
+class RedisState(StateBackend, RedisPiece):
     """Rate gates and OAuth2 tokens shared by every process using the same Redis.
 
-    ``client`` is a ``redis.asyncio.Redis`` (borrowed: ``aclose()`` leaves it
-    open); ``RedisState.from_url(url)`` makes one and owns it. Give it short
-    timeouts (``from_url`` uses 2 s) so that an unreachable Redis is noticed
-    quickly. ``namespace`` prefixes every key. ``lease`` bounds how long a
-    crashed worker's in-flight requests keep counting (make it longer than a
-    request can take). ``lock_ttl`` bounds how long a crashed worker's token
-    lock blocks the others. ``poll_interval`` is how often a request waiting
-    for an unsafe-concurrency slot asks again. See the module docstring for
-    ``on_unavailable``, ``local_share`` and ``retry_interval``.
+    ``client`` is a ``redis.asyncio.Redis`` or a ``RedisConnection`` (borrowed:
+    ``aclose()`` leaves it open; a ``RedisConnection`` shares one pool with the
+    watch store); ``RedisState.from_url(url)`` makes one and owns it. Give a
+    client of your own short timeouts (``from_url`` uses 2 s) so that an
+    unreachable Redis is noticed quickly. ``namespace`` prefixes every key.
+    ``lease`` bounds how long a crashed worker's in-flight requests keep
+    counting (make it longer than a request can take). ``lock_ttl`` bounds how
+    long a crashed worker's token lock blocks the others. ``poll_interval`` is
+    how often a request waiting for an unsafe-concurrency slot asks again. See
+    the module docstring for ``on_unavailable``, ``local_share`` and
+    ``retry_interval``. After ``aclose()`` every call raises ``ClientClosedError``.
 
     Use one ``RedisState`` per event loop (redis-py's connections belong to one).
     """
 
     __slots__ = (
-        "_client",
+        "_connection",
         "_down_since",
         "_down_until",
         "_flusher",
         "_gates",
         "_lease_ids",
         "_outbox",
-        "_owns_client",
         "_scripts",
         "_tasks",
         "lease",
@@ -215,7 +210,7 @@ class RedisState(StateBackend):
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: aioredis.Redis | RedisConnection,
         *,
         namespace: str = "sendcloud-async",
         on_unavailable: Literal["local", "raise"] = "local",
@@ -226,12 +221,7 @@ class RedisState(StateBackend):
         retry_interval: float = 5.0,
     ) -> None:
         super().__init__()
-        if not isinstance(client, aioredis.Redis):
-            raise InvalidInputError(
-                f"client must be a redis.asyncio.Redis, not {type(client).__name__}"
-            )
-        if not isinstance(namespace, str) or not namespace or "{" in namespace:
-            raise InvalidInputError("namespace must be a non-empty string without '{'")
+        connection = borrow(client, "RedisState")
         if on_unavailable not in ("local", "raise"):
             raise InvalidInputError(
                 f"on_unavailable must be 'local' or 'raise', not {on_unavailable!r}"
@@ -242,9 +232,8 @@ class RedisState(StateBackend):
             or not 0 < local_share <= 1
         ):
             raise InvalidInputError(f"local_share must be in (0, 1], got {local_share!r}")
-        self._client = client
-        self._owns_client = False
-        self.namespace = namespace
+        self._connection = connection
+        self.namespace = check_namespace(namespace)
         self.on_unavailable = on_unavailable
         self.local_share = float(local_share)
         self.lease = positive_seconds(lease, "lease")
@@ -252,7 +241,7 @@ class RedisState(StateBackend):
         self.poll_interval = positive_seconds(poll_interval, "poll_interval")
         self.retry_interval = positive_seconds(retry_interval, "retry_interval")
         self._scripts: dict[str, AsyncScript] = {
-            name: client.register_script(text)
+            name: connection.register_script(text)
             for name, text in (
                 ("acquire", _ACQUIRE),
                 ("release", _RELEASE),
@@ -279,36 +268,11 @@ class RedisState(StateBackend):
 
         Options for ``RedisState`` (``namespace``, ``on_unavailable``, …) are taken
         out of ``options``; the rest configure redis-py's ``BlockingConnectionPool``
-        (``max_connections`` 32 and 2-second socket timeouts unless given): with
-        thousands of accounts, calls queue for a connection rather than open one each.
+        (``max_connections`` 32 and 2-second socket timeouts unless given; see
+        ``RedisConnection.from_url``): with thousands of accounts, calls queue for a
+        connection rather than open one each.
         """
-        own: dict[str, Any] = {}
-        for name in (
-            "namespace",
-            "on_unavailable",
-            "local_share",
-            "lease",
-            "lock_ttl",
-            "poll_interval",
-            "retry_interval",
-        ):
-            if name in options:
-                own[name] = options.pop(name)
-        options.setdefault("socket_timeout", 2.0)
-        options.setdefault("socket_connect_timeout", 2.0)
-        options.setdefault("max_connections", DEFAULT_MAX_CONNECTIONS)
-        # Waiting for a free connection is queueing, not an outage: no time limit there
-        # (an unreachable Redis shows as a connect or socket timeout instead).
-        options.setdefault("timeout", None)
-        pool = aioredis.BlockingConnectionPool.from_url(url, **options)
-        state = cls(aioredis.Redis(connection_pool=pool), **own)
-        state._owns_client = True
-        return state
-
-    @property
-    def client(self) -> aioredis.Redis:
-        """The redis-py client."""
-        return self._client
+        return cls._open(url, options)
 
     @property
     def available(self) -> bool:
@@ -336,19 +300,22 @@ class RedisState(StateBackend):
         return next(self._lease_ids)
 
     async def _call(self, call: Callable[[], Awaitable[_T]]) -> _T:
-        """Run one Redis call; ``StateUnavailableError`` if Redis cannot be reached."""
+        """One call through the connection, unless Redis was unreachable a moment ago.
+
+        After an outage the state does not ask Redis again for ``retry_interval``
+        seconds (the gates and the token cache fall back at once meanwhile);
+        what an outage is, and every other rule of a call, is the connection's.
+        """
         started = time.monotonic()
-        if started < self._down_until:
+        if started < self._down_until and not self.closed:
             raise StateUnavailableError(
                 f"Redis is unreachable (retrying in {self._down_until - started:.1f} s)"
             )
         try:
-            result = await self._with_free_connection(call)
-        except UNREACHABLE as exc:
-            self._mark_down(exc)
-            raise StateUnavailableError(
-                f"Redis is unreachable: {type(exc).__name__}: {exc}"
-            ) from exc
+            result = await self._connection.call(call)
+        except StateUnavailableError as exc:
+            self._mark_down(exc.__cause__ or exc)
+            raise
         down_since = self._down_since
         if down_since is not None and started >= self._down_until:
             # Only a call that began after the pause proves Redis is back.
@@ -358,21 +325,6 @@ class RedisState(StateBackend):
             )
             self._down_since = None
         return result
-
-    @staticmethod
-    async def _with_free_connection(call: Callable[[], Awaitable[_T]]) -> _T:
-        """``call()``; a full connection pool is waited for (up to 5 s), not taken for an outage."""
-        pause = 0.001
-        deadline = time.monotonic() + _POOL_WAIT
-        while True:
-            try:
-                async with asyncio.timeout(_CALL_TIMEOUT):
-                    return await keep_cancel(call())
-            except redis_errors.MaxConnectionsError:
-                if time.monotonic() > deadline:
-                    raise
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.05)
 
     def _mark_down(self, exc: BaseException) -> None:
         now = time.monotonic()
@@ -396,8 +348,11 @@ class RedisState(StateBackend):
     def _send_later(self, name: str, keys: list[str], args: list[str | int]) -> None:
         """Queue a fire-and-forget script (a release, a block) for the next pipeline.
 
-        Failures only mean that a lease or a block expires by itself.
+        Failures only mean that a lease or a block expires by itself (after
+        ``aclose()`` nothing is sent any more).
         """
+        if self.closed:
+            return
         self._outbox.append((name, keys, args, None))
         self._ensure_flusher()
 
@@ -428,16 +383,17 @@ class RedisState(StateBackend):
                 batch, self._outbox = self._outbox, []
                 try:
                     results = await self._call(functools.partial(self._pipeline, batch))
-                except StateUnavailableError as exc:
+                except (StateUnavailableError, StateConfigurationError, ClientClosedError) as exc:
                     for *_, future in batch:
                         if future is not None and not future.done():
-                            future.set_exception(StateUnavailableError(str(exc)))
+                            future.set_exception(_again(exc))
                     continue
                 for (*_, future), result in zip(batch, results, strict=True):
                     if future is None or future.done():
                         continue
                     if isinstance(result, Exception):
-                        future.set_exception(result)
+                        # one script's error in the pipeline (a NOPERM, say): judged the same way
+                        future.set_exception(redis_failure(result) or result)
                     else:
                         future.set_result(result)
                 batch = []
@@ -448,7 +404,7 @@ class RedisState(StateBackend):
                     future.cancel()  # the flusher itself was cancelled (loop shutting down)
 
     async def _pipeline(self, batch: list[_Queued]) -> list[Any]:
-        async with self._client.pipeline(transaction=False) as pipe:
+        async with self.client.pipeline(transaction=False) as pipe:
             for name, keys, args, _ in batch:
                 await self._scripts[name](keys=keys, args=args, client=pipe)
             results: list[Any] = await pipe.execute(raise_on_error=False)
@@ -457,24 +413,14 @@ class RedisState(StateBackend):
     # -- lifecycle --------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Finish pending releases; close the Redis client if ``from_url`` made it."""
+        """Finish pending releases; close the Redis client if ``from_url`` made it.
+
+        Every call raises ``ClientClosedError`` after (a request through a pool that
+        uses this state, too). Idempotent.
+        """
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._owns_client:
-            self._owns_client = False
-            await self._client.aclose()
-            await self._client.connection_pool.disconnect()
-
-    async def __aenter__(self) -> RedisState:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+        await super().aclose()
 
     def __repr__(self) -> str:
         return f"<RedisState namespace={self.namespace!r} available={self.available}>"

@@ -42,18 +42,46 @@ e.g. 0.25 with four workers) and with tokens of its own, trying Redis again
 every ``retry_interval`` seconds and logging INFO when it answers. With
 ``on_unavailable="raise"`` calls raise ``StateUnavailableError`` instead (the
 transport retries them like a connection failure).
+
+**When Redis refuses how it is reached** — it wants a password the URL does not
+give, refuses the one it gives, has no such database, or the URL's user may not
+run a command — no retry can help and nothing falls back: every Redis piece
+raises ``StateConfigurationError`` (its ``reason`` is ``"authentication"``,
+``"database"`` or ``"permission"``). A database that is not a number
+(``redis://host/abc``, which redis-py would take for database 0) is refused by
+``from_url`` with ``InvalidInputError``. ``_redis_conn.redis_failure`` is the one
+place that tells a permanent error from an outage.
+
+**One connection pool for every piece.** Each ``from_url`` makes a pool of its
+own. To share one, make a ``RedisConnection`` and hand it to each piece; closing
+a piece leaves a connection it was given open::
+
+    async with RedisConnection.from_url("redis://localhost:6379/0") as connection:
+        state = RedisState(connection)  # gates, tokens (and RedisEventLedger(state))
+        store = RedisWatchStore(connection, lease=10.0)  # watch leases and streams
+        ...
+
+Every call of every piece goes through ``RedisConnection.call``: one time limit,
+one rule for what "unreachable" is, one retry on a fresh connection after a
+Redis restart, and ``ClientClosedError`` after ``aclose()``.
 """
 
 from __future__ import annotations
 
-from ._errors import StateUnavailableError
+from ._errors import StateConfigurationError, StateUnavailableError
+from ._redis_conn import RedisConnection
 from ._redis_ledger import RedisEventLedger
 from ._redis_state import RedisState
 from ._redis_watch import (
+    AccountFailing,
+    AccountRecovered,
     AccountWatch,
     Commit,
+    CoordinatorEvent,
     LeaseEvent,
     LeaseLostError,
+    RedisDown,
+    RedisUp,
     RedisWatchCoordinator,
     RedisWatchStore,
     WatchLease,
@@ -64,14 +92,21 @@ from ._redis_watch import (
 )
 
 __all__ = [
+    "AccountFailing",
+    "AccountRecovered",
     "AccountWatch",
     "Commit",
+    "CoordinatorEvent",
     "LeaseEvent",
     "LeaseLostError",
+    "RedisConnection",
+    "RedisDown",
     "RedisEventLedger",
     "RedisState",
+    "RedisUp",
     "RedisWatchCoordinator",
     "RedisWatchStore",
+    "StateConfigurationError",
     "StateUnavailableError",
     "WatchLease",
     "WatchSource",

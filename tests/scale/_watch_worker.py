@@ -3,7 +3,9 @@
     python -m tests.scale._watch_worker '{"redis": ..., "base_url": ..., "accounts": [...]}'
 
 It prints one JSON line per lease event (``{"t": monotonic, "event": ..., "account": ...,
-"token": ...}``), ``{"event": "ready"}`` once set up, and a summary line after SIGTERM
+"token": ...}``, ``event`` the ``LeaseEvent``'s kind), one per other coordinator event
+(``{"t": ..., "event": "redis_down"}``: its name), ``{"event": "ready"}`` once set up, and
+a summary line after SIGTERM
 (a clean stop). With ``"pause_at": N`` it stops itself with SIGSTOP right before
 its N-th write of new logs (after its own lease check: the worst moment), and once
 continued sends that stale write anyway and prints what the fence said.
@@ -21,6 +23,7 @@ from typing import Any
 
 import sendcloud_async as sc
 from sendcloud_async.redis import (
+    CoordinatorEvent,
     LeaseEvent,
     LeaseLostError,
     RedisState,
@@ -99,8 +102,11 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
             interval=config["interval"],
         )
 
-        def on_event(event: LeaseEvent) -> None:
-            emit(event.kind, account=event.account, token=event.token)
+        def on_event(event: CoordinatorEvent) -> None:
+            if isinstance(event, LeaseEvent):
+                emit(event.kind, account=event.account, token=event.token)
+            else:
+                emit(event.name)
 
         coordinator = RedisWatchCoordinator(store, list(auths), watch, on_event=on_event)
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, coordinator.stop)

@@ -43,11 +43,13 @@ def free_port() -> int:
         return port
 
 
-def _ping(port: int) -> bool:
+def _ping(port: int, *, answered: bool = False) -> bool:
+    """Whether Redis answers PING (``answered``: answers at all, e.g. NOAUTH with a password)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            reply = sock.recv(64)
+            return reply.startswith(b"+PONG") or (answered and reply.startswith(b"-"))
     except OSError:
         return False
 
@@ -60,6 +62,8 @@ class RedisServer:
     port: int
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
+    #: More ``redis-server`` options (``("--requirepass", "…")``).
+    extra: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -84,12 +88,13 @@ class RedisServer:
                 "yes",
                 "--loglevel",
                 "warning",
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 5.0
-        while not _ping(self.port):
+        while not _ping(self.port, answered=bool(self.extra)):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"redis-server did not start on port {self.port}")

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,8 +17,11 @@ from aiohttp import web
 
 from sendcloud_async import webhooks
 from sendcloud_async.testing import FakeSendcloud
+from sendcloud_async.webhooks._parse import decode_event
+from tests._ledger_stores import UNAVAILABLE, meet_alike
+from tests._serve import serving
 
-from .conftest import RedisServer, free_port
+from .conftest import RedisServer, free_port, redis_binary
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -62,7 +65,7 @@ def text(value: bytes | str) -> str:
 
 def decode(obj: dict[str, Any]) -> webhooks.WebhookEvent:
     """A decoded event (the ledger only sees verified, decoded events)."""
-    return webhooks._decode(json.dumps(obj).encode())
+    return decode_event(json.dumps(obj).encode())
 
 
 def parcel(ident: int, when: float) -> webhooks.WebhookEvent:
@@ -113,6 +116,7 @@ async def test_redis_ledger_gives_the_in_memory_verdicts(states: StateFactory) -
     assert in_memory == EXPECTED
     assert in_redis == EXPECTED
     assert shared.counts == memory.counts
+    assert await shared.size() == await memory.size() == EXPECTED.count("new")
 
 
 async def test_two_processes_see_each_others_admissions(states: StateFactory) -> None:
@@ -206,14 +210,47 @@ async def test_failed_handling_is_not_admitted(states: StateFactory) -> None:
     assert (first.counts["failed"], second.counts["new"]) == (1, 1)
 
 
-async def test_a_dead_receivers_claim_expires_after_its_lease(states: StateFactory) -> None:
-    """A claim never finished (its process died) blocks the object for ``lease`` seconds only."""
-    dead, alive = redis_ledger(states, lease=0.2), redis_ledger(states)
-    claim = await dead._claim(parcel(7, 1000))  # and then the process is gone
-    assert claim.verdict == "new"
+#: A receiver that claims parcel 7 inside ``handling`` and then hangs there until killed.
+DYING_RECEIVER = """
+import asyncio, sys
+from sendcloud_async import webhooks
+from sendcloud_async.redis import RedisEventLedger, RedisState
+
+async def main(url, namespace):
+    body = b'{"action": "parcel_status_changed", "timestamp": 1000, "parcel": {"id": 7}}'
+    event = webhooks.parse_event(body, signature=webhooks.sign(body, "s"), secret="s")
+    async with RedisState.from_url(url, namespace=namespace) as state:
+        async with RedisEventLedger(state, lease=1.0).handling(event) as verdict:
+            print(verdict, flush=True)
+            await asyncio.sleep(60)
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+async def test_a_killed_receivers_claim_expires_after_its_lease(
+    states: StateFactory, redis_server: RedisServer, namespace: str
+) -> None:
+    """A receiver SIGKILLed inside ``handling`` blocks its object for ``lease`` seconds only."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        DYING_RECEIVER,
+        redis_server.url,
+        namespace,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        assert await asyncio.wait_for(proc.stdout.readline(), 30) == b"new\n"
+    finally:
+        proc.kill()  # SIGKILL: no release, no commit
+        await proc.wait()
+    alive = redis_ledger(states)
     with pytest.raises(webhooks.EventInFlightError, match="parcel:7"):
         await alive.admit(parcel(7, 1000))
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(1.1)
     assert await alive.admit(parcel(7, 1000)) == "new"
 
 
@@ -222,7 +259,7 @@ def test_redis_ledger_checks_its_arguments(states: StateFactory) -> None:
     from sendcloud_async._errors import InvalidInputError
     from sendcloud_async.redis import RedisEventLedger
 
-    with pytest.raises(TypeError, match="state must be a RedisState, got EventLedger"):
+    with pytest.raises(InvalidInputError, match="state must be a RedisState, got EventLedger"):
         RedisEventLedger(webhooks.EventLedger())  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="lease must be a positive number of seconds"):
         RedisEventLedger(states(), lease=0)
@@ -240,14 +277,8 @@ async def receiver(ledger: webhooks.EventLedger, calls: list[Any]) -> AsyncItera
 
     app = web.Application()
     app.router.add_post("/hooks", webhooks.aiohttp_handler(SECRET, on_event, ledger=ledger))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
-    finally:
-        await runner.cleanup()
+    async with serving(app, "/hooks") as url:
+        yield url
 
 
 async def test_unreachable_redis_is_503_and_nothing_is_handled(
@@ -276,6 +307,82 @@ async def test_unreachable_redis_is_503_and_nothing_is_handled(
             assert await resp.json() == {"error": "ledger unavailable"}
     assert calls == []
     assert ledger.counts == {}
+
+
+async def test_size_counts_what_redis_remembers_from_every_process(states: StateFactory) -> None:
+    """size() is the deliveries Redis remembers (every process's), never claims, never expired."""
+    from sendcloud_async.redis import RedisEventLedger
+
+    first, second = redis_ledger(states), redis_ledger(states)
+    assert await first.size() == 0
+    for ident in range(1200):  # more keys than one SCAN round trip returns
+        assert await first.admit(parcel(ident, 1000)) == "new"
+    assert await second.admit(parcel(7, 1000)) == "duplicate"
+    assert await second.admit(decode({"action": "odd", "note": 1})) == "new"
+    async with second.handling(parcel(5000, 1000)) as verdict:
+        assert verdict == "new"
+        assert await first.size() == 1201  # a claim is not a remembered delivery
+    assert await first.size() == await second.size() == 1202
+    brief = RedisEventLedger(states(namespace=f"{states().namespace}-brief"), ttl=0.3)
+    for ident in (1, 2, 3):
+        assert await brief.admit(parcel(ident, 1000)) == "new"
+    assert await brief.size() == 3
+    await asyncio.sleep(0.4)
+    assert await brief.size() == 0
+    assert await first.size() == 1202
+
+
+async def test_size_counts_only_its_own_namespace(states: StateFactory) -> None:
+    """A namespace with glob characters counts its own keys, not those of a look-alike."""
+    from sendcloud_async.redis import RedisEventLedger
+
+    base = states().namespace
+    globby = RedisEventLedger(states(namespace=f"{base}[*]?"))
+    other = RedisEventLedger(states(namespace=f"{base}[x]y"))
+    plain = RedisEventLedger(states(namespace=f"{base}-other"))
+    assert await globby.admit(parcel(1, 1000)) == "new"
+    for ident in (1, 2):
+        assert await other.admit(parcel(ident, 1000)) == "new"
+    for ident in (1, 2, 3):
+        assert await plain.admit(parcel(ident, 1000)) == "new"
+    assert [await ledger.size() for ledger in (globby, other, plain)] == [1, 2, 3]
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, which the test may stop and start again."""
+    server = RedisServer(redis_binary(), free_port(), tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("step", sorted(UNAVAILABLE))
+async def test_a_stopped_redis_is_met_alike_by_handling_and_the_receiver(
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture, step: str
+) -> None:
+    """redis-server stopped before the claim, or during the work: handling() and the receiver agree.
+
+    Before the claim: StateUnavailableError, 503, no work. During successful work: no
+    error and 200, the same WARNING. During failing work: the work's error (500), the
+    same WARNING about the release.
+    """
+    from sendcloud_async.redis import RedisEventLedger, RedisState
+
+    @asynccontextmanager
+    async def ledger() -> AsyncIterator[webhooks.EventLedger]:
+        """A ledger over a running redis-server, stopped before the claim for ``claim``."""
+        if own_redis.process is None:
+            own_redis.start()  # no persistence: an empty Redis again
+        async with RedisState.from_url(own_redis.url) as state:
+            shared = RedisEventLedger(state)
+            if step == "claim":
+                own_redis.stop()
+            yield shared
+
+    await meet_alike(step, ledger, caplog, during_work=own_redis.stop)
 
 
 # --------------------------------------------------------------------------- four processes

@@ -20,7 +20,7 @@ from .conftest import RedisServer, free_port, redis_binary
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
-    from sendcloud_async.redis import LeaseEvent, RedisWatchCoordinator, RedisWatchStore
+    from sendcloud_async.redis import CoordinatorEvent, RedisWatchCoordinator, RedisWatchStore
 
 StoreFactory = Callable[..., "RedisWatchStore"]
 PREFIX = "test-logs"
@@ -323,7 +323,7 @@ class _Workers:
         self.accounts = accounts
         self.lease = lease
         self.running: dict[RedisWatchCoordinator, asyncio.Task[None]] = {}
-        self.events: list[LeaseEvent] = []
+        self.events: list[CoordinatorEvent] = []
 
     def start(self, source: Any = None) -> RedisWatchCoordinator:
         from sendcloud_async.redis import RedisWatchCoordinator
@@ -448,7 +448,7 @@ async def test_a_write_delayed_past_the_lease_is_refused_by_the_fence(
             return await asyncio.shield(late[0])
 
     store = Delaying.from_url(redis_server.url, namespace=namespace, lease=0.3)
-    events: list[LeaseEvent] = []
+    events: list[Any] = []
     coordinator = RedisWatchCoordinator(store, ["acme"], _sourced(), on_event=events.append)
     task = asyncio.create_task(coordinator.run())
     try:

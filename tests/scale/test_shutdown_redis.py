@@ -29,7 +29,9 @@ async def test_the_redis_coordinator_always_stops_when_cancelled(
             "shop": fake.add_account("pk-0", "sk-0"),
             "revoked": sc.BasicAuth("pk-unknown", "sk-unknown"),
         }
-        store = RedisWatchStore.from_url(redis_server.url, namespace=namespace, lease=0.4)
+        store = RedisWatchStore.from_url(
+            redis_server.url, namespace=namespace, stream_prefix=f"{namespace}:logs", lease=0.4
+        )
         async with store, sc.AccountPool(base_url=fake.base_url, max_retries=0) as pool:
             watch = log_watcher_watch(pool, accounts, start="all", interval=0.05)
 
