@@ -51,10 +51,11 @@ import msgspec
 
 from . import _validate as check
 from ._errors import InvalidInputError, SendcloudError
+from ._fileio import lock_exclusively, output_file_problem, writing
 from ._models import IntegrationLog
 
 if sys.platform != "win32":
-    import fcntl
+    pass
 
 if TYPE_CHECKING:
     from ._client import SendcloudClient
@@ -72,10 +73,13 @@ __all__ = [
     "Format",
     "LogExport",
     "checkpoint_path",
+    "checkpoint_query",
     "csv_header",
+    "describe_difference",
     "encode_csv",
     "encode_jsonl",
     "export_logs",
+    "holds_nothing",
 ]
 
 Format = Literal["jsonl", "csv"]
@@ -149,6 +153,36 @@ class Checkpoint(msgspec.Struct, kw_only=True):
 
 
 _CHECKPOINT_DECODER: Final = msgspec.json.Decoder(Checkpoint)
+
+
+class _Recorded(msgspec.Struct):
+    """What every kind of checkpoint records: its query, and how many records it holds."""
+
+    query: CheckpointQuery
+    records: int
+
+
+def holds_nothing(records: int) -> bool:
+    """Whether a checkpoint accounting for ``records`` logs holds nothing worth keeping.
+
+    The one rule for an export that wrote nothing (its first request failed, say):
+    it does not stand in the way of a new run, whatever that run asks for.
+    """
+    return records == 0
+
+
+def checkpoint_query(out_path: str | os.PathLike[str]) -> tuple[CheckpointQuery, int] | None:
+    """The query recorded beside ``out_path`` and the records it holds.
+
+    ``None`` when there is no checkpoint or it cannot be read or decoded
+    (``LogExport.open()`` says why, when it matters).
+    """
+    try:
+        raw = checkpoint_path(out_path).read_bytes()
+        recorded = msgspec.json.decode(raw, type=_Recorded)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return recorded.query, recorded.records
 
 
 def checkpoint_path(out_path: str | os.PathLike[str]) -> Path:
@@ -292,7 +326,11 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _describe(query: CheckpointQuery, other: CheckpointQuery) -> str:
+#: How a refused resume starts over instead (``sendcloud-async logs export``).
+_START_OVER: Final = "--restart (instead of --resume) starts over"
+
+
+def describe_difference(query: CheckpointQuery, other: CheckpointQuery) -> str:
     """The fields where ``query`` (this run) differs from ``other`` (the checkpoint)."""
     diffs = []
     for name in CheckpointQuery.__struct_fields__:
@@ -368,15 +406,15 @@ class LogExport:
             state = self._read_checkpoint()
             if state is None:  # killed before its first checkpoint: nothing to resume, so start
                 self.resume = False
-        if path.is_dir():
-            raise ExportInputError(f"cannot write {path}: it is a directory")
+        problem = output_file_problem(path)
+        if problem is not None:
+            raise ExportInputError(f"cannot write {path}: {problem}")
         parent = path.parent
         if not parent.is_dir():
             raise ExportInputError(f"cannot write {path}: the directory {parent} does not exist")
         if state is not None and state.pages and not path.exists():
             raise ExportInputError(
-                f"cannot resume: {path} does not exist (its checkpoint does); "
-                "run without --resume to start over"
+                f"cannot resume: {path} does not exist (its checkpoint does); {_START_OVER}"
             )
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
@@ -388,7 +426,7 @@ class LogExport:
             if state is not None and size < state.offset:
                 raise ExportInputError(
                     f"cannot resume: {path} has {size:,} bytes but its checkpoint says "
-                    f"{state.offset:,} were written; run without --resume to start over"
+                    f"{state.offset:,} were written; {_START_OVER}"
                 )
             if not os.access(parent, os.W_OK):
                 raise ExportInputError(
@@ -403,16 +441,10 @@ class LogExport:
             self._discarded = max(0, size - state.offset)
 
     def _lock(self, fd: int) -> None:
-        if sys.platform == "win32":
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not lock_exclusively(fd):
             raise ExportInputError(
                 f"another export is writing {self.path} (it is locked); wait for it or stop it"
-            ) from None
-        except OSError:
-            pass  # a file system without locks: carry on unprotected
+            )
 
     def _read_checkpoint(self) -> Checkpoint | None:
         """The checkpoint; ``None`` if there is none and the output is missing or empty."""
@@ -429,8 +461,7 @@ class LogExport:
             if size == 0:
                 return None  # the checkpoint is written before the first byte of output
             raise ExportInputError(
-                f"cannot resume: {self.path} has data but no checkpoint ({where}); "
-                "run without --resume to start over"
+                f"cannot resume: {self.path} has data but no checkpoint ({where}); {_START_OVER}"
             ) from None
         except OSError as exc:
             raise ExportInputError(f"cannot read the checkpoint {where}: {_reason(exc)}") from None
@@ -438,21 +469,22 @@ class LogExport:
             state = self._decode_checkpoint(raw)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ExportInputError(
-                f"the checkpoint {where} is damaged ({exc}); run without --resume to start over"
+                f"the checkpoint {where} is damaged ({exc}); {_START_OVER}"
             ) from None
         if state.version != CHECKPOINT_VERSION:
             raise ExportInputError(
                 f"the checkpoint {where} has version {state.version}, "
-                f"this sendcloud-async writes version {CHECKPOINT_VERSION}; "
-                "run without --resume to start over"
+                f"this sendcloud-async writes version {CHECKPOINT_VERSION}; {_START_OVER}"
             )
         if state.offset < 0 or state.records < 0 or state.pages < 0:
             raise ExportInputError(f"the checkpoint {where} is damaged (negative counts)")
         if state.query != self.query:
+            if holds_nothing(state.records):
+                return None  # nothing to continue: this run starts afresh
             raise ExportInputError(
                 f"cannot resume: the checkpoint {where} is for another export "
-                f"({_describe(self.query, state.query)}); "
-                "run without --resume to start over, or pick another output"
+                f"({describe_difference(self.query, state.query)}); "
+                f"{_START_OVER}, or pick another output"
             )
         return state
 
@@ -504,14 +536,15 @@ class LogExport:
     def _write_checkpoint(self, state: Checkpoint) -> None:
         target = self.checkpoint_path
         tmp = target.with_name(target.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        try:
-            _write_all(fd, _ENCODER.encode(state) + b"\n", 0)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        with writing(target, "saving the checkpoint"):
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            try:
+                _write_all(fd, _ENCODER.encode(state) + b"\n", 0)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+            _fsync_dir(target.parent)
 
     def _start(self) -> None:
         """Make the file and the checkpoint agree before the first page."""
@@ -531,16 +564,18 @@ class LogExport:
                 done=False,
             )
             self._write_checkpoint(state)
-            os.ftruncate(fd, 0)
-            header = csv_header() if self.query.format == "csv" else b""
-            if header:
-                _write_all(fd, header, 0)
-                state.offset = len(header)
-            os.fsync(fd)
+            with writing(self.path, "emptying it for a new export"):
+                os.ftruncate(fd, 0)
+                header = csv_header() if self.query.format == "csv" else b""
+                if header:
+                    _write_all(fd, header, 0)
+                    state.offset = len(header)
+                os.fsync(fd)
             self._state = state
         elif not state.done:
-            os.ftruncate(fd, state.offset)
-            os.fsync(fd)
+            with writing(self.path, "cutting it back to its checkpoint"):
+                os.ftruncate(fd, state.offset)
+                os.fsync(fd)
         self._started = True
 
     def _commit(self, items: list[IntegrationLog], next_cursor: str | None, done: bool) -> None:
@@ -551,8 +586,9 @@ class LogExport:
         assert state is not None
         data = self._encode(items)
         if data:
-            _write_all(fd, data, state.offset)
-            os.fsync(fd)
+            with writing(self.path, f"appending page {state.pages + 1:,}"):
+                _write_all(fd, data, state.offset)
+                os.fsync(fd)
         new = Checkpoint(
             version=CHECKPOINT_VERSION,
             query=self.query,

@@ -61,6 +61,7 @@ from ._export import (
     _write_all,
     csv_header,
 )
+from ._fileio import writing
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -218,20 +219,23 @@ class PerIntegrationExport(LogExport):
                 walks=[WalkCursor(integration_id=i) for i in integration_ids],
             )
             self._write_checkpoint(state)
-            os.ftruncate(fd, 0)
-            if self.query.format == "csv":
-                header = csv_header()
-                _write_all(fd, header, 0)
-                state.offset = len(header)
-                if state.done:
-                    self._write_checkpoint(state)
-            os.fsync(fd)
+            # (a failed checkpoint write inside names the checkpoint, not the file)
+            with writing(self.path, "emptying it for a new export"):
+                os.ftruncate(fd, 0)
+                if self.query.format == "csv":
+                    header = csv_header()
+                    _write_all(fd, header, 0)
+                    state.offset = len(header)
+                    if state.done:
+                        self._write_checkpoint(state)
+                os.fsync(fd)
             self._state = state
         else:
             state = self._walks_state
             if not state.done:
-                os.ftruncate(fd, state.offset)
-                os.fsync(fd)
+                with writing(self.path, "cutting it back to its checkpoint"):
+                    os.ftruncate(fd, state.offset)
+                    os.fsync(fd)
         self._started = True
 
     def _commit_pages(self, batch: list[_Page]) -> None:
@@ -255,8 +259,9 @@ class PerIntegrationExport(LogExport):
                 walk.cursor = page.next_cursor
         data = b"".join(chunks)
         if data:
-            _write_all(fd, data, state.offset)
-            os.fsync(fd)
+            with writing(self.path, f"appending {len(batch)} page(s) of the walks"):
+                _write_all(fd, data, state.offset)
+                os.fsync(fd)
         new = WalksCheckpoint(
             version=CHECKPOINT_VERSION,
             query=self.query,

@@ -75,6 +75,7 @@ from typing import Final, Literal, NamedTuple
 import msgspec
 
 from . import _validate as check
+from ._defaults import DEFAULT_WATCH_START
 from ._errors import InvalidInputError
 from ._models import AwareDatetime, IntegrationLog
 from ._pagination import PaginationError
@@ -150,7 +151,7 @@ class WatchState(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     @classmethod
     def initial(
         cls,
-        start: str | datetime = "now",
+        start: str | datetime = DEFAULT_WATCH_START,
         *,
         integration_id: int | None = None,
         now: datetime | None = None,
@@ -595,11 +596,18 @@ def _newest_first(
         if mark is not None and t == mark and i in mark_ids:
             continue  # delivered by an earlier poll (or before the start)
         new.append(item)
-        window.remember(t, i)  # the window may cover it once the walk moves the mark
         if head is None or t > head:
             head, head_ids = t, {i}
         elif t == head:
             head_ids.add(i)
+        if t >= head - lookback:  # the window will cover it once the walk moves the mark
+            window.remember(t, i)
+    if head is not None:
+        # What the walk delivered further down than a window from its head is never
+        # looked up again (the walk goes down; the next window starts at head - lookback).
+        floor = head - lookback
+        for at in [at for at in window.recent if at < floor and (mark is None or at >= mark)]:
+            del window.recent[at]
     walked = Walk(
         head=head,
         head_ids=tuple(sorted(head_ids)),

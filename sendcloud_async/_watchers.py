@@ -23,7 +23,9 @@ last poll ended; at most ``concurrency`` accounts are polled at a time. An
 account whose poll fails (a ``SendcloudError`` after the client's own retries:
 401, 5xx, a dropped connection) is reported as ``AccountFailed`` and tried again
 after ``backoff * 2**(failures - 1)`` seconds (at most ``max_backoff``), while
-the others go on. With ``once=True`` every account is polled once and ``run``
+the others go on. A ``StateConfigurationError`` (the pool's Redis refused its
+password or database: every account's poll would fail alike, and no retry fixes
+it) stops the run and is raised. With ``once=True`` every account is polled once and ``run``
 returns.
 """
 
@@ -38,7 +40,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Final, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
 from urllib.parse import quote
 
 import msgspec
@@ -46,11 +48,20 @@ import msgspec
 from . import _validate as check
 from ._aio import sleep_until
 from ._auth import Auth
-from ._errors import ClientClosedError, InvalidInputError, SendcloudError
+from ._defaults import DEFAULT_PAGE_SIZE, DEFAULT_WATCH_INTERVAL, DEFAULT_WATCH_START
+from ._errors import (
+    ClientClosedError,
+    InvalidInputError,
+    SendcloudError,
+    StateConfigurationError,
+)
 from ._export import _fsync_dir, _write_all
 from ._models import AwareDatetime, Integration, IntegrationLog
-from ._pool import AccountPool
 from ._watch import DEFAULT_LOOKBACK, LateLog, WatchState, check_lookback, check_start
+
+if TYPE_CHECKING:
+    from ._pool import AccountPool
+
 
 __all__ = [
     "AccountFailed",
@@ -306,9 +317,9 @@ class LogWatcher:
         accounts: Mapping[str, Auth],
         *,
         store: WatchStore,
-        start: str | datetime = "now",
-        interval: float = 60.0,
-        page_size: int = 100,
+        start: str | datetime = DEFAULT_WATCH_START,
+        interval: float = DEFAULT_WATCH_INTERVAL,
+        page_size: int = DEFAULT_PAGE_SIZE,
         concurrency: int = 10,
         health: bool = True,
         backoff: float = 30.0,
@@ -316,6 +327,8 @@ class LogWatcher:
         integrations: Mapping[str, int] | None = None,
         lookback: float | timedelta = DEFAULT_LOOKBACK,
     ) -> None:
+        from ._pool import AccountPool  # here: importing the watch types loads no aiohttp
+
         if not isinstance(pool, AccountPool):
             raise InvalidInputError(f"pool must be an AccountPool, not {type(pool).__name__}")
         if not isinstance(accounts, Mapping):
@@ -481,8 +494,8 @@ class LogWatcher:
         loop = asyncio.get_running_loop()
         try:
             state, new_logs, late = await self._poll(account, handler)
-        except ClientClosedError:
-            raise
+        except (ClientClosedError, StateConfigurationError):
+            raise  # nothing a retry fixes, and not this account's: the run stops
         except SendcloudError as exc:
             failures = self._failures.get(account, 0) + 1
             self._failures[account] = failures

@@ -177,12 +177,13 @@ async def test_the_default_window_costs_no_request_on_a_quiet_account(order: str
     assert counts[DEFAULT_LOOKBACK.total_seconds()] == counts[0.0] == 5
 
 
+@pytest.mark.parametrize("order", ORDERS)
 async def test_the_state_stays_bounded_by_one_window_over_100_000_logs(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], order: str
 ) -> None:
     """A 100,000-log catch-up with a 10-minute window: the state holds one window's ids."""
     lookback = timedelta(minutes=10)
-    async with FakeSendcloud() as fake:
+    async with FakeSendcloud(log_order=order) as fake:
         fake.seed(integrations=10, logs_per_integration=10_000)
         times = [datetime.fromisoformat(r["created_at"]) for r in fake.logs]
         async with sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url) as client:
@@ -203,7 +204,7 @@ async def test_the_state_stays_bounded_by_one_window_over_100_000_logs(
             j += 1
         most = max(most, i - j + 1)
     with capsys.disabled():
-        print(f"\n100,000 logs, lookback 10 min: largest state {largest:,} bytes, {held} ids")
+        print(f"\n100,000 logs {order}, lookback 10 min: largest state {largest:,} B, {held} ids")
     assert seen == 100_000
     assert held <= most  # bounded by one window, not by the 100,000 logs seen
     assert largest < 64 * most + 1_000
@@ -335,6 +336,53 @@ async def test_log_watcher_refuses_a_bad_lookback(fake: FakeSendcloud) -> None:
         with pytest.raises(sc.InvalidInputError, match="lookback must be finite seconds >= 0"):
             sc.LogWatcher(pool, {"shop": fake.basic_auth}, store=sc.MemoryWatchStore(), lookback=-3)
     assert fake.requests == []
+
+
+async def test_logs_watch_lookback_writes_a_late_log_once_and_says_how_late(
+    fake: FakeSendcloud, tmp_path: Path
+) -> None:
+    """The command line: ``--lookback S``; the late log is appended once and reported."""
+    from tests.functional.test_cli import fake_env, run
+
+    fake.seed(integrations=1, logs_per_integration=0)
+    base = datetime.now(UTC) - timedelta(minutes=1)
+    for n in range(3):
+        fake.add_log(1, created_at=base + timedelta(seconds=n), base_url="https://s.example")
+    out = tmp_path / "logs.jsonl"
+    events = tmp_path / "events.jsonl"
+    args = ("logs", "watch", "--out", str(out), "--once", "--lookback", "10")
+    first = await run(*args, "--start", "all", env=fake_env(fake))
+    assert first.code == 0, first.err
+    late = fake.add_log(1, created_at=base + timedelta(seconds=0.5), base_url="https://s.example")
+    # 22 s behind the mark: inside the default window, outside the one given.
+    fake.add_log(1, created_at=base - timedelta(seconds=20), base_url="https://s.example")
+    second = await run(*args, "--events", str(events), env=fake_env(fake))
+    assert second.code == 0, second.err
+    third = await run(*args, env=fake_env(fake))
+    assert third.code == 0, third.err
+    written = [msgspec.json.decode(line)["id"] for line in out.read_bytes().splitlines()]
+    assert written == [1, 2, 3, late["id"]]
+    assert "1 arrived late, the worst 1.5 s behind" in second.out + second.err
+    (record,) = [msgspec.json.decode(line) for line in events.read_bytes().splitlines()]
+    assert record["event"] == "late_logs"
+    assert record["ids"] == [late["id"]]
+    assert record["worst_behind_s"] == 1.5
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "inf", "nan"])
+async def test_logs_watch_refuses_a_bad_lookback_before_any_request(
+    fake: FakeSendcloud, tmp_path: Path, value: str
+) -> None:
+    from tests.functional.test_cli import fake_env, run
+
+    out = tmp_path / "logs.jsonl"
+    result = await run("logs", "watch", "--out", str(out), "--lookback", value, env=fake_env(fake))
+    assert result.code == 2
+    (line,) = result.err_lines
+    assert line.startswith("sendcloud-async: error: argument --lookback: ")
+    assert ("finite seconds >= 0" in line) or ("not a number" in line)
+    assert fake.requests == []
+    assert not out.exists()
 
 
 # -- the fake's late commits ---------------------------------------------------------

@@ -1,0 +1,102 @@
+"""Output files that say what went wrong: the path, and what was being done with it.
+
+A bare ``OSError`` of ``os.pwrite`` or ``os.fsync`` names no file (``[Errno 28] No
+space left on device``). Every write of an export or a watch runs inside
+``writing(path, doing)``, which turns such an error into a ``FileWriteError``: still
+an ``OSError`` (same ``errno``, ``strerror``), now with ``filename`` and
+``doing``, and ``str()`` of one line: ``cannot write logs.jsonl (appending page 3):
+No space left on device``.
+
+``output_file_problem`` is the one rule for where an export or a watch may write: a
+regular file (or none yet). A checkpoint beside a character device or a pipe means
+nothing, and such a file cannot be cut back to it.
+
+``lock_exclusively`` is the one way a writer (an export, a watch, a tail) keeps a
+second one off its file while it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["FileWriteError", "lock_exclusively", "output_file_problem", "writing"]
+
+
+class FileWriteError(OSError):
+    """An ``OSError`` of a write to ``filename`` while ``doing`` something."""
+
+    doing: str
+
+    def __str__(self) -> str:
+        reason = self.strerror or (f"errno {self.errno}" if self.errno else "failed")
+        return f"cannot write {self.filename} ({self.doing}): {reason}"
+
+
+@contextmanager
+def writing(path: str | os.PathLike[str], doing: str) -> Iterator[None]:
+    """An ``OSError`` inside becomes a ``FileWriteError`` naming ``path`` and ``doing``.
+
+    The innermost ``writing`` names the error; the ones around it leave it be.
+    """
+    try:
+        yield
+    except FileWriteError:
+        raise
+    except OSError as exc:
+        error = FileWriteError(exc.errno, exc.strerror or str(exc) or type(exc).__name__, str(path))
+        error.doing = doing
+        raise error from exc
+
+
+def output_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot hold an export or a watch (``None``: it can).
+
+    A missing file is fine (it is created); an existing one must be a regular file.
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "it is a directory"
+    kinds = (
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a pipe"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    kind = next((f"{name}, not a regular file" for test, name in kinds if test(mode)), None)
+    return (
+        f"it is {kind or 'not a regular file'} (its checkpoint is kept beside it, and it is "
+        "cut back to the checkpoint on a restart)"
+    )
+
+
+def lock_exclusively(fd: int) -> bool:
+    """Take an exclusive lock on the open file ``fd`` without waiting.
+
+    ``False`` if another process (or another open file here) holds it. Where there
+    are no such locks (Windows, a file system without them) it is ``True``: the
+    writer carries on unprotected rather than not at all. The lock goes when ``fd``
+    is closed (or the process ends, however it ends).
+    """
+    if sys.platform == "win32":
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        pass  # a file system without locks
+    return True
