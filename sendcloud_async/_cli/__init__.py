@@ -2,23 +2,25 @@
 
 ::
 
-    sendcloud-async [-q|-v] [connection options] COMMAND ...
+    sendcloud-async [-q|-v] [--log-format text|json] [connection options] COMMAND ...
     sendcloud-async demo [--keep DIR | --out FILE] [--format jsonl|csv]
     sendcloud-async logs export --out FILE|- [--format jsonl|csv] [--integration ID]
                                 [--page-size N] [--resume | --restart] [--fake]
     sendcloud-async logs export --accounts accounts.toml --out-dir DIR [--concurrency N] ...
     sendcloud-async integrations list [--json]
     sendcloud-async integrations get ID [--json]
+    sendcloud-async logs tail --redis URL [--out FILE] [--once] ...
+    sendcloud-async fake serve [--accounts N] [--rate LOGS_PER_S] [--port P] ...
 
 Credentials come from the environment (or the accounts file), never from the
-command line, and are never printed. Exit status: 0 success, 1 a failure at
-run time (the API refused, a 5xx after retries, a write failed, an account
-failed), 2 bad usage or input (found before any request is sent), 130
-interrupted (Ctrl-C), 143 stopped (SIGTERM); the checkpoint is saved either way.
+command line, and are never printed. The exit statuses, and what Ctrl-C and
+SIGTERM end each command with, are one table in ``exits``.
 
 The modules:
 
-* ``main``: the entry point (one line per outcome, exit statuses, SIGTERM via ``signals``);
+* ``entry``: the entry point (``main``: one line per outcome, SIGTERM via ``signals``); the
+  package's ``main`` imports it on first use, so ``--version`` loads nothing else;
+* ``exits``: the exit statuses of every command, which ``main``, ``--help`` and the docs use;
 * ``parser`` and ``options``: the arguments, built from the registry;
 * ``commands``: the registry. A command is a ``Command`` (``command``) defined in its
   own module (``demo``, ``logs_export`` with ``many_accounts``, ``integrations``, ...);
@@ -28,12 +30,42 @@ The modules:
 * ``formats`` (format from the file name, the stdout writer), ``destination``
   (directories, never clobbering an unfinished export) and ``output`` (tables,
   summaries);
-* ``progress`` (the stderr line), ``activity`` (what requests wait for, from
-  ``sendcloud_async._observe``) and ``context`` (what a command is handed);
+* ``progress`` (stderr: the live status line, or rate-bounded log lines), ``logline``
+  (what a line looks like: for a terminal, timestamped text, JSON), ``activity``
+  (what requests wait for, from ``sendcloud_async._observe``) and ``context`` (what
+  a command is handed);
 * ``clients``: the embedded fake and the clients.
 """
 
-from .main import main
-from .parser import build_parser
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["build_parser", "main"]
+
+
+def main(argv: Sequence[str] | None = None, **streams: Any) -> int:
+    """Run the command line (``argv``: the arguments, default ``sys.argv[1:]``); its status.
+
+    ``streams``: ``env``, ``stdout``, ``stderr`` as ``main.main`` takes them. The
+    modules are imported here, not when the package is, and ``--version`` alone is
+    answered before any of them: it loads nothing but the version.
+    """
+    if list(sys.argv[1:] if argv is None else argv) == ["--version"]:
+        from .common import version_line
+
+        print(version_line(), file=streams.get("stdout") or sys.stdout)
+        return 0
+    from .entry import main as run
+
+    return run(argv, **streams)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command (for tests and documentation)."""
+    from .parser import build_parser as build
+
+    return build()

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Final
 
 from .. import _validate as check
-from .._auth import Auth, BasicAuth
+from .._auth import Auth
 from .._errors import InvalidInputError
 from .._validate import ACCOUNT_NAME
 from .common import ENV_BASE_URL, UsageError
-from .credentials import base_url, env_value, oauth2
+from .credentials import Credentials, base_url, env_value
 
 __all__ = ["Account", "load_accounts", "readable_by_others"]
 
@@ -42,13 +42,14 @@ class Account:
     basic: tuple[str, str] | None = field(default=None, repr=False)
     oauth2: tuple[str, str, str | None] | None = field(default=None, repr=False)
 
+    @property
+    def credentials(self) -> Credentials:
+        """The account's credential pair."""
+        return Credentials(basic=self.basic, oauth2=self.oauth2)
+
     def auth(self, *, token_url: str | None = None) -> Auth:
         """Credentials for this account (``token_url`` overrides the file's)."""
-        if self.basic is not None:
-            return BasicAuth(*self.basic)
-        assert self.oauth2 is not None
-        client_id, client_secret, own_token_url = self.oauth2
-        return oauth2(client_id, client_secret, token_url or own_token_url)
+        return self.credentials.auth(token_url=token_url)
 
 
 def open_accounts(path: Path, env: Mapping[str, str], warn: Callable[[str], None]) -> list[Account]:

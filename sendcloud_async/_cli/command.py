@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .context import Context
+from .exits import UntilStopped
 
 __all__ = ["Command"]
 
@@ -34,3 +35,6 @@ class Command:
     examples: tuple[str, ...] = ()
     #: Printed when Ctrl-C stops the command.
     interrupt_hint: str = "interrupted"
+    #: Set for a command that runs until it is stopped: Ctrl-C and SIGTERM then end it
+    #: with status 0 (``exits``); otherwise a stop before it finished is 130 or 143.
+    until_stopped: UntilStopped | None = None

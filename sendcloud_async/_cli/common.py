@@ -1,8 +1,13 @@
-"""What every part of the command line shares: names, exit statuses, the usage error."""
+"""What every part of the command line shares: names, the usage error (exit statuses: ``exits``)."""
 
 from __future__ import annotations
 
 from typing import Final
+
+from .._defaults import DEFAULT_PAGE_SIZE
+
+# The exit statuses live in one table (``exits``); they are named here too for the commands.
+from .exits import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -20,9 +25,18 @@ __all__ = [
     "RESUME_HINT",
     "UsageError",
     "one_line",
+    "version_line",
 ]
 
 PROG: Final = "sendcloud-async"
+
+
+def version_line() -> str:
+    """What ``--version`` prints."""
+    from .._version import __version__
+
+    return f"{PROG} {__version__}"
+
 
 #: The data ``--fake`` (and ``demo``) serves: the same on every run, so ``--resume`` works
 #: there too, and the commands the demo prints can be pasted.
@@ -32,15 +46,7 @@ FAKE_SEED: Final = 2024
 #: What a checkpoint written against ``--fake`` names as its base URL.
 FAKE_SOURCE: Final = f"fake:{FAKE_INTEGRATIONS}x{FAKE_LOGS_PER_INTEGRATION}:seed={FAKE_SEED}"
 
-DEFAULT_PAGE_SIZE: Final = 100
 DEFAULT_CONCURRENCY: Final = 4
-
-EXIT_OK: Final = 0
-EXIT_FAILURE: Final = 1
-EXIT_USAGE: Final = 2
-EXIT_INTERRUPTED: Final = 130
-#: Stopped by SIGTERM (128 + 15, as a shell reports a signal's end).
-EXIT_TERMINATED: Final = 143
 
 RESUME_HINT: Final = "interrupted; run again with --resume to continue"
 

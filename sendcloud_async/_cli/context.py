@@ -9,7 +9,8 @@ from typing import TextIO
 from .._export import ExportInputError, LogExport
 from .._observe import observing
 from .activity import Activity
-from .common import PROG, UsageError, one_line
+from .common import UsageError
+from .logline import LogFormat, Record, now, render, usage_line
 from .progress import Progress
 
 __all__ = ["Context", "open_job"]
@@ -18,12 +19,28 @@ __all__ = ["Context", "open_job"]
 class Context:
     """What every command needs: the streams, the environment and the progress line."""
 
-    def __init__(self, env: Mapping[str, str], stdout: TextIO, stderr: TextIO, quiet: bool) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        stdout: TextIO,
+        stderr: TextIO,
+        quiet: bool,
+        *,
+        log_format: LogFormat = "text",
+        status_interval: float | None = None,
+    ) -> None:
         self.env = env
         self.stdout = stdout
         self.stderr = stderr
         self.quiet = quiet
-        self.progress = Progress(stderr, Progress.mode_for(stderr, quiet=quiet))
+        self.log_format: LogFormat = log_format
+        mode = Progress.mode_for(stderr, quiet=quiet, log_format=log_format)
+        self.progress = Progress(
+            stderr,
+            mode,
+            log_format=log_format,
+            interval=None if mode == "tty" else status_interval,
+        )
 
     def say(self, text: str = "") -> None:
         """A result line on stdout (not when quiet)."""
@@ -32,14 +49,30 @@ class Context:
             self.stdout.write(text + "\n")
             self.stdout.flush()
 
-    def warn(self, text: str) -> None:
-        """A one-line warning on stderr (always: warnings of this kind are about safety)."""
-        self.progress.message(f"{PROG}: warning: {one_line(text)}")
+    def result(self, text: str, *, event: str, **fields: object) -> None:
+        """The summary a long-running command ends with, on stdout (not when quiet):
+        ``text`` as it is, or with ``--log-format json`` one JSON line (``event``,
+        ``fields``) like the log's, so that every line the command writes parses."""
+        if self.log_format != "json":
+            self.say(text)
+        elif not self.quiet:
+            self.stdout.write(render(Record("info", event, text, fields), "json", now()) + "\n")
+            self.stdout.flush()
 
-    def error(self, text: str) -> None:
-        """A one-line error on stderr (always)."""
-        self.progress.close()
-        self.progress.message(f"{PROG}: error: {one_line(text)}")
+    def warn(self, text: str, *, event: str = "warning", **fields: object) -> None:
+        """A one-line warning on stderr (always: warnings of this kind are about safety)."""
+        self.progress.log("warning", text, event=event, **fields)
+
+    def error(self, text: str, *, event: str = "error", **fields: object) -> None:
+        """The one-line error that ends a command (always), after its last status."""
+        self.progress.finish()
+        self.progress.log("error", text, event=event, **fields)
+
+    def usage_error(self, text: str) -> None:
+        """The one-line error of bad usage or input (exit status 2): ``usage_line``."""
+        self.progress.finish()
+        self.stderr.write(usage_line(text, self.log_format) + "\n")
+        self.stderr.flush()
 
     @asynccontextmanager
     async def live(self) -> AsyncIterator[Activity]:

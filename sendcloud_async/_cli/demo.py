@@ -1,27 +1,47 @@
-"""``demo``: the export path end to end against the embedded FakeSendcloud ``--fake`` serves."""
+"""``demo``: the export path end to end against the embedded FakeSendcloud ``--fake`` serves,
+ending with the report of what is failing (``logs report``) and the path of its page.
+
+Where the page goes: beside a kept export (``--keep DIR``: ``DIR/report.html``;
+``--out FILE``: ``FILE``'s name with ``.report.html``), to ``--report FILE``, or
+else, since the export itself is removed, to the user's cache directory
+(``$XDG_CACHE_HOME/sendcloud-async/demo-report.html``, ``~/.cache/…`` without it;
+``~/Library/Caches/…`` on macOS, ``%LOCALAPPDATA%\\sendcloud-async\\Cache`` on
+Windows), replaced by the next demo, so running it again leaves one page behind.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import shlex
 import shutil
+import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
 
 from .._export import FORMATS, ExportStats, LogExport
+from .._fileio import output_file_problem
 from .clients import client_for, maybe_fake
 from .command import Command
-from .common import DEFAULT_PAGE_SIZE, EXIT_FAILURE, EXIT_OK, FAKE_SOURCE, PROG, extension
+from .common import (
+    DEFAULT_PAGE_SIZE,
+    EXIT_FAILURE,
+    EXIT_OK,
+    FAKE_SOURCE,
+    PROG,
+    UsageError,
+    extension,
+)
 from .context import Context, open_job
 from .destination import make_directory
 from .formats import format_for
 from .output import integrations_table, size, summary
+from .signals import run as run_stoppable
 
 __all__ = ["DEMO"]
 
@@ -58,6 +78,46 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format", choices=FORMATS, default="jsonl", help="jsonl (default) or csv: the export's"
     )
+    parser.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write the report's page to FILE (default: beside a kept export, else "
+        "demo-report.html in the user's cache directory, replaced on every run)",
+    )
+
+
+#: What the report's page of a demo without a kept export is called, in the cache directory.
+REPORT_NAME = "demo-report.html"
+
+
+def cache_directory(env: Mapping[str, str]) -> Path:
+    """The user's cache directory for this program (``XDG_CACHE_HOME`` first)."""
+    named = env.get("XDG_CACHE_HOME")
+    if named and Path(named).is_absolute():
+        return Path(named) / PROG
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    if sys.platform == "darwin":
+        return home / "Library" / "Caches" / PROG
+    if sys.platform == "win32" and env.get("LOCALAPPDATA"):
+        return Path(env["LOCALAPPDATA"]) / PROG / "Cache"
+    return home / ".cache" / PROG
+
+
+def _report_path(args: argparse.Namespace, env: Mapping[str, str], out: Path) -> Path:
+    if args.report is not None:
+        return Path(args.report)
+    if args.keep is not None:
+        return Path(args.keep) / "report.html"
+    if args.out is not None:
+        return out.with_name(f"{out.stem}.report.html")
+    return cache_directory(env) / REPORT_NAME
+
+
+def _report_command(source: Path, page: Path) -> str:
+    """The ``logs report`` command line that writes the same page from the export (pasteable
+    while the export is there: after the ``logs export`` line, when it was removed)."""
+    words = [PROG, "logs", "report", str(source)]
+    return " ".join(shlex.quote(word) for word in [*words, "--html", str(page)])
 
 
 def _command(out: Path, fmt: str, *extra: str) -> str:
@@ -81,10 +141,14 @@ def _run(args: argparse.Namespace, ctx: Context) -> int:
     else:
         scratch = Path(tempfile.mkdtemp(prefix="sendcloud-demo-"))
         out = scratch / f"logs.{extension(fmt)}"
+    page = _report_path(args, ctx.env, out)
+    problem = output_file_problem(page)
+    if problem is not None:
+        raise UsageError(f"cannot write {page}: {problem}")
     try:
         job = LogExport(out, base_url=FAKE_SOURCE, fmt=fmt, page_size=DEFAULT_PAGE_SIZE)
         with open_job(job):
-            stats, expected = asyncio.run(_demo(args, ctx, job))
+            stats, expected = run_stoppable(_demo(args, ctx, job))
         ctx.say(summary(stats))
         if not _verify(ctx, out, fmt, expected):
             return EXIT_FAILURE
@@ -92,12 +156,22 @@ def _run(args: argparse.Namespace, ctx: Context) -> int:
             ctx.say(f"kept {out} ({size(stats.bytes)}) and its checkpoint {job.checkpoint_path}")
             ctx.say("the same data is served by --fake, so this continues (or re-checks) it:")
             ctx.say(f"$ {_command(out, fmt, '--resume')}")
+        from .._report import read_export  # (imported when the demo runs, as logs report does)
+        from .logs_report import write_page
+        from .report_table import look_for, render_table
+
+        report = read_export(str(out), fmt=fmt)  # what logs report reads: the export file
+        ctx.say()
+        ctx.say(f"$ {_report_command(out, page)}")
+        ctx.say(render_table(report, look_for(ctx.stdout, ctx.env)))
+        written = write_page(report, page)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     if scratch is not None:
         ctx.say(f"removed the demo's files ({size(stats.bytes)}); --keep DIR keeps them")
     ctx.say(f"demo finished in {time.monotonic() - began:.2f} s")
+    ctx.say(f"the report's page: {page} ({size(written)}); open it in a browser")
     return EXIT_OK
 
 
@@ -149,8 +223,10 @@ DEMO = Command(
     help="export the logs of an embedded fake Sendcloud (no credentials, no network)",
     description="Start the embedded FakeSendcloud that --fake uses, list its integrations, "
     "export its exception logs with the real export path and check that every log is in "
-    "the file exactly once. The files go to a temporary directory that is removed at the "
-    "end, unless --keep DIR or --out FILE says where to keep them.",
+    "the file exactly once, then report what is failing (logs report) and write the "
+    "report's page. The files go to a temporary directory that is removed at the end, "
+    "unless --keep DIR or --out FILE says where to keep them; the page goes beside a kept "
+    "export, else to the user's cache directory (--report FILE chooses).",
     configure=_configure,
     run=_run,
     network=False,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import msgspec
 
-from .._export import Checkpoint, checkpoint_path
+from .._export import Checkpoint, checkpoint_path, holds_nothing
 from .common import UsageError
 
 __all__ = ["make_directory", "refuse_to_clobber"]
@@ -27,8 +27,9 @@ def make_directory(directory: Path, *, what: str) -> None:
 def refuse_to_clobber(out: Path, *, label: str = "") -> None:
     """``UsageError`` if ``out`` holds an export that did not finish (without --resume/--restart).
 
-    A finished export (its checkpoint says ``done``) and a file without a
-    checkpoint are replaced, as ``curl -o`` would.
+    A finished export (its checkpoint says ``done``), one that wrote no record (its
+    first request failed, say) and a file without a checkpoint are replaced, as
+    ``curl -o`` would: re-running the same command works.
     """
     where = checkpoint_path(out)
     try:
@@ -40,7 +41,7 @@ def refuse_to_clobber(out: Path, *, label: str = "") -> None:
     except (msgspec.DecodeError, msgspec.ValidationError):
         held = "an unfinished export (its checkpoint is damaged)"
     else:
-        if state.done:
+        if state.done or holds_nothing(state.records):
             return
         held = f"an unfinished export ({state.records:,} records so far)"
     raise UsageError(

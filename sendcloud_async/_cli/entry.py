@@ -1,4 +1,5 @@
-"""``main()``: parse, run the command, turn every outcome into one line and an exit status."""
+"""``main()``: parse, run the command, turn every outcome into one line and an exit status
+(the statuses and the rule for Ctrl-C and SIGTERM: ``exits``)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,11 @@ from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import Final, TextIO
 
-from .common import (
-    EXIT_FAILURE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_TERMINATED,
-    EXIT_USAGE,
-    PROG,
-    UsageError,
-)
+from .common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
 from .context import Context
+from .exits import stop_status
+from .logline import LOG_FORMATS, Level, LogFormat, usage_line
+from .output import failure
 from .parser import build_parser, command_of
 from .progress import ProgressLogHandler
 from .signals import sigterm_as_interrupt
@@ -44,7 +40,7 @@ def main(
         if args.quiet and args.verbose:
             raise UsageError("--quiet and --verbose cannot be used together")
     except UsageError as exc:
-        err.write(f"{PROG}: error: {exc}\n")
+        err.write(usage_line(str(exc), _requested_format(argv)) + "\n")
         err.flush()
         return EXIT_USAGE
     except SystemExit as exc:  # --help, --version
@@ -53,7 +49,14 @@ def main(
     if command is None:
         parser.print_help(err)
         return EXIT_USAGE
-    ctx = Context(os.environ if env is None else env, out, err, bool(args.quiet))
+    ctx = Context(
+        os.environ if env is None else env,
+        out,
+        err,
+        bool(args.quiet),
+        log_format=args.log_format,
+        status_interval=args.status_interval,
+    )
     level = logging.DEBUG if args.verbose else logging.ERROR if ctx.quiet else logging.WARNING
     handler = ProgressLogHandler(ctx.progress, level)
     _sdk_logger.addHandler(handler)
@@ -67,21 +70,40 @@ def main(
                 command.check(args)
             return command.run(args, ctx)
         except UsageError as exc:
-            ctx.error(str(exc))
+            ctx.usage_error(str(exc))
             return EXIT_USAGE
         except KeyboardInterrupt:
-            ctx.progress.close()
-            ctx.progress.message(command.interrupt_hint)
-            return EXIT_TERMINATED if stop.terminated else EXIT_INTERRUPTED
+            ctx.progress.finish()  # nothing is drawn after the hint
+            status = stop_status(command.until_stopped, args, terminated=stop.terminated)
+            # A stop is how a service ends (info); a job stopped before it finished is not.
+            said: Level = "info" if status == EXIT_OK else "warning"
+            ctx.progress.message(command.interrupt_hint, level=said, event="stopped")
+            return status
         except BrokenPipeError:
             # The reader went away (`| head`): not an error of ours.
             with suppress(OSError, ValueError, AttributeError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
             return EXIT_OK
         except Exception as exc:  # one line, never a traceback (it could show a credential)
-            ctx.error(f"unexpected {type(exc).__name__}: {exc}")
+            ctx.error(failure(exc))
             return EXIT_FAILURE
         finally:
             _sdk_logger.removeHandler(handler)
             _sdk_logger.propagate, level = saved
             _sdk_logger.setLevel(level)
+
+
+def _requested_format(argv: Sequence[str] | None) -> LogFormat:
+    """The ``--log-format`` asked for, read from the raw arguments (they did not parse)."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    chosen: LogFormat = LOG_FORMATS[0]
+    for n, word in enumerate(words):
+        value = None
+        if word == "--log-format" and n + 1 < len(words):
+            value = words[n + 1]
+        elif word.startswith("--log-format="):
+            value = word.partition("=")[2]
+        for fmt in LOG_FORMATS:
+            if value == fmt:
+                chosen = fmt
+    return chosen

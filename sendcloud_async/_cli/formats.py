@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import BinaryIO, Final, TextIO
+from typing import TYPE_CHECKING, BinaryIO, Final, TextIO
 
-from .._client import SendcloudClient
 from .._export import FORMATS, csv_header, encode_csv, encode_jsonl
 from .common import UsageError
 from .progress import Progress
 
-__all__ = ["STDOUT", "StreamStats", "format_for", "stream_logs"]
+if TYPE_CHECKING:
+    from .._client import SendcloudClient
+
+__all__ = ["STDOUT", "StreamStats", "format_for", "implied_format", "stream_logs"]
 
 #: ``--out -``: JSON Lines (or CSV) on standard output, no checkpoint.
 STDOUT: Final = "-"
@@ -20,15 +22,20 @@ STDOUT: Final = "-"
 _EXTENSIONS: Final = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 
 
+def implied_format(out: str | None) -> str | None:
+    """The format ``out``'s extension implies (``None``: none, or standard output)."""
+    if out is None or out == STDOUT:
+        return None
+    return _EXTENSIONS.get(Path(out).suffix.lower())
+
+
 def format_for(out: str | None, given: str | None) -> str:
     """The export format: ``--format`` if given, else what ``out``'s extension implies.
 
     A ``--format`` that contradicts the extension (``--format jsonl`` into
     ``logs.csv``) is refused; other extensions (and ``-``) default to JSON Lines.
     """
-    implied = None
-    if out is not None and out != STDOUT:
-        implied = _EXTENSIONS.get(Path(out).suffix.lower())
+    implied = implied_format(out)
     if given is not None and implied is not None and given != implied:
         raise UsageError(
             f"--format {given} contradicts the file name {out} (a {Path(out or '').suffix} file "

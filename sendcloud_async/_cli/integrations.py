@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
-from .._auth import Auth
 from .._errors import InvalidInputError, SendcloudError
 from .clients import single_client
 from .command import Command
 from .common import EXIT_FAILURE, EXIT_OK, PROG, UsageError
 from .context import Context
-from .credentials import auth_from_env
+from .credentials import Credentials, command_credentials
 from .options import positive
 from .output import integration_detail, integrations_table, to_json
+from .signals import run as run_stoppable
 
 __all__ = ["INTEGRATIONS_GET", "INTEGRATIONS_LIST"]
 
@@ -30,17 +29,14 @@ def _configure_get(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace, ctx: Context) -> int:
-    auth: Auth | None = None
-    base_url = ""
-    if not args.fake:
-        auth, base_url = auth_from_env(ctx.env)
-    return asyncio.run(_integrations(args, ctx, auth, base_url))
+    credentials, base_url = command_credentials(ctx.env, fake=args.fake)
+    return run_stoppable(_integrations(args, ctx, credentials, base_url))
 
 
 async def _integrations(
-    args: argparse.Namespace, ctx: Context, auth: Auth | None, base_url: str
+    args: argparse.Namespace, ctx: Context, credentials: Credentials | None, base_url: str
 ) -> int:
-    async with single_client(args, auth, base_url) as client:
+    async with single_client(args, credentials, base_url) as client:
         try:
             if args.integrations_command == "list":
                 items = await client.integrations.list()

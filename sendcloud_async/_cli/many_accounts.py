@@ -7,21 +7,25 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from .._errors import SendcloudError
-from .._export import ExportInputError, ExportStats, LogExport
-from .._pool import AccountPool
+from .._export import FORMATS, ExportInputError, ExportStats, LogExport, checkpoint_path
 from .accounts import Account, open_accounts
-from .clients import maybe_fake, rate_limit
+from .clients import auth_for, maybe_fake, rate_limit
 from .common import EXIT_FAILURE, EXIT_OK, FAKE_SOURCE, PROG, UsageError, extension, one_line
 from .context import Context
 from .destination import make_directory, refuse_to_clobber
-from .output import table
+from .output import failure, table
 from .per_integration import new_job
 from .progress import account_var
+from .resume import choose
+from .signals import run as run_stoppable
+
+if TYPE_CHECKING:
+    from .._pool import AccountPool
+
 
 __all__ = ["NOTE_WIDTH", "export_accounts"]
 
@@ -49,24 +53,41 @@ def export_accounts(args: argparse.Namespace, ctx: Context) -> int:
     runs: list[_AccountRun] = []
     try:
         for account in accounts:
-            out = out_dir / f"{account.name}.{extension(args.format)}"
+            label = f"account {account.name}: "
+            fmt = _resumed_format(args, out_dir, account.name) or args.format
+            out = out_dir / f"{account.name}.{extension(fmt)}"
             if not args.resume and not args.restart:
-                refuse_to_clobber(out, label=f"account {account.name}: ")
+                refuse_to_clobber(out, label=label)
+            query = replace(args.query, implied_fmt=fmt, integration_id=account.integration_id)
             job = new_job(
                 args,
                 out,
                 base_url=FAKE_SOURCE if args.fake else account.base_url,
-                integration_id=account.integration_id,
+                chosen=choose(query, out, resume=args.resume, label=label),
             )
             try:
                 job.open()
             except ExportInputError as exc:
                 raise UsageError(f"account {account.name}: {exc}") from None
             runs.append(_AccountRun(account, job))
-        return asyncio.run(_run_accounts(args, ctx, runs))
+        return run_stoppable(_run_accounts(args, ctx, runs))
     finally:
         for run in runs:
             run.job.close()
+
+
+def _resumed_format(args: argparse.Namespace, out_dir: Path, name: str) -> str | None:
+    """With ``--resume`` and no ``--format``: the format of the account's checkpointed file."""
+    if not args.resume or args.query.fmt is not None:
+        return None
+    found = [f for f in FORMATS if checkpoint_path(out_dir / f"{name}.{extension(f)}").exists()]
+    if len(found) > 1:
+        files = " and ".join(f"{name}.{extension(f)}" for f in found)
+        raise UsageError(
+            f"account {name}: {files} in {out_dir} both have a checkpoint; "
+            "say which to resume with --format"
+        )
+    return found[0] if found else None
 
 
 class _Pools:
@@ -79,6 +100,8 @@ class _Pools:
 
     def get(self, base_url: str) -> AccountPool:
         """The pool of ``base_url`` (created on first use)."""
+        from .._pool import AccountPool  # here: --help and --version do not load aiohttp
+
         pool = self._pools.get(base_url)
         if pool is None:
             first = next(iter(self._pools.values()), None)
@@ -118,7 +141,8 @@ async def _run_accounts(args: argparse.Namespace, ctx: Context, runs: list[_Acco
             f", {failed} failed" if failed else ""
         )
         rate = run_records / elapsed if elapsed > 0 else 0.0
-        progress.update(records, pages, rate, elapsed, extra=extra, force=force)
+        fields = {"accounts": len(runs), "accounts_finished": finished, "accounts_failed": failed}
+        progress.update(records, pages, rate, elapsed, extra=extra, fields=fields, force=force)
 
     semaphore = asyncio.Semaphore(args.concurrency)
     async with maybe_fake(args.fake) as fake, _pools(args) as pools, ctx.live():
@@ -131,10 +155,8 @@ async def _run_accounts(args: argparse.Namespace, ctx: Context, runs: list[_Acco
                 return
             async with semaphore:
                 try:
-                    if fake is not None:
-                        auth, url = run.account.auth(token_url=fake.token_url), fake.base_url
-                    else:
-                        auth, url = run.account.auth(), run.account.base_url
+                    auth = auth_for(run.account.credentials, fake)
+                    url = run.account.base_url if fake is None else fake.base_url
                     client = pools.get(url).client(auth)
 
                     def report(stats: ExportStats) -> None:
@@ -143,33 +165,56 @@ async def _run_accounts(args: argparse.Namespace, ctx: Context, runs: list[_Acco
 
                     run.stats = await run.job.run(client, progress=report)
                     latest[name] = run.stats
-                except (SendcloudError, OSError) as exc:
-                    run.error = one_line(exc)
-                    progress.message(f"{PROG}: account {name}: failed: {run.error}")
-                except Exception as exc:  # a bug must not take the other accounts down
-                    run.error = one_line(f"unexpected {type(exc).__name__}: {exc}")
-                    progress.message(f"{PROG}: account {name}: failed: {run.error}")
+                except Exception as exc:  # a bug must not take the other accounts down either
+                    run.error = one_line(failure(exc))
+                    progress.message(
+                        f"{PROG}: account {name}: failed: {run.error}",
+                        level="error",
+                        event="account_failed",
+                        account=name,
+                        error=run.error,
+                    )
                 finally:
                     run.finished = True
                     show(force=True)
 
         await asyncio.gather(*(one(run) for run in runs))
-    progress.close()
+    progress.finish()
     failed = [r for r in runs if r.error is not None]
-    if not ctx.quiet:
-        ctx.say(_results(runs))
-        total = sum(r.stats.run_records for r in runs if r.stats is not None)
-        ok = len(runs) - len(failed)
-        ctx.say(
-            f"exported {total:,} records for {ok} of {len(runs)} accounts "
-            f"in {time.monotonic() - started:.2f} s"
-            + (f"; {len(failed)} failed (run again with --resume to retry them)" if failed else "")
-        )
+    rows = _results(runs)
+    if ctx.log_format == "json":  # a JSON line per account instead of the table
+        for name, status, records, path, note in rows:
+            ctx.result(
+                f"account {name}: {status}" + (f" ({note})" if note else ""),
+                event="account_result",
+                account=name,
+                status=status,
+                records=None if records == "-" else int(records.replace(",", "")),
+                path=path,
+                note=note,
+            )
+    else:
+        ctx.say(table(_HEADERS, rows, max_width=NOTE_WIDTH))
+    total = sum(r.stats.run_records for r in runs if r.stats is not None)
+    ok = len(runs) - len(failed)
+    ctx.result(
+        f"exported {total:,} records for {ok} of {len(runs)} accounts "
+        f"in {time.monotonic() - started:.2f} s"
+        + (f"; {len(failed)} failed (run again with --resume to retry them)" if failed else ""),
+        event="summary",
+        run_records=total,
+        accounts=len(runs),
+        accounts_failed=[r.account.name for r in failed],
+        elapsed=round(time.monotonic() - started, 3),
+    )
     return EXIT_FAILURE if failed else EXIT_OK
 
 
-def _results(runs: list[_AccountRun]) -> str:
-    """The table of every account's outcome."""
+_HEADERS: Final = ("ACCOUNT", "STATUS", "RECORDS", "FILE", "NOTE")
+
+
+def _results(runs: list[_AccountRun]) -> list[tuple[str, str, str, str, str]]:
+    """Every account's outcome: a row of the table (``_HEADERS``)."""
     rows = []
     for run in runs:
         if run.error is not None:
@@ -181,4 +226,4 @@ def _results(runs: list[_AccountRun]) -> str:
             records = f"{run.stats.records:,}"
             note = f"+{run.stats.run_records:,} this run" if run.stats.resumed else ""
         rows.append((run.account.name, status, records, str(run.job.path), note))
-    return table(("ACCOUNT", "STATUS", "RECORDS", "FILE", "NOTE"), rows, max_width=NOTE_WIDTH)
+    return rows

@@ -8,12 +8,16 @@ from typing import Final, TypeVar
 
 from .. import _validate as check
 from .._errors import InvalidInputError
+from .._watch import check_lookback
 from .common import DEFAULT_PAGE_SIZE
+from .logline import LOG_FORMATS
+from .progress import DEFAULT_STATUS_INTERVAL, STATUS_REPEAT
 
 __all__ = [
     "count",
     "general_options",
     "listing_options",
+    "lookback_seconds",
     "network_options",
     "page_size",
     "positive",
@@ -47,6 +51,8 @@ positive: Final = _typed(int, "an integer", check.positive_int)
 count: Final = _typed(int, "an integer", check.non_negative_int)
 #: A finite number of seconds above 0.
 seconds: Final = _typed(float, "a number", check.positive_seconds)
+#: Seconds of 0 or more: how far behind its mark a watch re-reads.
+lookback_seconds: Final = _typed(float, "a number", lambda value, _name: check_lookback(value))
 #: Logs per request: 1..100.
 page_size: Final = _typed(int, "an integer", lambda value, _name: check.page_size(value))
 
@@ -57,7 +63,8 @@ def _default(value: object, top: bool) -> object:
 
 
 def general_options(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
-    """``-q`` and ``-v``: accepted before the command (``top``) and after it."""
+    """``-q``, ``-v``, ``--log-format`` and ``--status-interval``: accepted before the command
+    (``top``) and after it."""
     group = parser.add_argument_group("general options")
     group.add_argument(
         "--quiet",
@@ -72,6 +79,24 @@ def general_options(parser: argparse.ArgumentParser, *, top: bool = False) -> No
         action="store_true",
         default=_default(False, top),
         help="also print the SDK's log of every request on stderr (never a header or secret)",
+    )
+    group.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=_default(LOG_FORMATS[0], top),
+        help="what stderr holds: text (on a terminal a live status line; elsewhere log lines "
+        "'2026-12-06T16:40:01Z INFO message', UTC) or json (one JSON object per line: ts, "
+        "level, event, message and the event's fields; the SDK's log too). With json the "
+        "summary on stdout is a JSON line too",
+    )
+    group.add_argument(
+        "--status-interval",
+        type=seconds,
+        default=_default(DEFAULT_STATUS_INTERVAL, top),
+        metavar="S",
+        help="off a terminal (or with --log-format json): a status line when the status "
+        f"changed, at most every S seconds ({DEFAULT_STATUS_INTERVAL:g}); unchanged, every "
+        f"{STATUS_REPEAT / 60:g} minutes (or every S, if longer)",
     )
 
 

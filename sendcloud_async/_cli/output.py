@@ -1,4 +1,5 @@
-"""What the commands print: tables, JSON, sizes and the export summary."""
+"""What the commands print: tables, JSON, sizes, the export summary and the one line a
+failure becomes (``failure``)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from .._errors import SendcloudError
 from .._export import ExportStats
+from .._export_walks import WalksStats
 from .._models import Integration
 
 __all__ = [
+    "failure",
     "integration_detail",
     "integrations_table",
     "size",
     "summary",
+    "summary_fields",
     "table",
     "to_json",
 ]
@@ -28,6 +33,26 @@ def size(n: int) -> str:
             return f"{n:,} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
         value /= 1000
     raise AssertionError("unreachable")
+
+
+def failure(exc: BaseException) -> str:
+    """The one line an exception that stopped a command (or an account) becomes.
+
+    The rule for every command: a failed write names the file and what was being
+    done (``cannot write logs.jsonl (appending the new logs): No space left on
+    device``, from ``_fileio``); another ``OSError`` names its file if it has one;
+    the SDK's errors say themselves; anything else is ``unexpected Type: message``.
+    Never a traceback: it could show a credential.
+    """
+    if isinstance(exc, OSError) and type(exc).__str__ is OSError.__str__:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        if exc.filename is not None:
+            other = f" → {exc.filename2}" if exc.filename2 is not None else ""
+            return f"{exc.filename}{other}: {reason}"
+        return reason
+    if isinstance(exc, OSError | SendcloudError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"
 
 
 def summary(stats: ExportStats) -> str:
@@ -44,6 +69,24 @@ def summary(stats: ExportStats) -> str:
         f"({stats.rate:,.0f} rec/s, {stats.elapsed:.2f} s); {stats.path} holds "
         f"{stats.records:,} records ({size(stats.bytes)})"
     )
+
+
+def summary_fields(stats: ExportStats) -> dict[str, object]:
+    """What ``summary()`` says, as the fields of its JSON line (``--log-format json``)."""
+    fields: dict[str, object] = {
+        "path": str(stats.path),
+        "records": stats.records,
+        "bytes": stats.bytes,
+        "run_records": stats.run_records,
+        "run_pages": stats.run_pages,
+        "elapsed": round(stats.elapsed, 3),
+        "rate": round(stats.rate, 1),
+        "resumed": stats.resumed,
+        "discarded_bytes": stats.discarded_bytes,
+    }
+    if isinstance(stats, WalksStats):
+        fields.update(walks=stats.walks, walks_gone=stats.walks_gone)
+    return fields
 
 
 def _when(value: datetime | None) -> str:

@@ -6,10 +6,10 @@ import argparse
 import textwrap
 from typing import Final, NoReturn
 
-from .._version import __version__
 from .command import Command
 from .commands import COMMANDS, GROUPS
-from .common import PROG, UsageError, one_line
+from .common import PROG, UsageError, one_line, version_line
+from .exits import help_text
 from .options import general_options, network_options
 
 __all__ = ["build_parser"]
@@ -20,8 +20,7 @@ ENV_HELP: Final = textwrap.fill(
     "Credentials come from the environment: SENDCLOUD_PUBLIC_KEY and SENDCLOUD_SECRET_KEY "
     "(Basic) or SENDCLOUD_CLIENT_ID and SENDCLOUD_CLIENT_SECRET (OAuth2, with "
     "SENDCLOUD_TOKEN_URL to override the token endpoint); SENDCLOUD_BASE_URL overrides the "
-    "API address. Exit status: 0 ok, 1 failed at run time, 2 bad usage or input, "
-    "130 interrupted (Ctrl-C), 143 stopped (SIGTERM).",
+    "API address.",
     _WIDTH,
 )
 
@@ -45,12 +44,13 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{one_line(message)} (see {self.prog} --help)")
 
 
-def _epilog(examples: tuple[str, ...], *, env: bool) -> str:
+def _epilog(examples: tuple[str, ...], *, env: bool, exits: str) -> str:
     parts = []
     if examples:
         parts.append("examples:\n" + "\n".join(f"  $ {line}" for line in examples))
     if env:
         parts.append(ENV_HELP)
+    parts.append(exits)
     return "\n\n".join(parts)
 
 
@@ -63,10 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Sendcloud Integrations API v3 from the command line.",
-        epilog=_epilog(_EXAMPLES, env=True),
+        epilog=_epilog(
+            _EXAMPLES,
+            env=True,
+            exits=help_text(
+                None,
+                width=_WIDTH,
+                commands=[(" ".join(c.words), c.until_stopped) for c in COMMANDS],
+            ),
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--version", action="version", version=version_line())
     general_options(parser, top=True)
     network_options(parser, top=True)
     top = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -94,7 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
             parents=parents,
             help=command.help,
             description=textwrap.fill(command.description, _WIDTH),
-            epilog=_epilog(command.examples, env=command.network),
+            epilog=_epilog(
+                command.examples,
+                env=command.network,
+                exits=help_text(command.until_stopped, width=_WIDTH),
+            ),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         command.configure(sub)

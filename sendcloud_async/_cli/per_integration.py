@@ -12,6 +12,7 @@ from .._export import ExportInputError, ExportStats, LogExport
 from .._export_walks import DEFAULT_WALKS, PerIntegrationExport, WalksStats
 from .common import DEFAULT_CONCURRENCY, UsageError
 from .formats import STDOUT
+from .resume import Chosen
 
 __all__ = ["check_per_integration", "new_job", "per_integration_options", "walks_note"]
 
@@ -48,30 +49,38 @@ def check_per_integration(args: argparse.Namespace) -> None:
 
 
 def new_job(
-    args: argparse.Namespace,
-    out: Path,
-    *,
-    base_url: str,
-    integration_id: int | None,
+    args: argparse.Namespace, out: Path, *, base_url: str, chosen: Chosen | None = None
 ) -> LogExport:
-    """The export job the options ask for: per integration with ``--per-integration``."""
-    if getattr(args, "walks", None) is None:
+    """The export job the options ask for: per integration with ``--per-integration``.
+
+    ``chosen`` is the query of this job (an account's, see ``resume.choose``); by
+    default the command line's, as ``logs export``'s check settled it.
+    """
+    if chosen is None:
+        chosen = Chosen(
+            fmt=args.format,
+            page_size=args.page_size,
+            integration_id=args.integration,
+            per_integration=args.per_integration,
+        )
+    if not chosen.per_integration:
         return LogExport(
             out,
             base_url=base_url,
-            fmt=args.format,
-            integration_id=integration_id,
-            page_size=args.page_size,
+            fmt=chosen.fmt,
+            integration_id=chosen.integration_id,
+            page_size=chosen.page_size,
             resume=args.resume,
         )
+    walks = getattr(args, "walks", None)
     try:
         return PerIntegrationExport(
             out,
             base_url=base_url,
-            fmt=args.format,
-            integration_id=integration_id,
-            page_size=args.page_size,
-            concurrency=args.walks,
+            fmt=chosen.fmt,
+            integration_id=chosen.integration_id,
+            page_size=chosen.page_size,
+            concurrency=DEFAULT_WALKS if walks is None else walks,
             resume=args.resume,
         )
     except ExportInputError as exc:

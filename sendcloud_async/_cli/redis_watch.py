@@ -4,8 +4,11 @@ Every worker runs the same command with the same accounts file. The accounts are
 split by leases in Redis (``RedisWatchCoordinator``); each new log goes to the
 stream ``PREFIX:NAME`` of its account, together with the account's watch state,
 through the fence (see ``sendcloud_async/_redis_watch.py``). The status line
-shows the accounts this worker holds. Ctrl-C and SIGTERM release the leases and
-exit 0.
+shows the accounts this worker holds, the ones failing, and since when Redis is
+unreachable while it is. Every state change of the coordinator is a line on stderr
+and a record in ``--events`` (``watch_events.coordinator_record``). Ctrl-C and
+SIGTERM release the leases and exit 0. A Redis that refuses the URL's credentials
+or user ends the run with status 1, a database it does not have with status 2.
 """
 
 from __future__ import annotations
@@ -13,29 +16,37 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from yarl import URL
 
-from .._aio import stop_task
-from .._errors import InvalidInputError
-from .._pool import AccountPool
+from .._errors import InvalidInputError, StateUnavailableError
 from .._watchers import IntegrationFailing, IntegrationRecovered, NewLogs, WatchEvent
 from .accounts import Account, open_accounts
 from .clients import rate_limit
 from .common import EXIT_OK, PROG, UsageError
 from .context import Context
 from .options import seconds
+from .progress import Status
+from .signals import run as run_stoppable
 
 if TYPE_CHECKING:
     from .._auth import Auth
-    from .._redis_watch import AccountWatch, Commit, LeaseEvent
+    from .._redis_watch import AccountWatch, Commit, CoordinatorEvent
 
-__all__ = ["add_redis_options", "check_redis", "run_redis"]
+__all__ = [
+    "add_redis_options",
+    "check_redis",
+    "check_redis_url",
+    "require_redis_extra",
+    "run_redis",
+]
 
 DEFAULT_LEASE = 30.0
 _SCHEMES = ("redis", "rediss", "unix")
@@ -86,23 +97,48 @@ def check_redis(args: argparse.Namespace) -> bool:
         raise UsageError("--once cannot be used with --redis: workers share a running watch")
     if args.fake:
         raise UsageError("--fake cannot be used with --redis: each worker would watch its own fake")
+    check_redis_url(args.redis)
+    return True
+
+
+def check_redis_url(text: str) -> None:
+    """``UsageError`` unless ``text`` is a Redis URL (every ``--redis`` option's one check)."""
     try:
-        url = URL(args.redis)
+        url = URL(text)
     except ValueError:
         url = None
     if url is None or url.scheme not in _SCHEMES:
         raise UsageError("--redis must be a redis://, rediss:// or unix:// URL")
-    return True
+    try:
+        from .._redis_conn import check_redis_url as check
+    except ImportError:
+        return  # the command says which extra to install
+    try:
+        check(text)  # a database that is not a number, a bad port
+    except InvalidInputError as exc:
+        raise UsageError(f"--redis: {exc}") from None
 
 
-def run_redis(args: argparse.Namespace, ctx: Context) -> int:
-    """Load and check the accounts (exit 2 on a refusal), then work until stopped."""
+def require_redis_extra() -> None:
+    """``UsageError`` naming the ``pip install`` when the ``[redis]`` extra is missing."""
     try:
         from .. import redis as _redis  # noqa: F401  (the extra is installed)
     except ImportError:
         raise UsageError(
             "--redis needs the redis package: pip install 'sendcloud-async[redis]'"
         ) from None
+
+
+def run_redis(args: argparse.Namespace, ctx: Context) -> int:
+    """Load and check the accounts (exit 2 on a refusal), then work until stopped.
+
+    Redis refusing the URL's credentials or user ends the run with status 1 (the
+    error line from ``main``), a database the server does not have with status 2;
+    an outage is waited out (the status line says since when).
+    """
+    require_redis_extra()
+    from .._errors import StateConfigurationError
+
     path = Path(args.accounts)
     accounts = open_accounts(path, ctx.env, ctx.warn)
     events: IO[str] | None = None
@@ -112,9 +148,13 @@ def run_redis(args: argparse.Namespace, ctx: Context) -> int:
         except OSError as exc:
             raise UsageError(f"cannot write {args.events}: {exc.strerror}") from None
     try:
-        asyncio.run(_work(args, ctx, accounts, events))
+        run_stoppable(_work(args, ctx, accounts, events))
     except InvalidInputError as exc:
         raise UsageError(str(exc)) from None
+    except StateConfigurationError as exc:
+        if exc.reason == "database":
+            raise UsageError(f"--redis: {exc}") from None
+        raise
     finally:
         ctx.progress.close()
         if events is not None:
@@ -123,25 +163,78 @@ def run_redis(args: argparse.Namespace, ctx: Context) -> int:
 
 
 class _Status:
-    """The live line: what this worker holds, and the new logs it wrote."""
+    """The live line: what this worker holds, the new logs it wrote, what is wrong."""
 
-    def __init__(self, ctx: Context, total: int) -> None:
-        self.ctx = ctx
+    def __init__(self, total: int) -> None:
         self.total = total
         self.new_logs = 0
+        #: Logs that arrived behind the mark (the lookback window caught them), the worst.
+        self.late = 0
+        self.worst_late = 0.0
         self.held: dict[str, int] = {}
+        self.failing: set[str] = set()
+        #: When Redis stopped answering (``None``: it answers).
+        self.unreachable_since: datetime | None = None
 
-    def text(self) -> str:
+    def snapshot(self) -> Status:
+        """The status: the text, its fields, and what counts as a change."""
         names = sorted(self.held)
         shown = ", ".join(names[:5]) + (f", … (+{len(names) - 5})" if len(names) > 5 else "")
-        return (
-            f"holding {len(names)}/{self.total} accounts"
-            + (f": {shown}" if names else "")
-            + f" · {self.new_logs:,} new logs written"
+        parts = []
+        since = self.unreachable_since
+        if since is not None:
+            parts.append(f"Redis unreachable since {since.astimezone().strftime('%H:%M:%S')}")
+        parts.append(
+            f"holding {len(names)}/{self.total} accounts" + (f": {shown}" if names else "")
         )
+        parts.append(f"{self.new_logs:,} new logs written")
+        if self.late:
+            parts.append(f"{self.late:,} late (worst {self.worst_late:.1f} s behind)")
+        failing = sorted(self.failing)
+        if failing:
+            more = f" (+{len(failing) - 5})" if len(failing) > 5 else ""
+            parts.append(f"failing: {', '.join(failing[:5])}{more}")
+        fields: dict[str, object] = {
+            "held": len(names),
+            "accounts": self.total,
+            "new_logs": self.new_logs,
+            "late_logs": self.late,
+            "worst_lateness_s": round(self.worst_late, 3),
+            "failing_accounts": failing,
+            "redis_unreachable_since": since,
+        }
+        key = (tuple(names), self.new_logs, self.late, tuple(failing), since)
+        return Status(" · ".join(parts), fields, key)
 
-    def draw(self, *, force: bool = False) -> None:
-        self.ctx.progress.show(self.text(), force=force)
+
+def _shown(event: CoordinatorEvent, verbose: bool) -> bool:
+    """Whether ``event`` gets a line on stderr: every state change, but a plain claim or
+    the release of a clean stop only with ``-v`` (the status line and ``--events`` have
+    them, and there is one per account)."""
+    from .._redis_watch import LeaseEvent
+
+    if verbose or not isinstance(event, LeaseEvent):
+        return True
+    if event.kind == "claimed":
+        return event.previous is not None
+    return not (event.kind == "released" and event.reason == "stop")
+
+
+@contextlib.contextmanager
+def _events_shown_once() -> Iterator[None]:
+    """While the command runs, the coordinator's own log of its events stays out of stderr:
+    the command writes each event itself, with its fields."""
+    from .._redis_watch import events_logger
+
+    quiet = logging.NullHandler()  # a logger with no handler would use logging's last resort
+    saved = events_logger.propagate
+    events_logger.addHandler(quiet)
+    events_logger.propagate = False
+    try:
+        yield
+    finally:
+        events_logger.propagate = saved
+        events_logger.removeHandler(quiet)
 
 
 async def _work(
@@ -149,47 +242,95 @@ async def _work(
 ) -> None:
     from .._redis_watch import (
         DEFAULT_STREAM_PREFIX,
+        AccountFailing,
+        AccountRecovered,
+        LeaseEvent,
+        RedisDown,
+        RedisUp,
         RedisWatchCoordinator,
         RedisWatchStore,
         log_watcher_watch,
     )
-    from ..redis import RedisState
+    from ..redis import RedisConnection, RedisState
     from .watch_events import ENCODER as _ENCODER
+    from .watch_events import coordinator_record as _coordinator_record
     from .watch_events import event_line as _event_line
     from .watch_events import event_record as _event_record
+    from .watch_events import late_line, late_record
 
-    status = _Status(ctx, len(accounts))
+    status = _Status(len(accounts))
+
+    def write_event(record: dict[str, object]) -> None:
+        if events is not None:
+            events.write(_ENCODER.encode(record).decode() + "\n")
+            events.flush()
 
     def on_watch_event(event: WatchEvent) -> None:
         if isinstance(event, NewLogs):
             status.new_logs += len(event.items)
-            status.draw()
-        elif isinstance(event, IntegrationFailing | IntegrationRecovered):
-            ctx.progress.message(_event_line(event, single=False))
-            if events is not None:
-                events.write(_ENCODER.encode(_event_record(event)).decode() + "\n")
-                events.flush()
-
-    def on_lease(event: LeaseEvent) -> None:
-        if event.kind == "claimed":
-            status.held[event.account] = event.token
-        else:
-            status.held.pop(event.account, None)
-            if event.kind == "refused":
+            if event.late:
+                status.late += len(event.late)
+                status.worst_late = max(status.worst_late, event.lateness)
+                record = late_record(event)
                 ctx.progress.message(
-                    f"{PROG}: account {event.account}: taken over by another worker "
-                    f"(fencing token {event.token} refused); nothing was written"
+                    late_line(event, False, status.worst_late),
+                    level="info",
+                    event="late_logs",
+                    **{key: value for key, value in record.items() if key != "event"},
                 )
-        status.draw()
+                write_event(record)
+            ctx.progress.refresh()
+        elif isinstance(event, IntegrationFailing | IntegrationRecovered):
+            record = _event_record(event)
+            ctx.progress.message(
+                _event_line(event, single=False),
+                level="warning" if isinstance(event, IntegrationFailing) else "info",
+                event=str(record["event"]),
+                **{key: value for key, value in record.items() if key != "event"},
+            )
+            write_event(record)
 
     lease = DEFAULT_LEASE if args.lease is None else args.lease
     async with (
-        RedisState.from_url(args.redis, retry_interval=min(5.0, lease / 4)) as state,
-        RedisWatchStore.from_url(
-            args.redis, stream_prefix=args.stream or DEFAULT_STREAM_PREFIX, lease=lease
+        # One connection pool for the rate gates, the OAuth2 tokens and the leases.
+        RedisConnection.from_url(args.redis) as connection,
+        RedisState(connection, retry_interval=min(5.0, lease / 4)) as state,
+        RedisWatchStore(
+            connection, stream_prefix=args.stream or DEFAULT_STREAM_PREFIX, lease=lease
         ) as store,
         contextlib.AsyncExitStack() as stack,
     ):
+        # A URL Redis refuses stops here, before anything is shown or sent (an outage
+        # does not: the coordinator waits it out).
+        with contextlib.suppress(StateUnavailableError):
+            await store.check()
+
+        def on_event(event: CoordinatorEvent) -> None:
+            if isinstance(event, LeaseEvent):
+                if event.kind == "claimed":
+                    status.held[event.account] = event.token
+                else:
+                    status.held.pop(event.account, None)
+                    status.failing.discard(event.account)
+            elif isinstance(event, RedisDown):
+                status.unreachable_since = event.since
+            elif isinstance(event, RedisUp):
+                status.unreachable_since = None
+            elif isinstance(event, AccountFailing):
+                status.failing.add(event.account)
+            elif isinstance(event, AccountRecovered):
+                status.failing.discard(event.account)
+            record = _coordinator_record(event, store.worker_id)
+            write_event(record)
+            if _shown(event, bool(args.verbose)):
+                ctx.progress.message(
+                    f"{PROG}: {event}",
+                    level="warning" if event.level >= logging.WARNING else "info",
+                    event=event.name,
+                    **{key: value for key, value in record.items() if key != "event"},
+                )
+            ctx.progress.refresh(force=True)
+
         watches: dict[str, AccountWatch] = {}
         by_url: dict[str, dict[str, Auth]] = {}
         scoped: dict[str, dict[str, int]] = {}
@@ -197,6 +338,8 @@ async def _work(
             by_url.setdefault(account.base_url, {})[account.name] = account.auth()
             if account.integration_id is not None:
                 scoped.setdefault(account.base_url, {})[account.name] = account.integration_id
+        from .._pool import AccountPool  # here: --help and --version do not load aiohttp
+
         for url, auths in by_url.items():
             pool = AccountPool(
                 base_url=url,
@@ -214,6 +357,7 @@ async def _work(
                 start=args.start,
                 page_size=args.page_size,
                 integrations=scoped.get(url, {}),
+                lookback=args.lookback,
             )
             for name in auths:
                 watches[name] = watch
@@ -221,26 +365,27 @@ async def _work(
         async def dispatch(name: str, saved: bytes | None, commit: Commit) -> None:
             await watches[name](name, saved, commit)
 
-        coordinator = RedisWatchCoordinator(store, list(watches), dispatch, on_event=on_lease)
+        coordinator = RedisWatchCoordinator(store, list(watches), dispatch, on_event=on_event)
         loop = asyncio.get_running_loop()
         if sys.platform != "win32":
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, coordinator.stop)
-        status.draw(force=True)
+        ctx.progress.follow(status.snapshot)
+        ctx.progress.refresh(force=True)
 
-        async def refresh() -> None:
-            # Once a second: the line follows the holdings (claims come in bursts).
-            shown = status.held.copy()
-            while True:
-                await asyncio.sleep(1.0)
-                status.draw(force=status.held != shown)
-                shown = status.held.copy()
-
-        refresher = asyncio.create_task(refresh())
-        try:
-            await coordinator.run()
-        finally:
-            await stop_task(refresher)
+        # The line follows the holdings as they change (claims come in bursts).
+        async with ctx.progress.ticking():
+            with _events_shown_once():
+                await coordinator.run()
+    ctx.progress.finish()  # no status line after this one
     ctx.progress.message(
         f"{PROG}: stopped; leases released, {status.new_logs:,} new logs written by this worker"
+        + (
+            f" ({status.late:,} arrived late, the worst {status.worst_late:.1f} s behind)"
+            if status.late
+            else ""
+        ),
+        event="stopped",
+        new_logs=status.new_logs,
+        late_logs=status.late,
     )

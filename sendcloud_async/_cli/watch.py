@@ -9,7 +9,9 @@ start, ``FILE`` is cut back to ``offset``, so a batch written by a run killed
 before its state was saved is dropped and fetched again: every log lands in
 ``FILE`` exactly once, whenever the process dies.
 
-Ctrl-C and SIGTERM let the batch in hand finish, save its state, and exit 0.
+Ctrl-C and SIGTERM let the batch in hand finish and save its state; the watch runs
+until it is stopped, so that ends it with status 0 (``--once``, stopped before it
+finished: 130 or 143; see ``exits``).
 Health transitions are printed on stderr (and appended to ``--events FILE`` as
 JSON lines); they are reported at least once (a kill between the line and the
 state repeats it on restart).
@@ -25,30 +27,32 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final
 
 import msgspec
 
 from .._auth import Auth
+from .._defaults import DEFAULT_WATCH_INTERVAL, DEFAULT_WATCH_START
 from .._errors import InvalidInputError
 from .._export import FORMATS, _complete, _write_all, csv_header, encode_csv, encode_jsonl
+from .._fileio import lock_exclusively, output_file_problem, writing
 from .._models import IntegrationLog
-from .._pool import AccountPool
-from .._watch import check_start
+from .._watch import DEFAULT_LOOKBACK, check_start
 from .._watchers import (
     AccountFailed,
     AccountPolled,
     AccountState,
+    IntegrationFailing,
     LogWatcher,
     NewLogs,
     WatchEvent,
     atomic_write,
     decode_account_state,
 )
-from .accounts import Account, open_accounts
-from .clients import maybe_fake, rate_limit
+from .accounts import open_accounts
+from .clients import auth_for, maybe_fake, rate_limit
 from .command import Command
 from .common import (
     EXIT_FAILURE,
@@ -60,19 +64,24 @@ from .common import (
     one_line,
 )
 from .context import Context
-from .credentials import auth_from_env
+from .credentials import Credentials, command_credentials
 from .destination import make_directory
+from .exits import UntilStopped
 from .formats import format_for
-from .options import listing_options, positive, seconds
+from .options import listing_options, lookback_seconds, positive, seconds
+from .progress import Status, countdown
 from .redis_watch import add_redis_options, check_redis, run_redis
+from .signals import run as run_stoppable
 from .watch_events import ENCODER as _ENCODER
 from .watch_events import event_line as _event_line
 from .watch_events import event_record as _event_record
+from .watch_events import late_line, late_record
 
 if sys.platform != "win32":
-    import fcntl
+    pass
 
 if TYPE_CHECKING:
+    from .._pool import AccountPool
     from ..testing import FakeSendcloud
 
 __all__ = ["LOGS_WATCH", "STATE_SUFFIX", "WatchFile", "state_path"]
@@ -139,25 +148,24 @@ class _Output:
                     f"{self.label}{self.state_path} watches another integration; "
                     "pick another output"
                 )
+        problem = output_file_problem(self.path)
+        if problem is not None:
+            raise UsageError(f"{self.label}cannot write {self.path}: {problem}")
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o666)
         except OSError as exc:
             raise UsageError(f"{self.label}cannot write {self.path}: {exc.strerror}") from None
         try:
-            if sys.platform != "win32":
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    raise UsageError(
-                        f"{self.label}another watch is writing {self.path} (it is locked)"
-                    ) from None
+            if not lock_exclusively(fd):
+                raise UsageError(f"{self.label}another watch is writing {self.path} (it is locked)")
             size = os.fstat(fd).st_size
             if saved is None:
                 self.offset = size
                 if size == 0 and self.fmt == "csv":
                     header = csv_header()
-                    _write_all(fd, header, 0)
-                    os.fsync(fd)
+                    with writing(self.path, "writing the CSV header"):
+                        _write_all(fd, header, 0)
+                        os.fsync(fd)
                     self.offset = len(header)
             else:
                 if size < saved.offset:
@@ -165,8 +173,9 @@ class _Output:
                         f"{self.label}{self.path} has {size:,} bytes but its watch state says "
                         f"{saved.offset:,} were written; it was changed behind the watch's back"
                     )
-                os.ftruncate(fd, saved.offset)
-                os.fsync(fd)
+                with writing(self.path, "cutting it back to the end its watch state saved"):
+                    os.ftruncate(fd, saved.offset)
+                    os.fsync(fd)
                 self.offset = saved.offset
                 self.records = saved.records
         except BaseException:
@@ -200,8 +209,9 @@ class _Output:
         assert fd is not None
         data = self.encode(logs) if logs else b""
         if data:
-            _write_all(fd, data, self.offset)
-            os.fsync(fd)
+            with writing(self.path, "appending the new logs"):
+                _write_all(fd, data, self.offset)
+                os.fsync(fd)
         saved = WatchFile(
             source=self.source,
             format=self.fmt,
@@ -209,7 +219,8 @@ class _Output:
             records=self.records + len(logs),
             state=state,
         )
-        atomic_write(self.state_path, _ENCODER.encode(saved) + b"\n")
+        with writing(self.state_path, "saving the watch state"):
+            atomic_write(self.state_path, _ENCODER.encode(saved) + b"\n")
         self.offset, self.records, self.saved = saved.offset, saved.records, saved
 
     def close(self) -> None:
@@ -253,8 +264,12 @@ class _Status:
     next_poll: dict[str, float | None] = field(default_factory=dict)
     failing: dict[str, tuple[int, ...]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    #: Logs that arrived behind the mark (from the lookback window), and the worst lateness.
+    late: int = 0
+    worst_late: float = 0.0
 
-    def text(self) -> str:
+    def text(self, upcoming: float | None = None) -> str:
+        """The live line; ``upcoming``: seconds to the next poll (default: now's)."""
         total = sum(self.new_logs.values())
         parts = [f"{total:,} new logs"]
         if len(self.names) == 1:
@@ -266,9 +281,10 @@ class _Status:
             name, at = max(self.last_poll.items(), key=lambda item: item[1])
             when = datetime.fromtimestamp(at).strftime("%H:%M:%S")
             parts.append(f"last poll {when}" + ("" if len(self.names) == 1 else f" ({name})"))
-        upcoming = [t for t in self.next_poll.values() if t is not None]
-        if upcoming:
-            parts.append(f"next poll in {max(0.0, min(upcoming) - time.time()):.0f} s")
+        if upcoming is None:
+            upcoming = self.next_poll_in()
+        if upcoming is not None:
+            parts.append(f"next poll in {countdown(upcoming)} s")
         failing = [
             (f"#{i}" if len(self.names) == 1 else f"{name}#{i}")
             for name, ids in self.failing.items()
@@ -277,9 +293,36 @@ class _Status:
         parts.append("failing integrations: " + (", ".join(failing[:5]) if failing else "none"))
         if len(failing) > 5:
             parts[-1] += f" (+{len(failing) - 5})"
+        if self.late:
+            parts.append(f"{self.late:,} late (worst {self.worst_late:.1f} s behind)")
         if self.failed:
             parts.append(f"{len(self.failed)} account(s) failing to poll")
         return " · ".join(parts)
+
+    def next_poll_in(self) -> float | None:
+        """Seconds until the next poll of any account (``None``: none planned)."""
+        upcoming = [t for t in self.next_poll.values() if t is not None]
+        return max(0.0, min(upcoming) - time.time()) if upcoming else None
+
+    def snapshot(self) -> Status:
+        """The status: the text above; a change is new logs or failures, not a clock."""
+        failing = {name: list(ids) for name, ids in sorted(self.failing.items()) if ids}
+        last = max(self.last_poll.values(), default=None)
+        upcoming = self.next_poll_in()
+        fields: dict[str, object] = {
+            "accounts": len(self.names),
+            "new_logs": sum(self.new_logs.values()),
+            "last_poll": None if last is None else datetime.fromtimestamp(last, UTC),
+            "next_poll_in": None if upcoming is None else round(upcoming, 1),
+            "failing_integrations": failing,
+            "failing_accounts": dict(sorted(self.failed.items())),
+        }
+        key = (
+            tuple(sorted(self.new_logs.items())),
+            tuple(failing.items()),
+            tuple(sorted(self.failed)),
+        )
+        return Status(self.text(upcoming), fields, key)
 
 
 class _Reporter:
@@ -290,9 +333,10 @@ class _Reporter:
         self.status = _Status(names)
         self.events = events
         self.single = len(names) == 1
+        ctx.progress.follow(self.status.snapshot)
 
     def draw(self, *, force: bool = False) -> None:
-        self.ctx.progress.show(self.status.text(), force=force)
+        self.ctx.progress.refresh(force=force)
 
     def __call__(self, event: WatchEvent) -> None:
         status = self.status
@@ -300,6 +344,8 @@ class _Reporter:
             status.new_logs[event.account] = status.new_logs.get(event.account, 0) + len(
                 event.items
             )
+            if event.late:
+                self.late(event)
         elif isinstance(event, AccountPolled):
             status.failed.pop(event.account, None)
             status.last_poll[event.account] = event.polled_at
@@ -311,14 +357,42 @@ class _Reporter:
             who = "" if self.single else f"account {event.account}: "
             self.ctx.progress.message(
                 f"{PROG}: {who}poll failed: {one_line(event.error)}; "
-                f"retrying in {event.retry_in:.0f} s"
+                f"retrying in {event.retry_in:.0f} s",
+                level="warning",
+                event="poll_failed",
+                account=event.account,
+                error=one_line(event.error),
+                failures=event.failures,
+                retry_in=round(event.retry_in, 1),
             )
         else:
-            self.ctx.progress.message(_event_line(event, self.single))
+            record = _event_record(event)
+            self.ctx.progress.message(
+                _event_line(event, self.single),
+                level="warning" if isinstance(event, IntegrationFailing) else "info",
+                event=str(record["event"]),
+                **{key: value for key, value in record.items() if key != "event"},
+            )
             if self.events is not None:
-                self.events.write(_ENCODER.encode(_event_record(event)).decode() + "\n")
+                self.events.write(_ENCODER.encode(record).decode() + "\n")
                 self.events.flush()
         self.draw(force=isinstance(event, AccountPolled | AccountFailed))
+
+    def late(self, event: NewLogs) -> None:
+        """Logs that became visible behind the mark: say so, so the window can be sized."""
+        status = self.status
+        status.late += len(event.late)
+        status.worst_late = max(status.worst_late, event.lateness)
+        record = late_record(event)
+        self.ctx.progress.message(
+            late_line(event, self.single, status.worst_late),
+            level="info",
+            event="late_logs",
+            **{key: value for key, value in record.items() if key != "event"},
+        )
+        if self.events is not None:
+            self.events.write(_ENCODER.encode(record).decode() + "\n")
+            self.events.flush()
 
 
 # -- --fake: logs keep coming ------------------------------------------------------------------
@@ -378,7 +452,7 @@ def _configure(watch: argparse.ArgumentParser) -> None:
     what.add_argument(
         "--start",
         type=_start,
-        default="now",
+        default=DEFAULT_WATCH_START,
         metavar="now|all|ISO-8601",
         help="without a saved state: logs created after now (default), all of them, or after "
         "an aware date-time",
@@ -386,9 +460,18 @@ def _configure(watch: argparse.ArgumentParser) -> None:
     what.add_argument(
         "--interval",
         type=seconds,
-        default=60.0,
+        default=DEFAULT_WATCH_INTERVAL,
         metavar="S",
         help="seconds between polls of an account (60)",
+    )
+    what.add_argument(
+        "--lookback",
+        type=lookback_seconds,
+        default=DEFAULT_LOOKBACK.total_seconds(),
+        metavar="S",
+        help="every poll also re-reads S seconds behind the newest log delivered, so that "
+        f"a log that becomes visible late is still written once "
+        f"({DEFAULT_LOOKBACK.total_seconds():g}; 0: no window)",
     )
     what.add_argument("--once", action="store_true", help="poll once, append, exit (for cron)")
     listing_options(what)
@@ -437,8 +520,8 @@ class _Target:
     name: str
     base_url: str
     integration_id: int | None
-    auth: Callable[[FakeSendcloud | None], Auth]
-    account: Account | None = None
+    #: ``None``: ``--fake`` with none in the environment (see ``clients.auth_for``).
+    credentials: Credentials | None
 
 
 def _run(args: argparse.Namespace, ctx: Context) -> int:
@@ -448,21 +531,10 @@ def _run(args: argparse.Namespace, ctx: Context) -> int:
     targets: list[_Target] = []
     store = FileStore()
     if args.accounts is None:
-        auth: Auth | None = None
-        url = FAKE_SOURCE
-        if not args.fake:
-            auth, url = auth_from_env(ctx.env)
-        fixed = auth
-
-        def own(fake: FakeSendcloud | None) -> Auth:
-            if fake is not None:
-                return fake.basic_auth
-            assert fixed is not None
-            return fixed
-
+        credentials, url = command_credentials(ctx.env, fake=args.fake)
         out = Path(args.out)
         make_directory(out.parent, what=str(out))
-        targets.append(_Target(SINGLE, url, args.integration, own))
+        targets.append(_Target(SINGLE, url, args.integration, credentials))
         store.outputs[SINGLE] = _Output(out, fmt=args.format, source=url, label="")
     else:
         path = Path(args.accounts)
@@ -470,18 +542,10 @@ def _run(args: argparse.Namespace, ctx: Context) -> int:
         out_dir = Path(args.out_dir)
         make_directory(out_dir, what=f"into {out_dir}")
         for account in accounts:
-
-            def of(fake: FakeSendcloud | None, account: Account = account) -> Auth:
-                if fake is None:
-                    return account.auth()
-                if account.basic is not None:
-                    return fake.add_account(*account.basic)
-                assert account.oauth2 is not None
-                fake.add_oauth_client(account.oauth2[0], account.oauth2[1])
-                return account.auth(token_url=fake.token_url)
-
             source = FAKE_SOURCE if args.fake else account.base_url
-            targets.append(_Target(account.name, source, account.integration_id, of, account))
+            targets.append(
+                _Target(account.name, source, account.integration_id, account.credentials)
+            )
             store.outputs[account.name] = _Output(
                 out_dir / f"{account.name}.{extension(args.format)}",
                 fmt=args.format,
@@ -498,23 +562,35 @@ def _run(args: argparse.Namespace, ctx: Context) -> int:
             except OSError as exc:
                 raise UsageError(f"cannot write {args.events}: {exc.strerror}") from None
         reporter = _Reporter(ctx, [t.name for t in targets], events)
-        try:
-            failed = asyncio.run(_watch(args, ctx, targets, store, reporter))
-        except KeyboardInterrupt:
-            ctx.progress.close()
-            ctx.progress.message(f"{PROG}: stopped; every log written so far is saved")
-            return EXIT_OK
+        if args.once:
+            ctx.progress.status_off()  # for cron: the summary (and what went wrong) only
+        # Ctrl-C and SIGTERM: ``main`` prints the interrupt hint and gives the status.
+        failed = run_stoppable(_watch(args, ctx, targets, store, reporter))
     finally:
         store.close()
         if events is not None:
             events.close()
-    ctx.progress.close()
-    if not ctx.quiet:
-        total = sum(o.records for o in store.outputs.values())
-        new = sum(reporter.status.new_logs.values())
-        ctx.say(f"appended {new:,} new logs ({total:,} in all)")
+    ctx.progress.finish()
+    total = sum(o.records for o in store.outputs.values())
+    new = sum(reporter.status.new_logs.values())
+    late = reporter.status.late
+    worst = reporter.status.worst_late
+    ctx.result(
+        f"appended {new:,} new logs ({total:,} in all)"
+        + (f"; {late:,} arrived late, the worst {worst:.1f} s behind" if late else ""),
+        event="summary",
+        new_logs=new,
+        late_logs=late,
+        worst_lateness_s=round(worst, 3),
+        records=total,
+        accounts=len(targets),
+        failed_accounts=sorted(failed),
+    )
     if failed:
-        ctx.error(f"{len(failed)} account(s) could not be polled: {', '.join(sorted(failed))}")
+        ctx.error(
+            f"{len(failed)} account(s) could not be polled: {', '.join(sorted(failed))}",
+            failed_accounts=sorted(failed),
+        )
         return EXIT_FAILURE
     return EXIT_OK
 
@@ -527,7 +603,9 @@ async def _watch(
     reporter: _Reporter,
 ) -> set[str]:
     """Watch until stopped (or once); the accounts whose last poll failed."""
-    async with maybe_fake(args.fake) as fake:
+    from .._pool import AccountPool  # here: --help and --version do not load aiohttp
+
+    async with maybe_fake(args.fake) as fake, ctx.live():
         feeder = None
         if fake is not None:
             feeder = asyncio.create_task(_feed(fake, random.Random()))
@@ -536,7 +614,7 @@ async def _watch(
             groups: dict[str, dict[str, Auth]] = {}
             for target in targets:
                 url = fake.base_url if fake is not None else target.base_url
-                groups.setdefault(url, {})[target.name] = target.auth(fake)
+                groups.setdefault(url, {})[target.name] = auth_for(target.credentials, fake)
             watchers = []
             for url, accounts in groups.items():
                 pool = AccountPool(
@@ -562,7 +640,18 @@ async def _watch(
                         page_size=args.page_size,
                         concurrency=args.concurrency,
                         integrations=scoped,
+                        lookback=args.lookback,
                     )
+                )
+            if not (args.once or ctx.quiet) and ctx.progress.style != "plain":
+                # Off a terminal the log says when a watch started (the status comes later).
+                count = f"{len(targets)} accounts" if len(targets) > 1 else "1 account"
+                ctx.progress.log(
+                    "info",
+                    f"watching {count}, polling every {args.interval:g} s",
+                    event="started",
+                    accounts=len(targets),
+                    interval=args.interval,
                 )
             reporter.draw(force=True)
             await asyncio.gather(*(w.run(reporter, once=args.once) for w in watchers))
@@ -583,7 +672,7 @@ LOGS_WATCH = Command(
     "atomically, so a restart after a kill continues exactly after the last saved batch: "
     "every log is written once. Integrations that start or stop failing are printed on "
     "stderr (and appended to --events FILE). Ctrl-C or SIGTERM lets the batch in hand "
-    "finish, saves the state and exits 0.",
+    "finish and saves the state.",
     configure=_configure,
     run=_run,
     check=_check,
@@ -594,4 +683,5 @@ LOGS_WATCH = Command(
         f"{PROG} logs watch --fake --out demo.jsonl --interval 2  # logs keep coming",
     ),
     interrupt_hint=f"{PROG}: stopped; every log written so far is saved",
+    until_stopped=UntilStopped("without --once", lambda args: not args.once),
 )

@@ -1,16 +1,35 @@
-"""How the watch command writes health events: one line on stderr, one JSON record."""
+"""How the watch command writes events: one line on stderr, one JSON record in ``--events``.
+
+Health events (``IntegrationFailing``, ``IntegrationRecovered``) come from every watch;
+the Redis watch adds the coordinator's state changes (``coordinator_record``): a
+lease claimed, taken over, released, rebalanced, given up, lost or refused by the
+fence, Redis down and up, an account failing and recovered. Each record has
+``event`` (its name), the event's fields and ``seen_at``; a new kind of event is a
+new name with fields of its own, and readers skip the names they do not know.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
-from .._watchers import IntegrationFailing, IntegrationRecovered
+from .._watchers import IntegrationFailing, IntegrationRecovered, NewLogs
 from .common import PROG
 
-__all__ = ["ENCODER", "event_line", "event_record"]
+if TYPE_CHECKING:
+    from .._redis_watch import CoordinatorEvent
+
+__all__ = [
+    "ENCODER",
+    "coordinator_record",
+    "event_line",
+    "event_record",
+    "late_line",
+    "late_record",
+]
 
 ENCODER: Final = msgspec.json.Encoder()
 
@@ -28,6 +47,27 @@ def event_record(event: IntegrationFailing | IntegrationRecovered) -> dict[str, 
     }
 
 
+def late_record(event: NewLogs) -> dict[str, object]:
+    """A batch with logs that became visible behind the mark (the ``--events`` record)."""
+    return {
+        "event": "late_logs",
+        "account": event.account,
+        "logs": len(event.late),
+        "worst_behind_s": round(event.lateness, 3),
+        "ids": [log.id for log in event.late],
+        "seen_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def late_line(event: NewLogs, single: bool, worst: float) -> str:
+    """The stderr line of such a batch; ``worst``: the worst lateness seen so far."""
+    who = "" if single else f"account {event.account}: "
+    return (
+        f"{PROG}: {who}{len(event.late)} log(s) became visible late, up to "
+        f"{event.lateness:.1f} s behind the newest (worst so far {worst:.1f} s)"
+    )
+
+
 def event_line(event: IntegrationFailing | IntegrationRecovered, single: bool) -> str:
     who = "" if single else f"account {event.account}: "
     name = f" ({event.integration.shop_name})" if event.integration.shop_name else ""
@@ -40,3 +80,21 @@ def event_line(event: IntegrationFailing | IntegrationRecovered, single: bool) -
         f"{PROG}: {who}integration {event.integration.id}{name} recovered "
         f"(failing since {event.failing_since.isoformat()})"
     )
+
+
+def coordinator_record(event: CoordinatorEvent, worker: str) -> dict[str, object]:
+    """The ``--events`` record of a Redis watch coordinator's event, from ``worker``.
+
+    ``{"event": "lease_taken_over", "account": …, "token": …, "reason": …,
+    "previous": …, "worker": …, "seen_at": …}``: the event's name, its fields
+    (times in ISO 8601), which worker saw it, and when.
+    """
+    record: dict[str, object] = {"event": event.name}
+    for item in dataclasses.fields(event):
+        if item.name == "kind":
+            continue  # the name says it
+        value = getattr(event, item.name)
+        record[item.name] = value.isoformat() if isinstance(value, datetime) else value
+    record["worker"] = worker
+    record["seen_at"] = datetime.now(UTC).isoformat()
+    return record

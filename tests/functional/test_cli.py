@@ -9,6 +9,7 @@ import json
 import os
 import pty
 import random
+import re
 import signal
 import sys
 from dataclasses import dataclass
@@ -147,12 +148,28 @@ def checkpoint(out: Path) -> Checkpoint:
     return msgspec.json.decode(checkpoint_path(out).read_bytes(), type=Checkpoint)
 
 
+#: A line on stderr off a terminal: ``2026-12-06T16:40:01Z LEVEL message`` (UTC).
+LOG_LINE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (DEBUG|INFO|WARNING|ERROR) (.*)")
+
+
+def logged(line: str) -> tuple[str, str]:
+    """(LEVEL, message) of a timestamped log line; fails the test if ``line`` is not one."""
+    match = LOG_LINE.fullmatch(line)
+    assert match is not None, f"not a timestamped log line: {line!r}"
+    return match.group(2), match.group(3)
+
+
 def assert_one_error_line(result: Result, code: int, *needles: str) -> None:
-    """Exit ``code``, and stderr is one ``sendcloud-async: error:`` line holding ``needles``."""
+    """Exit ``code``, and stderr is one error line holding ``needles``: bad usage (2) is
+    ``sendcloud-async: error: …``; a failure at run time (off a terminal) a log line
+    ``… ERROR …``."""
     assert result.code == code, result
     assert len(result.err_lines) == 1, result.err
     line = result.err_lines[0]
-    assert line.startswith("sendcloud-async: error: "), line
+    if code == 2:
+        assert line.startswith("sendcloud-async: error: "), line
+    else:
+        assert logged(line)[0] == "ERROR", line
     for needle in needles:
         assert needle in line, line
     assert "Traceback" not in result.err
@@ -170,8 +187,8 @@ async def test_jsonl_export_equals_server_logs(fake: FakeSendcloud, tmp_path: Pa
     assert result.code == 0, result
     assert jsonl_records(out) == [as_jsonl(r) for r in fake.logs]
     assert "600 records" in result.out
-    # not a terminal: at most a plain progress line every 2 s, no control characters
-    assert all(line.startswith("exported ") for line in result.err_lines)
+    # not a terminal: timestamped progress lines (none in a run this short), no control characters
+    assert all(logged(line)[1].startswith("exported ") for line in result.err_lines)
     assert "\r" not in result.err
     state = checkpoint(out)
     assert state.done
@@ -271,7 +288,7 @@ async def test_sigint_saves_checkpoint_exits_130_and_resume_completes(
     _out_bytes, err_bytes = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 130, err_bytes
     lines = err_bytes.decode().splitlines()
-    assert lines[-1] == "interrupted; run again with --resume to continue"
+    assert logged(lines[-1]) == ("WARNING", "interrupted; run again with --resume to continue")
     assert all(line.startswith("exported ") for line in lines[:-1])  # periodic progress only
     state = checkpoint(out)
     assert not state.done
@@ -364,16 +381,17 @@ async def test_progress_on_a_terminal_is_one_updating_line(
 
 
 def test_progress_lines_when_not_a_terminal() -> None:
-    """Off a terminal: a plain line at most every interval; quiet mode prints none."""
+    """Off a terminal: a timestamped line at most every interval; quiet mode prints none."""
     now = [0.0]
     stream = io.StringIO()
-    progress = Progress(stream, "lines", interval=2.0, clock=lambda: now[0])
+    wall = datetime.fromisoformat("2026-12-06T16:40:01+00:00")
+    progress = Progress(stream, "lines", interval=2.0, clock=lambda: now[0], wall=lambda: wall)
     for step in range(1, 11):
         now[0] = step * 0.5
         progress.update(step * 100, step, 200.0, now[0])
     assert stream.getvalue().splitlines() == [
-        "exported 400 records in 4 pages (200 rec/s, 2.0 s)",
-        "exported 800 records in 8 pages (200 rec/s, 4.0 s)",
+        "2026-12-06T16:40:01Z INFO exported 400 records in 4 pages (200 rec/s, 2.0 s)",
+        "2026-12-06T16:40:01Z INFO exported 800 records in 8 pages (200 rec/s, 4.0 s)",
     ]
     quiet = io.StringIO()
     off = Progress(quiet, "off")
@@ -570,10 +588,6 @@ async def test_accounts_share_one_session_with_bounded_concurrency(
         assert ids(tmp_path / "out" / f"acct{n}.jsonl") == [r["id"] for r in fake.logs]
 
 
-@pytest.mark.skipif(
-    not hasattr(FakeSendcloud, "oauth2_credentials"),
-    reason="this FakeSendcloud does not serve OAuth2 tokens yet",
-)
 async def test_oauth2_credentials_from_env_and_accounts_file(
     fake: FakeSendcloud, tmp_path: Path
 ) -> None:
@@ -898,8 +912,8 @@ async def test_server_errors_after_retries_fail_with_one_line(
         env=fake_env(fake),
     )  # fmt: skip
     assert result.code == 1, result
-    errors = [line for line in result.err_lines if line.startswith("sendcloud-async: error: ")]
-    warnings = [line for line in result.err_lines if line.startswith("sendcloud-async: warning: ")]
+    errors = [line for line in result.err_lines if logged(line)[0] == "ERROR"]
+    warnings = [line for line in result.err_lines if logged(line)[0] == "WARNING"]
     assert len(errors) == 1
     assert "503" in errors[0]
     assert len(warnings) == 1

@@ -25,6 +25,7 @@ from tests.functional.test_cli import (
     csv_rows,
     fake_env,
     ids,
+    logged,
     run,
     start,
 )
@@ -54,8 +55,10 @@ async def test_out_dash_writes_the_same_bytes_to_stdout(
     code, out, err = await run_in(tmp_path, "logs", "export", "--out", "-", *options, env=env)
     assert code == 0, err
     assert out == (tmp_path / "f.out").read_bytes()
-    assert err.splitlines()[-1].startswith("exported 120 records in 18 pages")
-    assert err.splitlines()[-1].endswith("to standard output")
+    level, summary = logged(err.splitlines()[-1])  # stderr is not a terminal: a log line
+    assert level == "INFO"
+    assert summary.startswith("exported 120 records in 18 pages")
+    assert summary.endswith("to standard output")
     assert not (tmp_path / "-").exists()
     assert not checkpoint_path(tmp_path / "-").exists()
 
@@ -193,7 +196,7 @@ async def test_accounts_file_readable_by_others_is_warned_about(tmp_path: Path) 
     accounts.chmod(0o644)
     loose = await run(*args, "--out-dir", str(tmp_path / "a"), env=base_env())
     assert loose.code == 0, loose
-    warnings = [line for line in loose.err_lines if line.startswith("sendcloud-async: warning: ")]
+    warnings = [line for line in loose.err_lines if logged(line)[0] == "WARNING"]
     assert len(warnings) == 1
     assert str(accounts) in warnings[0]
     assert "(mode 0644)" in warnings[0]
@@ -253,7 +256,7 @@ async def test_verbose_shows_each_request_without_secrets(
         env=fake_env(fake),
     )  # fmt: skip
     assert result.code == 0, result
-    debug = [line for line in result.err_lines if line.startswith("sendcloud-async: debug: ")]
+    debug = [line for line in result.err_lines if logged(line)[0] == "DEBUG"]
     assert len(debug) == len(fake.requests) == 2
     assert all(f"GET {fake.base_url}/integrations/logs" in line for line in debug)
     assert all("-> 200 in " in line for line in debug)
@@ -304,15 +307,18 @@ def test_help_groups_the_export_options() -> None:
 
 
 async def test_demo_cleans_up_after_itself(tmp_path: Path) -> None:
-    """Without --keep the demo's files are removed at the end, and it says so."""
+    """Without --keep the demo's files are removed at the end, and it says so; the report's
+    page is all it leaves, in the user's cache directory."""
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    result = await run("demo", env=base_env(TMPDIR=str(scratch)))
+    cache = tmp_path / "cache"
+    result = await run("demo", env=base_env(TMPDIR=str(scratch), XDG_CACHE_HOME=str(cache)))
     assert result.code == 0, result
     assert "verified: 30,000 logs" in result.out
     assert "removed the demo's files" in result.out
     assert "--keep DIR" in result.out
     assert list(scratch.iterdir()) == []
+    assert [p.name for p in cache.rglob("*") if p.is_file()] == ["demo-report.html"]
 
 
 async def test_demo_prints_commands_that_work_when_pasted(tmp_path: Path) -> None:
@@ -323,17 +329,20 @@ async def test_demo_prints_commands_that_work_when_pasted(tmp_path: Path) -> Non
     file = kept / "logs.csv"
     assert f"kept {file}" in demo.out
     commands = [line[2:] for line in demo.out.splitlines() if line.startswith("$ ")]
-    assert len(commands) == 3, demo.out
+    assert len(commands) == 4, demo.out
 
     def argv(line: str) -> list[str]:
         words = shlex.split(line)
         assert words[0] == "sendcloud-async"
         return words[1:]
 
-    listing, export, resume = commands
+    listing, export, resume, report = commands
     listed = await run(*argv(listing), env=base_env())
     assert listed.code == 0, listed
     assert listed.out.strip() in demo.out
+    reported = await run(*argv(report), env=base_env())
+    assert reported.code == 0, reported
+    assert reported.out.strip() in demo.out  # the same table, from the kept export
     resumed = await run(*argv(resume), env=base_env())
     assert resumed.code == 0, resumed
     assert "already complete" in resumed.out

@@ -12,6 +12,7 @@ import re
 import struct
 import termios
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ from sendcloud_async._observe import (
     observing,
 )
 from sendcloud_async.testing import FakeSendcloud, Fault
-from tests.functional.test_cli import fake_env, ids, start
+from tests.functional.test_cli import fake_env, ids, logged, start
 
 # -- helpers -------------------------------------------------------------------------------------
 
@@ -48,14 +49,13 @@ class Recorder:
 
 @pytest.fixture
 async def reporting(fake: FakeSendcloud) -> None:
-    """Skip unless the SDK's request path reports to ``sendcloud_async._observe``."""
+    """The SDK's request path reports to ``sendcloud_async._observe`` (what the notes read)."""
     recorder = Recorder()
     with observing(recorder):
         async with SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url) as client:
             await client.integrations.list()
     fake.clear_requests()
-    if not any(isinstance(e, Sending) for e in recorder.events):
-        pytest.skip("the request path does not report to sendcloud_async._observe yet")
+    assert any(isinstance(e, Sending) for e in recorder.events), recorder.events
 
 
 async def on_terminal(*args: str, env: dict[str, str]) -> tuple[int, list[tuple[float, str]]]:
@@ -194,31 +194,43 @@ async def timed_stderr_lines(
     return await proc.wait(), lines
 
 
-async def test_heartbeat_every_2_s_without_a_terminal(fake: FakeSendcloud, tmp_path: Path) -> None:
-    """Off a terminal a plain line still comes every 2 s while a page takes 5 s to come."""
+async def test_status_lines_without_a_terminal_come_on_a_change_only(
+    fake: FakeSendcloud, tmp_path: Path
+) -> None:
+    """Off a terminal, while a page takes 5 s to come: timestamped status lines at most one a
+    second (--status-interval 1), each a change (the wait for the answer appearing), not a
+    line every 2 s saying the same."""
     args = await export_args(fake, tmp_path)
     fake.inject("GET", "/integrations/logs", Fault.delay(0), Fault.delay(5))
-    code, lines = await timed_stderr_lines(args, fake_env(fake))
+    code, lines = await timed_stderr_lines((*args, "--status-interval", "1"), fake_env(fake))
     assert code == 0
-    beats = [at for at, line in lines if line.startswith("exported 10 records in 1 pages")]
-    assert len(beats) >= 2
-    gaps = [b - a for a, b in itertools.pairwise(beats)]
-    assert all(1.8 <= gap <= 3.0 for gap in gaps), gaps
     assert all("\r" not in line and "\x1b" not in line for _, line in lines)
+    shown = [(at, logged(line)) for at, line in lines]
+    waiting = [(at, message) for at, (level, message) in shown if level == "INFO"]
+    during = [m for _, m in waiting if m.startswith("exported 10 records in 1 pages")]
+    assert 1 <= len(during) <= 2, during  # 5 s of the same page: no heartbeat every 2 s
+    assert any("for the answer to GET /api/v3/integrations/logs" in m for m in during), during
+    gaps = [b - a for (a, _), (b, _) in itertools.pairwise(waiting)]
+    assert all(gap >= 0.9 for gap in gaps), gaps
 
 
 @pytest.mark.usefixtures("reporting")
-async def test_heartbeat_lines_say_what_they_wait_for(fake: FakeSendcloud, tmp_path: Path) -> None:
-    """Off a terminal the 2 s lines name the wait: '; waiting N s for the rate limit (429)'."""
+@pytest.mark.usefixtures("reporting")
+async def test_status_lines_say_what_they_wait_for(fake: FakeSendcloud, tmp_path: Path) -> None:
+    """Off a terminal the status line names the wait: '; waiting N s for the rate limit
+    (429)', once: the countdown is not a change."""
     args = await export_args(fake, tmp_path)
     fake.inject(
         "GET", "/integrations/logs", Fault.delay(0), Fault.status(429, headers={"Retry-After": "5"})
     )
-    code, lines = await timed_stderr_lines(args, fake_env(fake))
+    code, lines = await timed_stderr_lines((*args, "--status-interval", "1"), fake_env(fake))
     assert code == 0
-    waits = [line for _, line in lines if "for the rate limit" in line]
-    assert len(waits) >= 2, lines
-    assert all(line.startswith("exported 10 records in 1 pages") for line in waits)
+    waits = [logged(line) for _, line in lines if "for the rate limit" in line]
+    assert len(waits) == 1, lines
+    level, message = waits[0]
+    assert level == "INFO"
+    assert message.startswith("exported 10 records in 1 pages")
+    assert re.search(r"; waiting \d s for the rate limit \(429\)$", message), message
 
 
 # -- the pieces, without processes ---------------------------------------------------------------
@@ -280,11 +292,13 @@ def test_progress_tick_moves_the_clock_and_shows_the_note() -> None:
     last = stream.getvalue().rsplit("\r", 1)[-1]
     assert "500 records · 5 pages · 167 rec/s · 3.0 s · waiting 41 s for the rate limit" in last
     lines = io.StringIO()
-    plain = Progress(lines, "lines", clock=lambda: now[0])
+    wall = datetime.fromisoformat("2026-12-06T16:40:01+00:00")
+    plain = Progress(lines, "lines", interval=2.0, clock=lambda: now[0], wall=lambda: wall)
     plain.note = lambda: "retrying in 2.0 s after 503"
     now[0] = 10.0
     plain.tick()
     assert lines.getvalue() == (
+        "2026-12-06T16:40:01Z INFO "
         "exported 0 records in 0 pages (0 rec/s, 7.0 s); retrying in 2.0 s after 503\n"
     )
 

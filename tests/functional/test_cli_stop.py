@@ -16,6 +16,7 @@ from tests.functional.test_cli import (
     csv_rows,
     fake_env,
     ids,
+    logged,
     run,
     start,
 )
@@ -87,7 +88,7 @@ async def test_sigterm_stops_like_ctrl_c_with_exit_143(fake: FakeSendcloud, tmp_
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 143, err
     lines = err.decode().splitlines()
-    assert lines[-1] == "interrupted; run again with --resume to continue"
+    assert logged(lines[-1]) == ("WARNING", "interrupted; run again with --resume to continue")
     state = checkpoint(out)
     assert not state.done
     assert state.records >= 100
@@ -111,7 +112,10 @@ async def test_sigterm_before_any_request_exits_143(fake: FakeSendcloud, tmp_pat
     proc.send_signal(signal.SIGTERM)
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 143, err
-    assert err.decode().splitlines()[-1] == "interrupted; run again with --resume to continue"
+    assert logged(err.decode().splitlines()[-1]) == (
+        "WARNING",
+        "interrupted; run again with --resume to continue",
+    )
     assert checkpoint(out).records == 0
     fake.clear_faults()
     result = await run("logs", "export", "--out", str(out), "--resume", env=fake_env(fake))

@@ -88,6 +88,8 @@ async def test_two_workers_split_the_accounts_and_write_every_log_once(
         "0.2",
         "--start",
         "all",
+        "--status-interval",  # off a terminal the status is a line at most this often
+        "0.5",
     )
     workers = [await start(*args, env=base_env()) for _ in range(2)]
     client = redis.asyncio.Redis.from_url(redis_server.url)
