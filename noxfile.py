@@ -63,7 +63,11 @@ _pyenv_interpreters()
 def tests(session: nox.Session) -> None:
     """Run the whole test suite against a real FakeSendcloud on 127.0.0.1."""
     session.install("-e", ".", "-r", "requirements-test.txt")
-    session.run("pytest", *session.posargs)
+    # Four workers (pytest-xdist): most tests wait on sockets, processes and timers, not
+    # on the CPU, so four share two cores well (SENDCLOUD_TEST_WORKERS=0: one process).
+    workers = os.environ.get("SENDCLOUD_TEST_WORKERS", "4")
+    parallel = ["-n", workers] if workers != "0" else []
+    session.run("pytest", *parallel, *session.posargs)
 
 
 @nox.session
@@ -129,7 +133,7 @@ def wheel(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Bulk-export and many-accounts benchmarks (benchmarks/README.md); CI: -- --smoke."""
+    """Bulk-export, many-accounts and report benchmarks (benchmarks/README.md); CI: -- --smoke."""
     session.install(".[redis]", "-r", "benchmarks/requirements.txt")
     smoke = "--smoke" in session.posargs
     session.run(
@@ -143,6 +147,12 @@ def bench(session: nox.Session) -> None:
         "-m",
         "benchmarks.accounts",
         *(["--smoke"] if smoke else ["--json", "benchmarks/_results/accounts.json"]),
+    )
+    session.run(
+        "python",
+        "-m",
+        "benchmarks.report",
+        *(["--smoke"] if smoke else ["--json", "benchmarks/_results/report.json"]),
     )
 
 

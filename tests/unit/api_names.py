@@ -58,6 +58,49 @@ WEBHOOK_NAMES: Final = frozenset(
     }
 )
 
+#: The commands of ``sendcloud-async`` that users call, with the options the API page
+#: names for each (the general and connection options are every command's). Like the
+#: names above, a command or option is added here when it lands in the package.
+CLI_COMMANDS: Final[dict[tuple[str, ...], frozenset[str]]] = {
+    ("demo",): frozenset(),
+    ("logs", "export"): frozenset(
+        {
+            "--out",
+            "--format",
+            "--integration",
+            "--page-size",
+            "--resume",
+            "--per-integration",
+            "--concurrency",
+            "--fake",
+            "--accounts",
+        }
+    ),
+    ("logs", "watch"): frozenset(
+        {
+            "--out",
+            "--interval",
+            "--start",
+            "--once",
+            "--integration",
+            "--format",
+            "--fake",
+            "--accounts",
+            "--out-dir",
+            "--concurrency",
+            "--redis",
+            "--stream",
+            "--lease",
+            "--lookback",
+        }
+    ),
+    ("logs", "tail"): frozenset({"--redis", "--out"}),
+    ("logs", "report"): frozenset({"--html", "--json", "--fake"}),
+    ("integrations", "list"): frozenset(),
+    ("integrations", "get"): frozenset(),
+    ("fake", "serve"): frozenset({"--accounts", "--rate", "--port"}),
+}
+
 #: Keyword parameters the API page names, per callable (``Logs.watch`` is
 #: ``client.logs.watch``; the Redis watch's are in ``sendcloud_async.redis``).
 PARAMETERS: Final[dict[str, frozenset[str]]] = {
