@@ -18,12 +18,36 @@ from typing import ClassVar, Generic, Self, TypeVar
 
 from ._errors import ClientClosedError
 
-__all__ = ["Facade", "Held", "Lifecycle"]
+__all__ = ["Closing", "Facade", "Held", "Lifecycle"]
 
 _T = TypeVar("_T")
 
 
-class Lifecycle:
+class Closing:
+    """``async with`` for anything with ``aclose()``: ``_enter()`` in, ``aclose()`` out."""
+
+    __slots__ = ()
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def _enter(self) -> None:
+        """What entering ``async with`` does (nothing by default)."""
+
+    async def __aenter__(self) -> Self:
+        await self._enter()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class Lifecycle(Closing):
     """Open until ``aclose()``; ``ClientClosedError`` after; ``async with``.
 
     A subclass names itself in ``kind`` (for the error), releases what it owns in
@@ -63,24 +87,12 @@ class Lifecycle:
     async def _close(self) -> None:
         """Release what this resource owns (called once, by ``aclose()``)."""
 
-    async def _enter(self) -> None:
-        """What entering ``async with`` does besides checking the resource is open."""
-
     async def __aenter__(self) -> Self:
-        self.check_open()
-        await self._enter()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+        self.check_open()  # then ``_enter()``: what a subclass does on the way in
+        return await super().__aenter__()
 
 
-class Facade:
+class Facade(Closing):
     """The public face of a ``Lifecycle`` held elsewhere (``_lifecycle()``).
 
     ``closed``, ``aclose()`` and ``async with`` act on that one lifecycle; a
@@ -104,18 +116,6 @@ class Facade:
 
     async def _enter(self) -> None:
         self._lifecycle().check_open()
-
-    async def __aenter__(self) -> Self:
-        await self._enter()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 class Held(Generic[_T]):

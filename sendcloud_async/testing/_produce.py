@@ -25,10 +25,10 @@ import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import Any, Final, Protocol, Self
+from typing import Any, Final, Protocol
 
 from .._aio import sleep_until, stop_task
+from .._lifecycle import Closing
 from ._store import CET, Record, _created_key, _seed_log
 
 __all__ = ["LogProducer", "LogProduction"]
@@ -63,7 +63,7 @@ def _rate(value: object) -> float:
     return float(value)
 
 
-class LogProducer:
+class LogProducer(Closing):
     """Adds logs to a ``FakeSendcloud`` at a steady rate until stopped (see ``produce``)."""
 
     def __init__(
@@ -116,15 +116,8 @@ class LogProducer:
             if error is not None:
                 raise error
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def aclose(self) -> None:
+        """``stop()``, under the name ``async with`` (and every resource of the SDK) uses."""
         await self.stop()
 
     def __repr__(self) -> str:
