@@ -103,6 +103,9 @@ async def test_two_workers_split_the_accounts_and_write_every_log_once(
             if lengths == [len(expected)] * 4:
                 break
             await asyncio.sleep(0.1)
+        # The holdings are settled: give the status line (one at most every 0.5 s, off a
+        # terminal) time to show them before the stop (a slow start can take the rest).
+        await asyncio.sleep(1.5)
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
         outputs = [await asyncio.wait_for(w.communicate(), 20) for w in workers]
