@@ -169,7 +169,7 @@ BAD = [
         "logs.parquet: a Parquet file; logs report reads JSON Lines",
     ),
     ("logs.bin", b"PAR1....", None, "logs.bin: a Parquet file"),
-    ("logs.jsonl.gz", gzip.compress(b"{}\n"), None, "logs.jsonl.gz is gzip-compressed"),
+    ("logs.jsonl.gz", gzip.compress(b"{}\n", mtime=0), None, "logs.jsonl.gz is gzip-compressed"),
     ("logs.jsonl", b"{}\n", "parquet", "--format parquet; logs report reads JSON Lines and CSV"),
     ("logs.jsonl", b"{}\n", "xml", "unknown format 'xml' (known: jsonl, csv)"),
 ]
