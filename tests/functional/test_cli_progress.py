@@ -31,6 +31,7 @@ from sendcloud_async._observe import (
     observing,
 )
 from sendcloud_async.testing import FakeSendcloud, Fault
+from tests._pty import on_pty
 from tests.functional.test_cli import fake_env, ids, logged, start
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -60,29 +61,8 @@ async def reporting(fake: FakeSendcloud) -> None:
 
 async def on_terminal(*args: str, env: dict[str, str]) -> tuple[int, list[tuple[float, str]]]:
     """Run the command with stderr on a 200-column pseudo-terminal; (status, timed chunks)."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
-    chunks: list[tuple[float, str]] = []
-    loop = asyncio.get_running_loop()
-
-    def drain() -> None:
-        try:
-            chunks.append((time.monotonic(), os.read(master, 65536).decode(errors="replace")))
-        except OSError:
-            loop.remove_reader(master)
-
-    loop.add_reader(master, drain)
-    try:
-        proc = await start(*args, env=env, stderr=slave)
-        os.close(slave)
-        await asyncio.wait_for(proc.communicate(), 60)
-        await asyncio.sleep(0.05)
-        drain()
-    finally:
-        loop.remove_reader(master)
-        os.close(master)
-    assert proc.returncode is not None
-    return proc.returncode, chunks
+    code, chunks, _ = await on_pty(*args, env=env)
+    return code, [(at, chunk.decode(errors="replace")) for at, chunk in chunks]
 
 
 def redraws(chunks: list[tuple[float, str]]) -> list[tuple[float, str]]:

@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import fcntl
 import io
 import itertools
 import json
 import os
-import pty
 import re
 import signal
-import struct
 import subprocess
 import sys
-import termios
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -38,6 +34,7 @@ from sendcloud_async._cli.watch import state_path
 from sendcloud_async._export import checkpoint_path
 from sendcloud_async._fileio import FileWriteError, writing
 from sendcloud_async.testing import FakeSendcloud
+from tests._pty import on_pty
 from tests.functional.test_cli import (
     SCRIPT,
     SECRET_KEY,
@@ -226,32 +223,8 @@ async def on_terminal(
 ) -> tuple[int, str, bytes]:
     """Run the command with stderr on a pseudo-terminal; Ctrl-C (SIGINT) after ``seconds``
     (``None``: let it end). (exit status, what the terminal got, stdout)."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
-    chunks: list[bytes] = []
-    loop = asyncio.get_running_loop()
-
-    def drain() -> None:
-        try:
-            chunks.append(os.read(master, 65536))
-        except OSError:
-            loop.remove_reader(master)
-
-    loop.add_reader(master, drain)
-    try:
-        proc = await start(*args, env=env, stderr=slave)
-        os.close(slave)
-        if seconds is not None:
-            await asyncio.sleep(seconds)
-            proc.send_signal(signal.SIGINT)
-        out, _ = await asyncio.wait_for(proc.communicate(), 60)
-        await asyncio.sleep(0.05)
-        drain()
-    finally:
-        loop.remove_reader(master)
-        os.close(master)
-    assert proc.returncode is not None
-    return proc.returncode, b"".join(chunks).decode(errors="replace"), out
+    code, chunks, out = await on_pty(*args, env=env, interrupt_after=seconds)
+    return code, b"".join(chunk for _, chunk in chunks).decode(errors="replace"), out
 
 
 async def test_on_a_terminal_the_countdown_counts_and_nothing_is_drawn_after_stopped(

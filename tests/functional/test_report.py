@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import pty
 import random
 import re
 import resource
@@ -28,6 +26,7 @@ from sendcloud_async._export import csv_header
 from sendcloud_async._report import Report, from_json, read_account, read_export
 from sendcloud_async._report._readers import _NEEDED
 from sendcloud_async.testing import FailurePatterns, FakeSendcloud
+from tests._pty import on_pty
 from tests.functional.test_cli import (
     NOWHERE,
     SCRIPT,
@@ -207,28 +206,9 @@ async def test_the_table_fits_80_columns_without_colour(
 
 async def _on_a_terminal(argv: list[str], env: dict[str, str]) -> str:
     """stdout of the command with stdout on a pseudo-terminal."""
-    master, slave = pty.openpty()
-    chunks: list[bytes] = []
-    loop = asyncio.get_running_loop()
-
-    def drain() -> None:
-        try:
-            chunks.append(os.read(master, 65536))
-        except OSError:
-            loop.remove_reader(master)
-
-    loop.add_reader(master, drain)
-    try:
-        proc = await start(*argv, env=env, stdout=slave)
-        os.close(slave)
-        await asyncio.wait_for(proc.communicate(), 60)
-        await asyncio.sleep(0.05)
-        drain()
-    finally:
-        loop.remove_reader(master)
-        os.close(master)
-    assert proc.returncode == 0
-    return b"".join(chunks).decode()
+    code, chunks, _ = await on_pty(*argv, env=env, stream="stdout", columns=None)
+    assert code == 0
+    return b"".join(chunk for _, chunk in chunks).decode()
 
 
 async def test_colour_on_a_terminal_unless_no_color(
