@@ -163,6 +163,7 @@ def _intervals(workers: list[Worker]) -> dict[str, list[tuple[float, float, int]
     return spans
 
 
+@pytest.mark.alone
 async def test_four_workers_200_accounts_kills_a_pause_and_a_redis_restart(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
