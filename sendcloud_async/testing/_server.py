@@ -430,10 +430,16 @@ class FakeSendcloud(Lifecycle, FaultInjection, AccountsAndLimits, LogProduction,
     @commit_delay.setter
     def commit_delay(self, value: tuple[float, float] | None) -> None:
         if value is not None:
-            low, high = value
+            problem = f"commit_delay must be (low, high) with 0 <= low <= high: {value!r}"
+            try:
+                if isinstance(value, str | bytes):
+                    raise TypeError
+                low, high = (float(bound) for bound in value)
+            except (TypeError, ValueError):
+                raise ValueError(problem) from None
             if not 0 <= low <= high:
-                raise ValueError(f"commit_delay must be (low, high) with 0 <= low <= high: {value}")
-            value = (float(low), float(high))
+                raise ValueError(problem)
+            value = (low, high)
         self._store.commit_delay = value
 
     @property

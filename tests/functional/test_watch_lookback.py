@@ -415,7 +415,8 @@ async def test_the_fakes_commit_delay_is_seeded_and_checked(fake: FakeSendcloud)
     fake.commit_delay = None
     fake.add_log(1)
     assert len(fake.logs) == 6
-    for bad in ((0.5, 0.1), (-1.0, 1.0)):
+    bad_values: list[Any] = [(0.5, 0.1), (-1.0, 1.0), 3.0, (1.0,), (1, 2, 3), ("a", "b"), "12"]
+    for bad in bad_values:
         with pytest.raises(ValueError, match="commit_delay must be"):
             fake.commit_delay = bad
     with pytest.raises(ValueError, match="visible_after must be seconds >= 0"):
