@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import os
-import pty
 import random
 import re
 import signal
@@ -347,32 +346,14 @@ async def test_progress_on_a_terminal_is_one_updating_line(
 ) -> None:
     """With stderr on a terminal the progress line is redrawn with \\r and ends with a newline."""
     fake.seed(integrations=1, logs_per_integration=400, seed=8)
+    from tests._pty import on_pty  # it runs commands through this module's ``start``
+
     out = tmp_path / "logs.jsonl"
-    master, slave = pty.openpty()
-    chunks: list[bytes] = []
-    loop = asyncio.get_running_loop()
-
-    def drain() -> None:
-        try:
-            chunks.append(os.read(master, 65536))
-        except OSError:
-            loop.remove_reader(master)
-
-    loop.add_reader(master, drain)
-    try:
-        proc = await start(
-            "logs", "export", "--out", str(out), "--page-size", "5", env=fake_env(fake),
-            stderr=slave,
-        )  # fmt: skip
-        os.close(slave)
-        await asyncio.wait_for(proc.communicate(), 30)
-        await asyncio.sleep(0.05)
-        drain()
-    finally:
-        loop.remove_reader(master)
-        os.close(master)
-    text = b"".join(chunks).decode()
-    assert proc.returncode == 0
+    status, chunks, _ = await on_pty(
+        "logs", "export", "--out", str(out), "--page-size", "5", env=fake_env(fake), columns=None
+    )  # fmt: skip
+    text = b"".join(chunk for _, chunk in chunks).decode()
+    assert status == 0
     assert "\r" in text
     last = text.replace("\r\n", "\n").rsplit("\r", 1)[-1]
     assert "400 records · 80 pages" in last
