@@ -1,0 +1,53 @@
+"""The errors of the parts export, and the one rule for a missing optional extra.
+
+Every message is one line, names what was being done and where (the URL without
+any credentials), and never holds a secret: the storage library's own message is
+cut to its first line and passed through ``clean`` (the credentials read from the
+environment are masked) before it is shown.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import Final
+
+from .._errors import MissingExtraError, Redactor, require_extra
+from .._export import ExportError
+
+__all__ = [
+    "CREDENTIAL_VARIABLES",
+    "MissingExtraError",
+    "SecondWriterError",
+    "clean",
+    "require",
+]
+
+#: Environment variables whose values are secrets of a storage (masked in every message).
+CREDENTIAL_VARIABLES: Final = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "GOOGLE_SERVICE_ACCOUNT_KEY",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_CLIENT_SECRET",
+)
+
+
+class SecondWriterError(ExportError):
+    """Another writer holds (or took over) this export's manifest."""
+
+
+def require(module: str, extra: str, what: str) -> ModuleType:
+    """``require_extra``: the package's one rule for a missing optional extra."""
+    return require_extra(module, extra, what)
+
+
+def clean(message: object) -> str:
+    """``message`` on one line (its first), with every storage credential masked."""
+    text = str(message).strip()
+    first = text.splitlines()[0] if text else type(message).__name__
+    secrets = [os.environ.get(name, "") for name in CREDENTIAL_VARIABLES]
+    redactor = Redactor(*[s for s in secrets if len(s) >= 4])
+    return " ".join(redactor.mask_text(first).split())

@@ -1,0 +1,159 @@
+"""An object store (S3, Google Cloud Storage, Azure Blob) through obstore: the ``storage`` extra.
+
+Why obstore and not fsspec + s3fs (``benchmarks/storage.py``, figures in
+``benchmarks/RESULTS.md``): it imports in milliseconds where s3fs takes a third of
+a second, it spends a fraction of s3fs's CPU time per request (no botocore), and
+conditional writes (``put`` with ``mode="create"`` or an ETag) are part of its API,
+on S3, GCS and Azure alike. One dependency covers all three stores.
+
+Every call is obstore's *blocking* form, run in a worker thread
+(``asyncio.to_thread``), never its ``*_async`` form. An ``*_async`` call hands its
+result back from one of obstore's own (Rust) threads, which calls into Python to
+wake the event loop; when that hand-back is the last thing a process does, the
+thread can still be inside the call as the interpreter shuts down, and CPython
+ends a thread that asks for the GIL then with ``pthread_exit``, which a Rust
+thread cannot survive: the process dies of SIGABRT after its work is done (in a
+few percent of short runs). A blocking call runs on the calling thread (which
+obstore lets go of the GIL meanwhile), and obstore's threads never touch Python.
+The thread hop costs some microseconds on a request that takes milliseconds, a
+few per part.
+
+Configuration comes from the store's own environment, never from the command
+line: for S3 ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+``AWS_SESSION_TOKEN``, ``AWS_DEFAULT_REGION`` (an ``http://`` endpoint, such as a
+local MinIO, is allowed); for GCS ``GOOGLE_SERVICE_ACCOUNT`` and its kin; for Azure
+``AZURE_STORAGE_ACCOUNT_NAME``, ``AZURE_STORAGE_ACCOUNT_KEY`` and their kin.
+
+Parts are uploaded from a finished local file: obstore sends one PUT up to 5 MiB
+and a multipart upload above it, completed only when every chunk is in (a killed
+upload leaves an incomplete multipart upload, invisible to readers; a bucket
+lifecycle rule ``AbortIncompleteMultipartUpload`` removes it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._export import ExportError, ExportInputError
+from ._errors import SecondWriterError, clean, require
+
+if TYPE_CHECKING:
+    from obstore.store import ObjectStore as _Backend
+
+__all__ = ["ObjectStore"]
+
+_EXTRA = "storage"
+
+
+class ObjectStore:
+    """A bucket and a prefix in an object store."""
+
+    def __init__(self, scheme: str, bucket: str, prefix: str) -> None:
+        self.url = f"{scheme}://{bucket}" + (f"/{prefix}" if prefix else "")
+        self._obstore: Any = require("obstore", _EXTRA, f"writing to {scheme}://")
+        self._exceptions: Any = require("obstore.exceptions", _EXTRA, f"writing to {scheme}://")
+        store_module: Any = require("obstore.store", _EXTRA, f"writing to {scheme}://")
+        options: dict[str, Any] = {}
+        endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+        if scheme in ("s3", "s3a") and endpoint.startswith("http://"):
+            options["allow_http"] = True
+        try:
+            self._store: _Backend = store_module.from_url(self.url, client_options=options or None)
+        except Exception as exc:  # obstore's configuration errors: one line, no secret
+            raise ExportInputError(f"cannot write parts to {self.url}: {clean(exc)}") from None
+        self._spool: Path | None = None
+
+    def __repr__(self) -> str:
+        return f"ObjectStore({self.url!r})"
+
+    def _error(self, doing: str, key: str, exc: BaseException) -> ExportError:
+        return ExportError(f"cannot {doing} {self.url}/{key}: {clean(exc)}")
+
+    async def check(self) -> None:
+        try:
+            await asyncio.to_thread(self._first, None)
+        except Exception as exc:
+            raise ExportInputError(f"cannot write parts to {self.url}: {clean(exc)}") from None
+
+    def _first(self, prefix: str | None) -> None:
+        for _chunk in self._obstore.list(self._store, prefix, chunk_size=1):
+            break
+
+    def spool(self, key: str) -> Path:
+        if self._spool is None:
+            # A private folder for the part files sent to the store.
+            self._spool = Path(tempfile.mkdtemp(prefix="sendcloud-async-parts-"))
+        return self._spool / key.replace("/", "_")
+
+    async def publish(self, spool: Path, key: str) -> None:
+        try:
+            # At most 4 chunks of 5 MiB in flight: the upload's memory stays ~20 MiB.
+            await asyncio.to_thread(self._obstore.put, self._store, key, spool, max_concurrency=4)
+        except Exception as exc:
+            raise self._error("upload the part", key, exc) from None
+        await asyncio.to_thread(spool.unlink, missing_ok=True)
+
+    async def read(self, key: str) -> tuple[bytes, str | None] | None:
+        try:
+            return await asyncio.to_thread(self._read, key)
+        except (FileNotFoundError, self._exceptions.NotFoundError):  # obstore raises the former
+            return None
+        except Exception as exc:
+            raise self._error("read", key, exc) from None
+
+    def _read(self, key: str) -> tuple[bytes, str | None]:
+        result = self._obstore.get(self._store, key)
+        data = bytes(result.bytes())
+        etag = result.meta.get("e_tag")
+        return data, None if etag is None else str(etag)
+
+    async def replace(self, key: str, data: bytes, *, expected: str | None) -> str | None:
+        mode: Any = "create" if expected is None else {"e_tag": expected}
+        try:
+            result = await asyncio.to_thread(
+                self._obstore.put, self._store, key, data, mode=mode, use_multipart=False
+            )
+        except (self._exceptions.AlreadyExistsError, self._exceptions.PreconditionError):
+            raise SecondWriterError(
+                f"another writer changed {self.url}/{key} since this export read it; "
+                "two exports of one account into one place are not allowed"
+            ) from None
+        except Exception as exc:
+            raise self._error("write", key, exc) from None
+        etag = result.get("e_tag")
+        return None if etag is None else str(etag)
+
+    async def list(self, prefix: str) -> list[str]:
+        try:
+            found = await asyncio.to_thread(self._list, prefix)
+        except Exception as exc:
+            raise self._error("list", prefix, exc) from None
+        return sorted(key for key in found if key.startswith(prefix))
+
+    def _list(self, prefix: str) -> builtins.list[str]:
+        found: builtins.list[str] = []
+        for chunk in self._obstore.list(self._store, prefix.rstrip("/") or None):
+            found.extend(str(meta["path"]) for meta in chunk)
+        return found
+
+    async def delete(self, key: str) -> None:
+        try:
+            await asyncio.to_thread(self._obstore.delete, self._store, key)
+        except (FileNotFoundError, self._exceptions.NotFoundError):  # obstore raises the former
+            pass
+        except Exception as exc:
+            raise self._error("delete", key, exc) from None
+
+    async def lock(self, key: str) -> None:
+        """Nothing: the manifest's conditional writes refuse a second writer instead."""
+
+    async def aclose(self) -> None:
+        spool, self._spool = self._spool, None
+        if spool is not None:
+            await asyncio.to_thread(shutil.rmtree, spool, ignore_errors=True)

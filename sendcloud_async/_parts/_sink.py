@@ -1,0 +1,264 @@
+"""``PartsSink``: an export's logs as immutable parts and a manifest, exactly once.
+
+The sink protocol of the export engine (``load``, ``commit``, ``aclose``)::
+
+    async with PartsSink("s3://bucket/logs", account="shop-a", format="parquet") as sink:
+        state = await sink.load()              # None, or the state to resume from
+        async for page in source(after=state):
+            await sink.commit(page.items, page.state)
+    # leaving the block publishes what is buffered
+
+How ``commit`` and durability fit together: ``commit(records, state)`` writes the
+records into the current part group (local files, see ``_group``) and remembers
+``state`` as the state after them. When the group reaches ``part_records`` logs or
+``part_bytes`` bytes, or on ``flush()`` or ``aclose()``, its parts are published
+(each whole: ``_store``) and only then is the manifest replaced, with the parts
+added and the state of the last commit in them. So the committed state always
+goes with exactly the logs of the committed parts: a kill loses the buffered
+commits *and* their state together (both or neither), and ``load()`` gives the
+state to restart the source from. A group always ends at a commit, so no log is
+split from its state.
+
+``load()`` also removes what a killed writer left: any object under the account's
+folder that the manifest does not list (parts published before the manifest was
+replaced, spool files). A second writer is refused: on files by an exclusive lock
+held from ``load()`` to ``aclose()``; on an object store by conditional writes of
+the manifest (``load()`` claims it, each flush replaces it only if it is still the
+version this writer wrote): the writer that did not claim it last gets
+``SecondWriterError`` at its next flush and commits nothing. Object stores have
+no lock, so a writer refused that way may have published one part group before
+it found out: that group is not in the manifest and the next ``load()`` removes
+it. Several workers must not be given the same account: the many-worker export
+splits the accounts with a Redis lease for that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from collections.abc import Sequence
+from typing import Any, Final
+
+import msgspec
+
+from .. import _validate as check
+from .._errors import InvalidInputError
+from .._export import ExportError, ExportInputError
+from .._lifecycle import Lifecycle
+from .._models import IntegrationLog
+from ._encode import DEFAULT_ROW_GROUP, part_format
+from ._errors import clean
+from ._group import PartGroup
+from ._layout import LOCK_NAME, MANIFEST_NAME, account_prefix, lock_key, manifest_key, part_key
+from ._manifest import NULL, Manifest, PartEntry, decode_manifest, encode_manifest
+from ._store import open_store
+
+__all__ = ["DEFAULT_PART_BYTES", "DEFAULT_PART_RECORDS", "PartsSink"]
+
+DEFAULT_PART_RECORDS: Final = 1_000_000
+DEFAULT_PART_BYTES: Final = 256 * 1024 * 1024
+
+
+def _positive(value: object, name: str) -> int:
+    try:
+        return check.positive_int(value, name)
+    except InvalidInputError as exc:
+        raise ExportInputError(str(exc)) from None
+
+
+class PartsSink(Lifecycle):
+    """Parts of one account under ``out`` (a path, ``file://``, ``s3://``, ``gs://``, ``az://``)."""
+
+    kind = "parts sink"
+
+    def __init__(
+        self,
+        out: str | os.PathLike[str],
+        *,
+        account: str = "default",
+        format: str = "parquet",  # the export's own name for it
+        compression: str | None = None,
+        row_group_records: int = DEFAULT_ROW_GROUP,
+        part_records: int = DEFAULT_PART_RECORDS,
+        part_bytes: int = DEFAULT_PART_BYTES,
+        account_column: bool = False,
+        state_type: Any = None,
+    ) -> None:
+        super().__init__()
+        try:
+            self.account = check.account_name(account, "account")
+        except InvalidInputError as exc:
+            raise ExportInputError(str(exc)) from None
+        self.format = part_format(format, compression, row_group_records=row_group_records)
+        self._part_records = _positive(part_records, "part_records")
+        self._part_bytes = _positive(part_bytes, "part_bytes")
+        self._account_column = bool(account_column)
+        self._state_type = state_type
+        self._store = open_store(out)
+        self.url = self._store.url
+        self._manifest: Manifest | None = None
+        self._version: str | None = None
+        self._group: PartGroup | None = None
+        self._pending: bytes | None = None
+        self._failed = False
+        self._writer = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+    def __repr__(self) -> str:
+        return (
+            f"PartsSink({self.url!r}, account={self.account!r}, format={self.format.name!r}, "
+            f"compression={self.format.compression!r})"
+        )
+
+    # -- what is committed ---------------------------------------------------
+
+    @property
+    def committed_records(self) -> int:
+        """Logs in the committed parts (0 before ``load()``)."""
+        return 0 if self._manifest is None else self._manifest.records
+
+    @property
+    def parts(self) -> list[str]:
+        """The keys of the committed parts, in commit order."""
+        return [] if self._manifest is None else [p.key for p in self._manifest.parts]
+
+    async def load(self) -> Any:
+        """The committed state (``None``: nothing committed yet); opens the sink."""
+        manifest = await self._opened()
+        if bytes(manifest.state) == bytes(NULL):
+            return None
+        if self._state_type is None:
+            return msgspec.json.decode(manifest.state)
+        return msgspec.json.decode(manifest.state, type=self._state_type)
+
+    async def _opened(self) -> Manifest:
+        self.check_open()
+        if self._failed:
+            raise ExportError(f"an earlier write to {self.url} failed; this sink is unusable")
+        if self._manifest is not None:
+            return self._manifest
+        store = self._store
+        await store.check()
+        await store.lock(lock_key(self.account))
+        where = f"{self.url}/{manifest_key(self.account)}"
+        found = await store.read(manifest_key(self.account))
+        if found is None:
+            manifest = Manifest(
+                account=self.account, format=self.format.name, compression=self.format.compression
+            )
+        else:
+            manifest = decode_manifest(found[0], where)
+            self._check_same(manifest, where)
+        expected = None if found is None else found[1]
+        # Claim it: a writer that read it before now fails its next conditional write.
+        manifest.writer = self._writer
+        self._version = await store.replace(
+            manifest_key(self.account), encode_manifest(manifest), expected=expected
+        )
+        listed = {part.key for part in manifest.parts}
+        keep = {MANIFEST_NAME, LOCK_NAME}
+        prefix = account_prefix(self.account)
+        for key in await store.list(prefix):
+            if key not in listed and key[len(prefix) :] not in keep:
+                await store.delete(key)
+        self._manifest = manifest
+        return manifest
+
+    def _check_same(self, manifest: Manifest, where: str) -> None:
+        mine = (self.account, self.format.name, self.format.compression)
+        theirs = (manifest.account, manifest.format, manifest.compression)
+        if mine != theirs:
+            raise ExportInputError(
+                f"{where} holds {theirs[1]} parts ({theirs[2]}) of account {theirs[0]!r}; "
+                f"this export writes {mine[1]} ({mine[2]}) of {mine[0]!r}: use the same "
+                "format and compression, or another destination"
+            )
+
+    # -- writing -------------------------------------------------------------
+
+    async def commit(self, records: Sequence[IntegrationLog], state: Any) -> None:
+        """Add ``records`` and the ``state`` after them; durable with the group they are in."""
+        manifest = await self._opened()
+        encoded = msgspec.json.encode(state)
+        if self._group is None:
+            self._group = PartGroup(
+                self.format,
+                self._store,
+                self.account,
+                manifest.next_seq,
+                account_column=self._account_column,
+            )
+        group = self._group
+        try:
+            if group.only_holds(len(records)):
+                group.add(records)  # a list append: not worth a thread
+            else:
+                await asyncio.to_thread(group.add, records)
+        except OSError as exc:  # the disk of the part files (full, too large a file)
+            self._failed = True
+            raise self._write_error(exc) from None
+        except BaseException:
+            self._failed = True
+            raise
+        self._pending = encoded
+        if group.rows >= self._part_records or group.size() >= self._part_bytes:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Publish the buffered parts, then the manifest with the last commit's state."""
+        await self._flush(await self._opened())
+
+    async def _flush(self, manifest: Manifest) -> None:
+        pending, group = self._pending, self._group
+        if pending is None:
+            return
+        try:
+            entries: list[PartEntry] = []
+            if group is not None and group.rows:
+                try:
+                    finished = await asyncio.to_thread(group.finish)
+                except OSError as exc:
+                    raise self._write_error(exc) from None
+                for part in finished:
+                    key = part_key(
+                        self.account,
+                        part.date,
+                        group.seq,
+                        bytes(manifest.state),
+                        pending,
+                        self.format.extension,
+                    )
+                    await self._store.publish(part.spool, key)
+                    entries.append(
+                        PartEntry(key=key, date=part.date, records=part.records, bytes=part.bytes)
+                    )
+            updated = msgspec.structs.replace(
+                manifest,
+                state=msgspec.Raw(pending),
+                next_seq=manifest.next_seq + (1 if entries else 0),
+                records=manifest.records + sum(e.records for e in entries),
+                parts=[*manifest.parts, *entries],
+            )
+            self._version = await self._store.replace(
+                manifest_key(self.account), encode_manifest(updated), expected=self._version
+            )
+        except BaseException:
+            self._failed = True
+            raise
+        self._manifest = updated
+        self._pending = None
+        self._group = None
+
+    def _write_error(self, exc: OSError) -> ExportError:
+        return ExportError(f"cannot write a part file for {self.url}: {clean(exc)}")
+
+    async def _close(self) -> None:
+        try:
+            if self._manifest is not None and not self._failed:
+                await self._flush(self._manifest)
+        finally:
+            group, self._group = self._group, None
+            if group is not None:
+                await asyncio.to_thread(group.discard)
+            await self._store.aclose()

@@ -1,0 +1,221 @@
+"""Where parts go: a directory (no extra needed) or an object store (the ``storage`` extra).
+
+``open_store(url)`` is the one place a destination is parsed: a plain path or a
+``file://`` URL is a ``LocalStore``; ``s3://``, ``s3a://``, ``gs://``, ``az://``,
+``abfs://`` and ``abfss://`` are an ``ObjectStore`` (``_objstore``, through obstore).
+Any other scheme, and credentials inside the URL, are refused with a one-line
+error before anything is written.
+
+A store moves whole objects only. ``publish(spool, key)`` makes a finished part
+file visible under ``key`` in one step: for files an ``fsync`` and an atomic
+``os.replace`` in the same directory (then an ``fsync`` of the directory); for an
+object store a single PUT, or a multipart upload that the store completes only
+once every byte is in. ``replace(key, data, expected=...)`` writes a small object
+(the manifest) atomically, and, on an object store, only if it still is the
+version ``expected`` (``None``: only if there is none): a second writer is
+refused there; a ``LocalStore`` relies on its lock instead (``lock``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+from .._export import ExportError, ExportInputError
+from .._fileio import lock_exclusively, writing
+from ._errors import SecondWriterError, clean
+
+__all__ = ["OBJECT_SCHEMES", "LocalStore", "Store", "open_store"]
+
+#: The URL schemes of object stores (``ObjectStore``); obstore reads each one's URL.
+OBJECT_SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss")
+
+
+class Store(Protocol):
+    """What the parts sink needs of a destination (see the module docstring)."""
+
+    #: The destination as shown in messages: never with credentials.
+    url: str
+
+    async def check(self) -> None:
+        """Raise ``ExportInputError`` if the destination cannot be written (missing bucket)."""
+
+    def spool(self, key: str) -> Path:
+        """A new local file to write the part ``key`` into before ``publish``."""
+
+    async def publish(self, spool: Path, key: str) -> None:
+        """Make the finished ``spool`` file the object ``key``, whole or not at all."""
+
+    async def read(self, key: str) -> tuple[bytes, str | None] | None:
+        """``key``'s bytes and version (``None`` if there is no such object)."""
+
+    async def replace(self, key: str, data: bytes, *, expected: str | None) -> str | None:
+        """Write ``key`` atomically if it is still at version ``expected``; its new version."""
+
+    async def list(self, prefix: str) -> list[str]:
+        """Every key under ``prefix`` (a folder: ``"account=a/"``), sorted."""
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key`` (nothing if it is gone)."""
+
+    async def lock(self, key: str) -> None:
+        """Keep a second writer off (files: an exclusive lock; object stores: nothing)."""
+
+    async def aclose(self) -> None:
+        """Release the lock and local files. Idempotent."""
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name == "nt":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalStore:
+    """A directory: parts are renamed into place, the manifest replaced atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = str(root)
+        self._lock_fd: int | None = None
+
+    def __repr__(self) -> str:
+        return f"LocalStore({self.url!r})"
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*key.split("/"))
+
+    async def check(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise ExportInputError(f"cannot write parts into {self.url}: it is not a directory")
+        try:
+            await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ExportInputError(f"cannot write parts into {self.url}: {clean(exc)}") from None
+
+    def spool(self, key: str) -> Path:
+        path = self._path(key + ".tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    async def publish(self, spool: Path, key: str) -> None:
+        await asyncio.to_thread(self._publish, spool, self._path(key))
+
+    @staticmethod
+    def _publish(spool: Path, final: Path) -> None:
+        with writing(final, "publishing a part"):
+            fd = os.open(spool, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(spool, final)
+            _fsync_dir(final.parent)
+
+    async def read(self, key: str) -> tuple[bytes, str | None] | None:
+        try:
+            data = await asyncio.to_thread(self._path(key).read_bytes)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ExportError(f"cannot read {self._path(key)}: {clean(exc)}") from None
+        return data, None
+
+    async def replace(self, key: str, data: bytes, *, expected: str | None) -> str | None:
+        await asyncio.to_thread(self._replace, self._path(key), data)
+        return None
+
+    @staticmethod
+    def _replace(path: Path, data: bytes) -> None:
+        temp = path.with_name(path.name + ".tmp")
+        with writing(path, "replacing the manifest"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, path)
+            _fsync_dir(path.parent)
+
+    async def list(self, prefix: str) -> list[str]:
+        return await asyncio.to_thread(self._list, prefix)
+
+    def _list(self, prefix: str) -> builtins.list[str]:
+        base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        found = []
+        for folder, _dirs, files in os.walk(base):
+            for name in files:
+                found.append(Path(folder, name).relative_to(self.root).as_posix())
+        return sorted(found)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+    async def lock(self, key: str) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if not lock_exclusively(fd):
+            os.close(fd)
+            raise SecondWriterError(
+                f"another export is writing {path.parent} (it holds {path.name}); "
+                "wait for it to end"
+            )
+        self._lock_fd = fd
+
+    async def aclose(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+def _refuse(url: str, reason: str) -> ExportInputError:
+    return ExportInputError(f"cannot write parts to {url}: {reason}")
+
+
+def open_store(url: str | os.PathLike[str]) -> Store:
+    """The store ``url`` names (see the module docstring); ``ExportInputError`` if none."""
+    text = os.fspath(url)
+    if not text:
+        raise ExportInputError(
+            "the output URL is empty: give a path, file://, s3://, gs:// or az://"
+        )
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme == "" or (len(scheme) == 1 and os.name == "nt"):
+        return LocalStore(Path(text))
+    shown = f"{scheme}://{parts.hostname or ''}{parts.path}"
+    if parts.username is not None or parts.password is not None:
+        raise _refuse(
+            shown,
+            "credentials in the URL are not accepted; the storage's own environment "
+            "gives them (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
+        )
+    if parts.query or parts.fragment:
+        raise _refuse(shown, "a storage URL takes no query or fragment")
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise _refuse(shown, "a file:// URL names a local path (file:///PATH)")
+        return LocalStore(Path(unquote(parts.path)))
+    if scheme in OBJECT_SCHEMES:
+        if not parts.hostname:
+            raise _refuse(shown, f"a {scheme}:// URL names a bucket ({scheme}://BUCKET/PREFIX)")
+        from ._objstore import ObjectStore
+
+        return ObjectStore(scheme, parts.netloc, parts.path.strip("/"))
+    raise _refuse(
+        shown,
+        f"unknown scheme {scheme!r}; use a path, file://, s3://, gs:// or az://",
+    )
