@@ -17,7 +17,8 @@ The long-running pieces (``LogWatcher.run``, the Redis coordinator, the exports 
 the command line's background tickers) wait only through the two functions here:
 ``sleep_until`` waits for an event or a delay with a timer callback (no
 cancellation is used for the timeout, so nothing can race it), ``stop_task``
-cancels a task and waits for it while re-raising a cancel aimed at the caller, and
+cancels a task and waits for it while re-raising a cancel aimed at the caller,
+``finish`` waits for a write in a worker thread to end even through a cancel, and
 every Redis call goes through ``keep_cancel``, which raises a cancel the library
 swallowed.
 """
@@ -28,7 +29,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-__all__ = ["keep_cancel", "sleep_until", "stop_task"]
+__all__ = ["finish", "keep_cancel", "sleep_until", "stop_task"]
 
 _T = TypeVar("_T")
 
@@ -99,3 +100,24 @@ async def keep_cancel(awaitable: Awaitable[_T]) -> _T:
     if task is not None and task.cancelling() > before:
         raise asyncio.CancelledError
     return result
+
+
+async def finish(future: asyncio.Future[_T], *, check: bool = True) -> _T | None:
+    """Wait until ``future`` is done, even through cancellation (re-raised afterwards).
+
+    A worker thread cannot be stopped: a cancelled wait must not leave it writing
+    behind the caller's back. ``check=False`` drops the future's own error.
+    """
+    interrupted = False
+    while not future.done():
+        try:
+            await asyncio.wait((future,))
+        except asyncio.CancelledError:
+            interrupted = True
+    if interrupted:
+        if not future.cancelled():
+            future.exception()  # retrieved: reported by whoever awaits the write next
+        raise asyncio.CancelledError
+    if future.cancelled() or (not check and future.exception() is not None):
+        return None
+    return future.result()

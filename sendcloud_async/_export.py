@@ -7,23 +7,14 @@ The engine behind ``sendcloud-async logs export``, usable on its own::
     stats = await export_logs(client, "logs.jsonl", fmt="jsonl", page_size=100)
     # killed? run the same call again with resume=True
 
-How exactly-once is kept, whatever instant the process dies at:
-
-1. Each page is encoded and written with one ``pwrite`` at the offset the
-   checkpoint names, then ``fsync``-ed.
-2. Only then is the checkpoint (``FILE.checkpoint.json``) replaced atomically:
-   written to ``FILE.checkpoint.json.tmp``, ``fsync``-ed, ``os.replace``-d over
-   the old one, and the directory ``fsync``-ed. It records the cursor after the
-   page and the byte offset where the file's complete pages end.
-3. A resumed run truncates the file to the checkpoint's offset (dropping any
-   page written after the last checkpoint) and asks the server for the logs
-   after the checkpoint's cursor.
-
-So the file's bytes up to ``offset`` always hold exactly the logs before
-``cursor``, each once. The checkpoint also records the query (base URL,
-integration, format, page size); a resume with another query is refused.
-While a job runs it holds an exclusive ``flock`` on the output file, so two
-exports cannot write one file.
+Each page is committed through a ``FileSink`` (``_sinks``): written at the
+offset the checkpoint (``FILE.checkpoint.json``) names and fsync-ed, then the
+checkpoint, with the cursor after the page and the new offset, replaced
+atomically. A resumed run cuts the file back to the offset and asks for the logs
+after the cursor: the file's first ``offset`` bytes always hold exactly the logs
+before ``cursor``, each once, whatever instant the process died at. The
+checkpoint also records the query (base URL, integration, format, page size); a
+resume with another query is refused. The file is locked while a job runs.
 
 Formats (see ``encode_jsonl`` and ``encode_csv``):
 
@@ -39,23 +30,26 @@ import asyncio
 import csv
 import io
 import os
-import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
+from . import _observe
 from . import _validate as check
-from ._errors import InvalidInputError, SendcloudError
-from ._fileio import lock_exclusively, output_file_problem, writing
+from ._aio import finish, stop_task
+from ._defaults import FORMATS, Format
+from ._errors import InvalidInputError, NotFoundError, SendcloudError
+from ._fileio import output_file_problem
 from ._models import IntegrationLog
-
-if sys.platform != "win32":
-    pass
+from ._sinks import FileSink, SinkError, SinkInUseError
+from .events import PageCommitted
 
 if TYPE_CHECKING:
     from ._client import SendcloudClient
@@ -82,8 +76,6 @@ __all__ = [
     "holds_nothing",
 ]
 
-Format = Literal["jsonl", "csv"]
-FORMATS: Final[tuple[Format, ...]] = ("jsonl", "csv")
 CHECKPOINT_SUFFIX: Final = ".checkpoint.json"
 CHECKPOINT_VERSION: Final = 1
 
@@ -150,9 +142,6 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     records: int
     pages: int
     done: bool
-
-
-_CHECKPOINT_DECODER: Final = msgspec.json.Decoder(Checkpoint)
 
 
 class _Recorded(msgspec.Struct):
@@ -301,27 +290,6 @@ class ExportStats:
 ProgressCallback = Callable[[ExportStats], None]
 
 
-# -- file helpers ------------------------------------------------------------------------
-
-
-def _write_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
-
-
-def _fsync_dir(path: Path) -> None:
-    if sys.platform == "win32":  # directories cannot be opened (or fsync-ed) there
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
@@ -384,11 +352,16 @@ class LogExport:
             base_url=base_url, integration_id=integration_id, format=fmt, page_size=page_size
         )
         self.resume = resume
-        self._encode = _ENCODERS[fmt]
-        self._fd: int | None = None
+        self._sink: FileSink[IntegrationLog, Checkpoint] | None = None
         self._state: Checkpoint | None = None
         self._started = False
         self._discarded = 0
+
+    #: The checkpoint's type (a subclass records more).
+    _checkpoint: type[Checkpoint] = Checkpoint
+
+    def _describe(self, state: Checkpoint) -> str:
+        return f"appending page {state.pages:,}"
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -398,31 +371,31 @@ class LogExport:
         Changes nothing on disk except creating an empty output file if there
         is none. Raises ``ExportInputError`` with a one-line reason.
         """
-        if self._fd is not None:
+        if self._sink is not None:
             return
         path = self.path
-        state: Checkpoint | None = None
-        if self.resume:
-            state = self._read_checkpoint()
-            if state is None:  # killed before its first checkpoint: nothing to resume, so start
-                self.resume = False
-        problem = output_file_problem(path)
-        if problem is not None:
-            raise ExportInputError(f"cannot write {path}: {problem}")
+        sink = FileSink(
+            path,
+            self.checkpoint_path,
+            state=self._checkpoint,
+            encode=_ENCODERS[self.query.format],
+            header=csv_header() if self.query.format == "csv" else b"",
+            writer="export",
+            state_name="the checkpoint",
+            describe=self._describe,
+        )
+        state = self._read_checkpoint(sink) if self.resume else None
+        if self.resume and state is None:  # killed before its first checkpoint: start
+            self.resume = False
         parent = path.parent
-        if not parent.is_dir():
+        if not parent.is_dir() and output_file_problem(path) is None:
             raise ExportInputError(f"cannot write {path}: the directory {parent} does not exist")
         if state is not None and state.pages and not path.exists():
             raise ExportInputError(
                 f"cannot resume: {path} does not exist (its checkpoint does); {_START_OVER}"
             )
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise ExportInputError(f"cannot write {path}: {_reason(exc)}") from None
-        try:
-            self._lock(fd)
-            size = os.fstat(fd).st_size
+            size = sink.open()
             if state is not None and size < state.offset:
                 raise ExportInputError(
                     f"cannot resume: {path} has {size:,} bytes but its checkpoint says "
@@ -432,26 +405,35 @@ class LogExport:
                 raise ExportInputError(
                     f"cannot write the checkpoint beside {path}: the directory is not writable"
                 )
+        except SinkInUseError as exc:
+            sink.close()
+            raise ExportInputError(f"{exc}; wait for it or stop it") from None
+        except SinkError as exc:
+            sink.close()
+            raise ExportInputError(str(exc)) from None
+        except OSError as exc:
+            sink.close()
+            raise ExportInputError(f"cannot write {path}: {_reason(exc)}") from None
         except BaseException:
-            os.close(fd)
+            sink.close()
             raise
-        self._fd = fd
+        self._sink = sink
         self._state = state
         if state is not None:
             self._discarded = max(0, size - state.offset)
 
-    def _lock(self, fd: int) -> None:
-        if not lock_exclusively(fd):
-            raise ExportInputError(
-                f"another export is writing {self.path} (it is locked); wait for it or stop it"
-            )
-
-    def _read_checkpoint(self) -> Checkpoint | None:
+    def _read_checkpoint(self, sink: FileSink[IntegrationLog, Checkpoint]) -> Checkpoint | None:
         """The checkpoint; ``None`` if there is none and the output is missing or empty."""
         where = self.checkpoint_path
         try:
-            raw = where.read_bytes()
-        except FileNotFoundError:
+            state = sink.read()
+        except OSError as exc:
+            raise ExportInputError(f"cannot read the checkpoint {where}: {_reason(exc)}") from None
+        except SinkError as exc:
+            raise ExportInputError(
+                f"the checkpoint {where} is damaged ({exc.reason}); {_START_OVER}"
+            ) from None
+        if state is None:
             try:
                 size = self.path.stat().st_size
             except FileNotFoundError:
@@ -462,21 +444,13 @@ class LogExport:
                 return None  # the checkpoint is written before the first byte of output
             raise ExportInputError(
                 f"cannot resume: {self.path} has data but no checkpoint ({where}); {_START_OVER}"
-            ) from None
-        except OSError as exc:
-            raise ExportInputError(f"cannot read the checkpoint {where}: {_reason(exc)}") from None
-        try:
-            state = self._decode_checkpoint(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise ExportInputError(
-                f"the checkpoint {where} is damaged ({exc}); {_START_OVER}"
-            ) from None
+            )
         if state.version != CHECKPOINT_VERSION:
             raise ExportInputError(
                 f"the checkpoint {where} has version {state.version}, "
                 f"this sendcloud-async writes version {CHECKPOINT_VERSION}; {_START_OVER}"
             )
-        if state.offset < 0 or state.records < 0 or state.pages < 0:
+        if state.records < 0 or state.pages < 0:
             raise ExportInputError(f"the checkpoint {where} is damaged (negative counts)")
         if state.query != self.query:
             if holds_nothing(state.records):
@@ -488,14 +462,11 @@ class LogExport:
             )
         return state
 
-    def _decode_checkpoint(self, raw: bytes) -> Checkpoint:
-        return _CHECKPOINT_DECODER.decode(raw)
-
     def close(self) -> None:
         """Release the lock and the file (idempotent)."""
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            sink.close()
 
     def __enter__(self) -> LogExport:
         self.open()
@@ -533,73 +504,79 @@ class LogExport:
             discarded_bytes=self._discarded,
         )
 
-    def _write_checkpoint(self, state: Checkpoint) -> None:
-        target = self.checkpoint_path
-        tmp = target.with_name(target.name + ".tmp")
-        with writing(target, "saving the checkpoint"):
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-            try:
-                _write_all(fd, _ENCODER.encode(state) + b"\n", 0)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, target)
-            _fsync_dir(target.parent)
+    def _held(self) -> FileSink[IntegrationLog, Checkpoint]:
+        assert self._sink is not None
+        return self._sink
 
-    def _start(self) -> None:
-        """Make the file and the checkpoint agree before the first page."""
-        fd = self._fd
-        assert fd is not None
+    def _start(self, fresh: Checkpoint | None) -> None:
+        """Make the file and the checkpoint agree before the first page (a worker thread).
+
+        ``fresh``: a new export (or one that never finished a page: the same thing)
+        with this first checkpoint. It goes first: killed after it, a resume starts over.
+        """
+        sink = self._held()
         state = self._state
-        if state is None or state.pages == 0:
-            # A new export (or one that never finished a page: the same thing).
-            # The checkpoint goes first: killed after it, a resume starts over.
-            state = Checkpoint(
-                version=CHECKPOINT_VERSION,
-                query=self.query,
-                cursor=None,
-                offset=0,
-                records=0,
-                pages=0,
-                done=False,
-            )
-            self._write_checkpoint(state)
-            with writing(self.path, "emptying it for a new export"):
-                os.ftruncate(fd, 0)
-                header = csv_header() if self.query.format == "csv" else b""
-                if header:
-                    _write_all(fd, header, 0)
-                    state.offset = len(header)
-                os.fsync(fd)
-            self._state = state
-        elif not state.done:
-            with writing(self.path, "cutting it back to its checkpoint"):
-                os.ftruncate(fd, state.offset)
-                os.fsync(fd)
+        if fresh is not None:
+            sink.restart(fresh)
+            fresh.offset = sink.offset
+            if fresh.done and fresh.offset:
+                sink.save(fresh)
+            self._state = fresh
+        elif state is not None and not state.done:
+            sink.cut(state.offset, state)
         self._started = True
 
-    def _commit(self, items: list[IntegrationLog], next_cursor: str | None, done: bool) -> None:
-        """Append one page, then move the checkpoint past it (runs in a worker thread)."""
-        fd = self._fd
-        state = self._state
-        assert fd is not None
-        assert state is not None
-        data = self._encode(items)
-        if data:
-            with writing(self.path, f"appending page {state.pages + 1:,}"):
-                _write_all(fd, data, state.offset)
-                os.fsync(fd)
-        new = Checkpoint(
+    def _new(self, cursor: str | None = None, done: bool = False) -> Checkpoint:
+        return Checkpoint(
             version=CHECKPOINT_VERSION,
             query=self.query,
-            cursor=state.cursor if done else next_cursor,
-            offset=state.offset + len(data),
-            records=state.records + len(items),
-            pages=state.pages + 1,
+            cursor=cursor,
+            offset=0,
+            records=0,
+            pages=0,
             done=done,
         )
-        self._write_checkpoint(new)
-        self._state = new
+
+    async def _commit(self, items: list[IntegrationLog], state: Checkpoint) -> None:
+        """Append the records of ``state`` (the checkpoint after them) through the sink."""
+        sink = self._held()
+        try:
+            await sink.commit(items, state)
+            _observe.emit(PageCommitted, str(self.path), len(items), state.pages, state.records)
+        finally:  # even when cancelled: the newest checkpoint on disk is the one kept
+            self._state = sink.state or self._state
+
+    # -- the walks -------------------------------------------------------------------------------
+
+    #: Listings walked at once, and the most pages one commit writes.
+    concurrency = 1
+    _batch = 1
+    #: Whether a listing that answers 404 ends its walk (or fails the export).
+    _gone_on_404 = False
+
+    def _walks(self, state: Checkpoint) -> list[tuple[int | None, str | None, bool]]:
+        """Every walk of ``state``: the integration it lists (``None``: all), its cursor, done."""
+        return [(self.query.integration_id, state.cursor, state.done)]
+
+    async def _fresh(self, client: SendcloudClient) -> Checkpoint:
+        """The first checkpoint of a new export."""
+        return self._new()
+
+    def _after(self, state: Checkpoint, batch: list[WalkPage]) -> Checkpoint:
+        """The checkpoint after ``state`` and the pages of ``batch``."""
+        last = batch[-1]
+        return Checkpoint(
+            version=CHECKPOINT_VERSION,
+            query=self.query,
+            cursor=state.cursor if last.done else last.next_cursor,
+            offset=state.offset,
+            records=state.records + sum(len(page.items) for page in batch),
+            pages=state.pages + len(batch),
+            done=last.done,
+        )
+
+    def _result(self, base: Checkpoint, started: float) -> ExportStats:
+        return self._stats(base, started)
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -608,80 +585,148 @@ class LogExport:
     ) -> ExportStats:
         """Export every log after the checkpoint (or all of them), page by page.
 
-        ``progress`` is called in the event loop after each page is on disk.
-        Cancelling the task waits for a page being written to finish, so the
-        checkpoint on disk always matches the file. Raises ``SendcloudError``
-        subclasses for API failures and ``OSError`` for write failures.
+        ``progress`` is called in the event loop after each page is on disk. A
+        page is written while the next one is fetched. Cancelling the task waits
+        for a page being written to finish, so the checkpoint on disk always
+        matches the file. Raises ``SendcloudError`` subclasses for API failures
+        and ``OSError`` for write failures.
         """
-        if self._fd is None:
+        if self._sink is None:
             self.open()
         started = time.monotonic()
         if self.already_complete:
             assert self._state is not None
-            return self._stats(self._state, started)
+            return self._result(self._state, started)
         loop = asyncio.get_running_loop()
         if not self._started:
-            await _complete(loop.run_in_executor(None, self._start))
+            state = self._state
+            fresh = await self._fresh(client) if state is None or state.pages == 0 else None
+            await finish(loop.run_in_executor(None, self._start, fresh))
         state = self._state
         assert state is not None
-        base = state
-        pages = client.logs.pages(
-            integration_id=self.query.integration_id,
-            cursor=state.cursor,
-            page_size=self.query.page_size,
+        base = msgspec.structs.replace(state)
+        walks = self._walks(state)
+        todo = deque(i for i, (_, _, done) in enumerate(walks) if not done)
+        queue: asyncio.Queue[WalkPage | _Failed | None] = asyncio.Queue(
+            maxsize=2 * self.concurrency
         )
-        pending: asyncio.Future[None] | None = None
-
-        def reported(written: asyncio.Future[None]) -> None:
-            if progress is not None and not written.cancelled() and written.exception() is None:
-                progress(self._stats(base, started))
-
+        walkers = [
+            loop.create_task(self._walker(client, walks, todo, queue))
+            for _ in range(min(self.concurrency, len(todo)))
+        ]
+        supervisor = loop.create_task(_supervise(walkers, queue))
         try:
-            async for page in pages:
-                if page.next_url is not None and page.next_cursor is None:
-                    raise ExportError(
-                        f"the server's next-page link has no cursor ({page.next_url}); "
-                        "the export cannot be checkpointed"
-                    )
-                if pending is not None:
-                    # The previous page is on disk before this one is written.
-                    await _complete(pending)
-                    pending = None
-                # Written in a worker thread while the next page is being fetched.
-                pending = loop.run_in_executor(
-                    None, self._commit, page.items, page.next_cursor, page.next_cursor is None
-                )
-                if progress is not None:  # as soon as the page is on disk, not at the next one
-                    pending.add_done_callback(reported)
-            if pending is not None:
-                await _complete(pending)
-                pending = None
+            while True:
+                item = await queue.get()
+                batch: list[WalkPage] = []
+                failure: BaseException | None = None
+                while True:
+                    if item is None:
+                        break
+                    if isinstance(item, _Failed):
+                        failure = item.error
+                        break
+                    batch.append(item)
+                    if len(batch) >= self._batch or queue.empty():
+                        break
+                    item = queue.get_nowait()
+                if batch:
+                    assert self._state is not None
+                    new = self._after(self._state, batch)
+                    await self._commit([log for page in batch for log in page.items], new)
+                    if progress is not None:
+                        progress(self._result(base, started))
+                if failure is not None:
+                    raise failure
+                if item is None:
+                    break
         finally:
-            if pending is not None:
-                # Interrupted or failed while a page was being written: let it
-                # finish, so that the checkpoint on disk is the newest one.
-                await _complete(pending, check=False)
-            await pages.aclose()
-        return self._stats(base, started)
+            await stop_task(supervisor)
+        return self._result(base, started)
+
+    async def _walker(
+        self,
+        client: SendcloudClient,
+        walks: list[tuple[int | None, str | None, bool]],
+        todo: deque[int],
+        queue: asyncio.Queue[WalkPage | _Failed | None],
+    ) -> None:
+        """Take walks from ``todo`` until none is left; each walk's pages go to ``queue`` in order.
+
+        ``walks`` are the walks as this run found them (a walk starts from its cursor there).
+        """
+        while todo:
+            index = todo.popleft()
+            integration_id, cursor, _ = walks[index]
+            pages = client.logs.pages(
+                integration_id=integration_id, cursor=cursor, page_size=self.query.page_size
+            )
+            try:
+                async with aclosing(pages):
+                    async for page in pages:
+                        if page.next_url is not None and page.next_cursor is None:
+                            raise ExportError(
+                                f"the server's next-page link has no cursor ({page.next_url}); "
+                                "the export cannot be checkpointed"
+                            )
+                        await queue.put(WalkPage(index, page.items, page.next_cursor))
+            except NotFoundError:
+                if not self._gone_on_404:
+                    raise
+                # The integration was deleted: its logs are no longer listed per integration.
+                await queue.put(WalkPage(index, [], None, gone=True))
 
 
-async def _complete(future: asyncio.Future[None], *, check: bool = True) -> None:
-    """Wait until ``future`` is done, even through cancellation (re-raised afterwards).
+class WalkPage:
+    """A page on its way from a walk to the writer."""
 
-    A worker thread cannot be stopped: a cancelled wait must not leave it
-    writing behind our back.
-    """
-    interrupted = False
-    while not future.done():
-        try:
-            await asyncio.wait((future,))
-        except asyncio.CancelledError:
-            interrupted = True
-    error = None if future.cancelled() else future.exception()
-    if interrupted:
-        raise asyncio.CancelledError
-    if error is not None and check:
-        raise error
+    __slots__ = ("done", "gone", "index", "items", "next_cursor")
+
+    def __init__(
+        self,
+        index: int,
+        items: list[IntegrationLog],
+        next_cursor: str | None,
+        *,
+        gone: bool = False,
+    ) -> None:
+        self.index = index
+        self.items = items
+        self.next_cursor = next_cursor
+        self.done = next_cursor is None
+        self.gone = gone
+
+
+class _Failed:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+async def _supervise(
+    walkers: Sequence[asyncio.Task[None]], queue: asyncio.Queue[WalkPage | _Failed | None]
+) -> None:
+    """Wait for the walkers; on the first failure stop the others. Ends the queue either way."""
+    try:
+        if walkers:
+            done, _ = await asyncio.wait(walkers, return_when=asyncio.FIRST_EXCEPTION)
+            failed = next((t for t in done if not t.cancelled() and t.exception()), None)
+            if failed is not None:
+                for task in walkers:
+                    task.cancel()
+                await asyncio.wait(walkers)
+                error = failed.exception()
+                assert error is not None
+                await queue.put(_Failed(error))
+                return
+    except asyncio.CancelledError:
+        for task in walkers:
+            task.cancel()
+        if walkers:
+            await asyncio.wait(walkers)
+        raise
+    await queue.put(None)
 
 
 async def export_logs(

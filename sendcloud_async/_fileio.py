@@ -12,7 +12,9 @@ regular file (or none yet). A checkpoint beside a character device or a pipe mea
 nothing, and such a file cannot be cut back to it.
 
 ``lock_exclusively`` is the one way a writer (an export, a watch, a tail) keeps a
-second one off its file while it runs.
+second one off its file while it runs. ``write_at`` writes all of a buffer at an
+offset; ``atomic_write`` is the one way a state file is replaced (temporary file,
+fsync, rename, directory fsync): a reader finds the old bytes or the new, never a mix.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["FileWriteError", "lock_exclusively", "output_file_problem", "writing"]
+__all__ = [
+    "FileWriteError",
+    "atomic_write",
+    "lock_exclusively",
+    "output_file_problem",
+    "write_at",
+    "writing",
+]
 
 
 class FileWriteError(OSError):
@@ -100,3 +109,30 @@ def lock_exclusively(fd: int) -> bool:
     except OSError:
         pass  # a file system without locks
     return True
+
+
+def write_at(fd: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` into ``fd`` at ``offset`` (``pwrite`` until none is left)."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` by ``data``: temporary file, fsync, rename, directory fsync."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        write_at(fd, data, 0)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    if sys.platform != "win32":  # directories cannot be opened (or fsync-ed) there
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
