@@ -34,6 +34,7 @@ __all__ = [
     "RETRYABLE_STATUSES",
     "RetryEvent",
     "RetryPolicy",
+    "capped_backoff",
     "instant_retries",
     "is_idempotent",
     "retry_testing",
@@ -51,6 +52,12 @@ IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"
 def is_idempotent(method: str) -> bool:
     """Whether a request with ``method`` may be repeated after it may have been sent."""
     return method.upper() in IDEMPOTENT_METHODS
+
+
+def capped_backoff(attempt: int, base: float, ceiling: float) -> float:
+    """The wait before try ``attempt`` (1-based) after failures: ``base``, doubling, at most
+    ``ceiling`` (the one backoff curve of retries, failing accounts and restarted watches)."""
+    return float(min(ceiling, base * 2.0 ** min(attempt - 1, 60)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +79,7 @@ class RetryPolicy:
 
     def backoff(self, retry_number: int, rng: random.Random | None = None) -> float:
         """The jittered exponential wait before retry number ``retry_number`` (1-based)."""
-        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** (retry_number - 1))
+        ceiling = capped_backoff(retry_number, self.backoff_base, self.backoff_max)
         factor: float = (rng or self.rng or random).uniform(0.5, 1.0)
         return ceiling * factor
 

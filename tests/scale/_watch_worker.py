@@ -6,9 +6,10 @@ It prints one JSON line per lease event (``{"t": monotonic, "event": ..., "accou
 "token": ...}``, ``event`` the ``LeaseEvent``'s kind), one per other coordinator event
 (``{"t": ..., "event": "redis_down"}``: its name), ``{"event": "ready"}`` once set up, and
 a summary line after SIGTERM
-(a clean stop). With ``"pause_at": N`` it stops itself with SIGSTOP right before
-its N-th write of new logs (after its own lease check: the worst moment), and once
-continued sends that stale write anyway and prints what the fence said.
+(a clean stop). ``"worker_id"`` names the worker (default: ``HOST:PID:RANDOM``).
+With ``"pause_at": N`` it stops itself with SIGSTOP right before its N-th write of
+new logs (after its own lease check: the worst moment), and once continued sends
+that stale write anyway and prints what the fence said.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
             namespace=config["namespace"],
             stream_prefix=config["prefix"],
             lease=config["lease"],
+            worker_id=config.get("worker_id"),
         ) as store,
     ):
         watch = logs_watch(

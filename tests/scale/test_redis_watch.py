@@ -325,11 +325,11 @@ class _Workers:
         self.running: dict[RedisWatchCoordinator, asyncio.Task[None]] = {}
         self.events: list[CoordinatorEvent] = []
 
-    def start(self, source: Any = None) -> RedisWatchCoordinator:
+    def start(self, source: Any = None, worker_id: str | None = None) -> RedisWatchCoordinator:
         from sendcloud_async.redis import RedisWatchCoordinator
 
         coordinator = RedisWatchCoordinator(
-            self.stores(lease=self.lease),
+            self.stores(lease=self.lease, worker_id=worker_id),
             self.accounts,
             source or _sourced(),
             on_event=self.events.append,
@@ -352,6 +352,16 @@ class _Workers:
 
         coordinator._shutdown = vanish  # type: ignore[method-assign]
         task.cancel()
+
+    def as_owned(self) -> bool:
+        """Whether each running worker holds exactly the accounts it owns (rendezvous)."""
+        from sendcloud_async._redis_watch import owners
+
+        owner = owners(self.accounts, [c.store.worker_id for c in self.running])
+        return all(
+            set(c.held) == {a for a, w in owner.items() if w == c.store.worker_id}
+            for c in self.running
+        )
 
     def check_one_holder(self) -> None:
         owners: dict[str, int] = {}
@@ -376,20 +386,27 @@ class _Workers:
 async def test_workers_split_the_accounts_and_rebalance_when_they_join_and_leave(
     stores: StoreFactory, redis_client: aioredis.Redis
 ) -> None:
-    """1 → 2 → 3 workers: 12, 6+6, 4+4+4 accounts; one leaves cleanly: 6+6 again at once."""
+    """1 → 2 → 3 workers: 12, 6+6, 4+4+4 accounts (what each owns by rendezvous hashing);
+    one leaves cleanly: its accounts are taken at once, the others' stay where they are."""
     accounts = [f"acct-{n}" for n in range(12)]
     workers = _Workers(stores, accounts, lease=0.4)
     try:
-        first = workers.start()
+        first = workers.start(worker_id="first-10")
         await workers.settle(lambda: len(first.held) == 12)
-        second = workers.start()
+        second = workers.start(worker_id="second-10")
         await workers.settle(lambda: sorted(len(c.held) for c in workers.running) == [6, 6])
-        third = workers.start()
+        assert workers.as_owned()
+        third = workers.start(worker_id="third-10")
         await workers.settle(lambda: sorted(len(c.held) for c in workers.running) == [4, 4, 4])
+        assert workers.as_owned()
+        kept = {name: (c, token) for c in (first, third) for name, token in c.held.items()}
         await workers.stop(second)
         assert second.held == {}
-        took = await workers.settle(lambda: sorted(len(c.held) for c in workers.running) == [6, 6])
+        took = await workers.settle(lambda: len(first.held) + len(third.held) == 12)
         assert took < 0.4 + 0.2  # released, not expired: taken within a tick or two
+        assert workers.as_owned()
+        for name, (c, token) in kept.items():  # nothing else moved: same holder, same token
+            assert c.held[name] == token, name
         await asyncio.sleep(0.2)
     finally:
         await workers.aclose()
@@ -408,15 +425,17 @@ async def test_a_dead_workers_accounts_are_taken_over_after_the_lease(
     lease = 0.4
     workers = _Workers(stores, accounts, lease=lease)
     try:
-        survivor = workers.start()
-        doomed = workers.start()
+        survivor = workers.start(worker_id="survivor-1")
+        doomed = workers.start(worker_id="doomed-1")
         await workers.settle(lambda: len(survivor.held) == len(doomed.held) == 4)
+        kept = survivor.held
         before = doomed.held
         workers.kill(doomed)
         took = await workers.settle(lambda: len(survivor.held) == 8)
         assert lease * 0.5 < took < lease + survivor.tick + 0.15
         for name, token in before.items():
             assert survivor.held[name] == token + 1
+        assert all(survivor.held[name] == token for name, token in kept.items())
     finally:
         await workers.aclose()
     for name in accounts:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -91,7 +93,8 @@ async def test_two_workers_split_the_accounts_and_write_every_log_once(
         "--status-interval",  # off a terminal the status is a line at most this often
         "0.5",
     )
-    workers = [await start(*args, env=base_env()) for _ in range(2)]
+    journals = [tmp_path / f"events-{n}.jsonl" for n in range(2)]
+    workers = [await start(*args, "--events", str(j), env=base_env()) for j in journals]
     client = redis.asyncio.Redis.from_url(redis_server.url)
     try:
         await asyncio.sleep(1.5)
@@ -120,8 +123,28 @@ async def test_two_workers_split_the_accounts_and_write_every_log_once(
                 worker.kill()
                 await worker.wait()
         await client.aclose()
-    for worker, (_, err) in zip(workers, outputs, strict=True):
+    held: list[set[str]] = []
+    for worker, journal, (_, err) in zip(workers, journals, outputs, strict=True):
         assert worker.returncode == 0, err.decode()
         assert "stopped; leases released" in err.decode()
-        assert "holding 2/4 accounts: shop-" in err.decode()  # the status line
+        assert re.search(r"holding \d/4 accounts", err.decode())  # the status line
+        held.append(_held_at_stop(journal))
+    # Each worker held what it owns when stopped: together all four, none twice.
+    assert sorted(held[0] | held[1]) == [f"shop-{n}" for n in range(4)], held
+    assert not held[0] & held[1], held
     assert fake.throttled == 0
+
+
+def _held_at_stop(journal: Path) -> set[str]:
+    """The accounts a worker held when its stop began, replayed from its ``--events`` file."""
+    held: set[str] = set()
+    for line in journal.read_text().splitlines():
+        record = json.loads(line)
+        event, account = record["event"], record.get("account")
+        if record.get("reason") == "stop":
+            break
+        if event in ("lease_claimed", "lease_taken_over"):
+            held.add(account)
+        elif event.startswith("lease_"):
+            held.discard(account)
+    return held

@@ -111,7 +111,7 @@ async def test_a_worker_cut_off_from_sendcloud_hands_its_accounts_to_a_healthy_o
                     namespace=namespace,
                     stream_prefix=f"{namespace}:logs",
                     lease=lease,
-                    worker_id=f"worker-{worker}",
+                    worker_id={"a": "cut-off", "b": "healthy"}[worker],  # 2 accounts each
                 )
             )
             watch = logs_watch(
@@ -150,7 +150,7 @@ async def test_a_worker_cut_off_from_sendcloud_hands_its_accounts_to_a_healthy_o
             assert all(e.reason == "stalled" for e in given_up)
             adopted = [e for e in b_events.of("lease_taken_over") if e.account in cut_off]
             assert sorted(e.account for e in adopted) == cut_off
-            assert {(e.reason, e.previous) for e in adopted} == {("adopted", "worker-a")}
+            assert {(e.reason, e.previous) for e in adopted} == {("adopted", "cut-off")}
             # B keeps them beyond its share; A does not claim them back meanwhile.
             await asyncio.sleep(lease * 1.5)
             assert a.held == {}
@@ -224,10 +224,18 @@ async def test_joins_leaves_and_deaths_are_events(
     lease = 0.6
     async with (
         RedisWatchStore.from_url(
-            redis_server.url, namespace=namespace, stream_prefix=f"{namespace}:logs", lease=lease
+            redis_server.url,
+            namespace=namespace,
+            stream_prefix=f"{namespace}:logs",
+            lease=lease,
+            worker_id="survivor-0",
         ) as first,
         RedisWatchStore.from_url(
-            redis_server.url, namespace=namespace, stream_prefix=f"{namespace}:logs", lease=lease
+            redis_server.url,
+            namespace=namespace,
+            stream_prefix=f"{namespace}:logs",
+            lease=lease,
+            worker_id="doomed-0",  # owns 2 of the 4 accounts (rendezvous hashing)
         ) as second,
     ):
         events = Recorder()

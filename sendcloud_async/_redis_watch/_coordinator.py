@@ -1,0 +1,471 @@
+"""``RedisWatchCoordinator``: one worker's rounds (heartbeat, renewals, hand-overs, claims)
+and one watch task per account it holds, every batch written through the fence."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Final, Literal
+
+from .._aio import sleep_until, stop_task
+from .._errors import InvalidInputError, StateConfigurationError, StateUnavailableError
+from .._redis_conn import describe_failure
+from .._retry import capped_backoff
+from .._validate import account_name, positive_int, positive_seconds
+from ._commit import _Committer, _Held, _Overdue
+from ._events import (
+    AccountFailing,
+    AccountRecovered,
+    CoordinatorEvent,
+    LeaseEvent,
+    LeaseReason,
+    RedisDown,
+    RedisUp,
+    error_text,
+    events_logger,
+    relay,
+)
+from ._leases import WatchLease
+from ._members import Membership
+from ._sources import AccountWatch
+from ._store import LeaseLostError, RedisWatchStore
+
+logger: Final = logging.getLogger("sendcloud_async")
+#: The longest wait before a failed watch is started again, in seconds.
+_MAX_RESTART_DELAY: Final = 60.0
+
+
+class RedisWatchCoordinator:
+    """One worker's share of a watch: takes accounts, watches them, renews, hands over.
+
+    ``accounts`` are the names every worker is given (the same list everywhere). Each
+    account's *owner* is the live worker of the highest ``hash(account, worker)``
+    (rendezvous hashing over the heartbeat set, ``_members``). Every ``lease / 4``
+    seconds the worker renews its leases and its heartbeat, releases (after its last
+    write) what now belongs to another live worker, and claims the free accounts it
+    owns (up to ``max_accounts``): a worker joining takes only what it owns, one
+    leaving or dying hands over only its own (the others wake up when its heartbeat
+    and leases run out). A free account its owner leaves unclaimed goes to the n-th
+    worker of its ranking after ``n × lease / 2``, kept until its owner changes.
+    Leases and fencing tokens, not the hashing, decide who writes. For each account
+    held it runs ``watch(name, state, commit)`` from the state written last;
+    ``commit`` writes through the fence (``RedisWatchStore.commit``). A batch the
+    fence refuses is dropped with the account; a watch that fails is started again
+    with backoff. A lease not confirmed for ``0.9 * lease`` counts as lost here too.
+
+    An account whose watch failed twice in a row with no poll or write succeeding
+    for ``stall_after`` (default ``2 × lease``) is given up and listed as an orphan
+    for ``stall_cooldown`` (default ``10 × lease``): a healthy worker (none of its
+    accounts failing) adopts it whoever owns it and keeps it that long; the worker
+    that gave it up does not claim it again for one ``lease``. Polls count through
+    ``Commit.polled()`` and every written batch. When Redis cannot be reached the
+    worker reports ``RedisDown``, retries (writes every ``retry_interval``), lets its
+    leases lapse and resumes on ``RedisUp``; when Redis refuses the URL, ``run()``
+    releases what it can and raises ``StateConfigurationError``. ``on_event`` gets
+    every ``CoordinatorEvent`` (also logged on ``sendcloud_async.redis.watch``; an
+    exception it raises is logged). See docs/redis-watch.md for the bounds.
+    """
+
+    def __init__(
+        self,
+        store: RedisWatchStore,
+        accounts: Sequence[str],
+        watch: AccountWatch,
+        *,
+        max_accounts: int | None = None,
+        retry_interval: float | None = None,
+        stall_after: float | None = None,
+        stall_cooldown: float | None = None,
+        on_event: Callable[[CoordinatorEvent], None] | None = None,
+    ) -> None:
+        names = [account_name(a) for a in accounts]
+        if not names:
+            raise InvalidInputError("accounts must name at least one account")
+        if len({n.lower() for n in names}) != len(names):
+            raise InvalidInputError("accounts must not name an account twice")
+        self.store = store
+        self.accounts: tuple[str, ...] = tuple(names)
+        self.watch = watch
+        self.max_accounts = (
+            None if max_accounts is None else positive_int(max_accounts, "max_accounts")
+        )
+        #: Seconds between two rounds of renewals, heartbeat and rebalancing.
+        self.tick = store.lease / 4
+        self.retry_interval = (
+            self.tick
+            if retry_interval is None
+            else positive_seconds(retry_interval, "retry_interval")
+        )
+        #: Seconds without a successful poll (and two failed watches) before an account
+        #: is given up for a healthy worker.
+        self.stall_after = (
+            2 * store.lease if stall_after is None else positive_seconds(stall_after, "stall_after")
+        )
+        #: Seconds an account given up that way stays with the healthy worker that took it.
+        self.stall_cooldown = (
+            10 * store.lease
+            if stall_cooldown is None
+            else positive_seconds(stall_cooldown, "stall_cooldown")
+        )
+        self.on_event = on_event
+        #: Live workers seen at the last heartbeat (this one included).
+        self.live_workers = 0
+        #: Writes the fence refused, and leases taken, by this worker so far.
+        self.refused = 0
+        self.claims = 0
+        self._members = Membership(store.worker_id, names)
+        self._held: dict[str, _Held] = {}
+        self._joined = False
+        self._stopping = asyncio.Event()
+        self._down_since: float | None = None
+        self._down_at: datetime | None = None
+        self._failed_at = 0.0
+        #: Accounts given up here as failing: not claimed again before, nor adopted until, then.
+        self._avoid: dict[str, float] = {}
+        self._orphaned: dict[str, float] = {}
+        #: Accounts other workers gave up as failing, as of the last round: until when.
+        self._orphans: dict[str, float] = {}
+        #: Accounts whose claim got no reply: Redis may have made them this worker's.
+        self._unanswered: set[str] = set()
+        #: Since when (monotonic) each account not held here has been seen free.
+        self._free_since: dict[str, float] = {}
+        self._progress_at = 0.0
+        self._stalled_at = -math.inf
+        #: A configuration error met by a watch: ``run()`` stops and raises it.
+        self._fatal: StateConfigurationError | None = None
+
+    @property
+    def held(self) -> dict[str, int]:
+        """The accounts this worker holds now, with their fencing tokens.
+
+        A lease whose renewal is overdue here is left out even before the next tick
+        drops it: it may have lapsed in Redis.
+        """
+        now = time.monotonic()
+        return {name: h.lease.token for name, h in self._held.items() if now <= h.deadline}
+
+    @property
+    def share(self) -> int:
+        """How many accounts this worker owns among the live workers (``max_accounts`` at most)."""
+        share = self._members.share()
+        return share if self.max_accounts is None else min(share, self.max_accounts)
+
+    @property
+    def healthy(self) -> bool:
+        """Whether this worker may take orphans: none of its accounts is failing now,
+        and it made progress since it last gave an account up."""
+        if any(h.failing_since is not None for h in self._held.values()):
+            return False
+        return self._stalled_at <= self._progress_at
+
+    def stop(self) -> None:
+        """Ask ``run()`` to stop: watches end, leases are released, ``run()`` returns."""
+        self._stopping.set()
+
+    def _publish(self, event: CoordinatorEvent) -> None:
+        """Log ``event`` (its sentence, at its level) and hand it to ``on_event``.
+
+        An error of ``on_event`` is logged and goes no further: reporting must not
+        stop the leases, the renewals and the fence that keep the watch exactly once.
+        """
+        events_logger.log(event.level, "%s", event)
+        relay(event)  # sendcloud_async.events, when anyone listens
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception as exc:
+                logger.error(
+                    "on_event raised %s for %s; the watch goes on", error_text(exc), event.name
+                )
+
+    def _lease_event(
+        self,
+        kind: Literal["claimed", "released", "lost", "refused"],
+        lease: WatchLease,
+        reason: LeaseReason,
+    ) -> None:
+        previous = lease.previous if kind == "claimed" else None
+        self._publish(LeaseEvent(kind, lease.account, lease.token, reason, previous))
+
+    async def run(self) -> None:
+        """Run until ``stop()``; then end every watch, release the leases and leave.
+
+        Raises ``StateConfigurationError`` (after releasing what it can) when Redis
+        refuses the URL's credentials, database or user.
+        """
+        try:
+            while not self._stopping.is_set():
+                wait = await self._tick()
+                await sleep_until(self._stopping, wait)
+        finally:
+            await self._shutdown()
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def _tick(self) -> float:
+        """One round: renew + heartbeat, drop what is lost, hand over, claim; the wait."""
+        sent = time.monotonic()
+        wait = self.tick
+        try:
+            live, lost, soonest, orphans = await self.store._renew(
+                [h.lease for h in self._held.values()]
+            )
+            self._answering(sent)
+            self.live_workers = len(live)
+            for name in self._members.update(live):  # a new owner: no longer kept here
+                if name in self._held:
+                    self._held[name].fallback = False
+            self._orphans = {name: sent + left for name, left in orphans.items()}
+            for name in lost:
+                await self._drop(name, "lost", "gone")
+            for held in self._held.values():
+                self._arm(held, sent + self.store.lease * 0.9)
+            if not self._joined:
+                # First round: only say we are here, so that workers starting together
+                # see each other before any of them takes accounts.
+                self._joined = True
+                return wait
+            if soonest is not None:  # another worker's heartbeat ends: its accounts free up
+                wait = min(wait, soonest + 0.01)
+            await self._give_up_stalled()
+            await self._hand_over()
+            wait = min(wait, await self._take())
+        except StateUnavailableError as exc:
+            self._unreachable(exc)
+        now = time.monotonic()
+        for name in [n for n, h in self._held.items() if now > h.deadline]:
+            await self._drop(name, "lost", "expired")
+        self._restart_ended(now)
+        return wait
+
+    async def _hand_over(self) -> None:
+        """Release the accounts held here that belong to another live worker (a join)."""
+        now = time.monotonic()
+        names = sorted(
+            name
+            for name, held in self._held.items()
+            if not held.fallback and held.adopted_until <= now and not self._members.mine(name)
+        )
+        if names:
+            leases = [self._held[name].lease for name in names]
+            for name in names:
+                await self._drop(name, "released", "rebalance")
+            await self.store.release(leases)
+
+    def _due(self, name: str, now: float) -> bool:
+        """Whether to claim free ``name``: owned here, or unclaimed for ``rank × lease / 2``."""
+        if self._members.mine(name):
+            return True
+        if name in self._orphans:  # for a healthy worker, or for its owner after a lease
+            return False
+        waited = now - self._free_since.get(name, now)
+        return waited >= self._members.rank(name) * self.store.lease / 2
+
+    async def _take(self) -> float:
+        """Claim the free accounts that are due, and orphans; the wait until the next tick.
+
+        Orphans (accounts another worker gave up as failing) are taken by a healthy
+        worker whoever owns them; a lease of this worker's whose claim got no reply
+        is taken back at once.
+        """
+        now = time.monotonic()
+        self._avoid = {n: until for n, until in self._avoid.items() if until > now}
+        self._orphaned = {n: until for n, until in self._orphaned.items() if until > now}
+        adoptable = (
+            {n for n, until in self._orphans.items() if until > now and n not in self._orphaned}
+            if self.healthy
+            else set[str]()
+        )
+        room = math.inf if self.max_accounts is None else self.max_accounts - len(self._held)
+        candidates = [a for a in self.accounts if a not in self._held and a not in self._avoid]
+        if not candidates or room <= 0:
+            return self.tick
+        left = await self.store._leases(candidates)
+        # A lease that lapses before the next tick: come back just after it does.
+        soonest = min([self.tick, *(s + 0.01 for s, mine in left.values() if s > 0)])
+        own = [a for a in candidates if left[a][1] and a in self._unanswered]
+        self._unanswered.difference_update(a for a in candidates if not left[a][1])
+        free = [a for a in candidates if left[a][0] == 0]
+        self._free_since = {a: self._free_since.get(a, now) for a in free}
+        orphans = [a for a in free if a in adoptable]
+        due = sorted(
+            (a for a in free if a not in adoptable and self._due(a, now)),
+            key=lambda a: not self._members.mine(a),
+        )
+        chosen = list(dict.fromkeys(own + orphans + due))[: int(min(room, len(candidates)))]
+        if chosen:
+            sent = time.monotonic()
+            self._unanswered.update(chosen)  # until the reply comes: Redis may grant them
+            leases, _ = await self.store.claim(chosen)
+            self._unanswered.difference_update(chosen)
+            for lease in leases:
+                self._start(lease, sent)
+        return soonest
+
+    def _arm(self, held: _Held, deadline: float) -> None:
+        """Move ``held``'s deadline; its watch is cancelled when the deadline passes.
+
+        A timer, not the next tick, so that a late tick (a busy or paused process)
+        never lets a watch run on a lease that may have lapsed in Redis.
+        """
+        held.deadline = deadline
+        if held.timer is not None:
+            held.timer.cancel()
+        held.timer = asyncio.get_running_loop().call_at(deadline, self._expire, held)
+
+    def _expire(self, held: _Held) -> None:
+        name = held.lease.account
+        if self._held.get(name) is not held or time.monotonic() < held.deadline:
+            return
+        del self._held[name]
+        if held.task is not None:
+            held.task.cancel()
+        self._lease_event("lost", held.lease, "expired")
+
+    def _start(self, lease: WatchLease, renewed: float) -> None:
+        held = _Held(lease, 0.0, lease.state, lease.seq, ok_at=renewed)
+        if lease.how == "adopted":
+            held.adopted_until = self._orphans.get(lease.account, 0.0)
+        else:
+            held.fallback = not self._members.mine(lease.account)
+        self._arm(held, renewed + self.store.lease * 0.9)
+        self._held[lease.account] = held
+        self._free_since.pop(lease.account, None)
+        self.claims += 1
+        held.task = self._spawn(held)
+        self._lease_event("claimed", lease, lease.how)
+
+    def _spawn(self, held: _Held) -> asyncio.Task[None]:
+        return asyncio.get_running_loop().create_task(
+            self._watch(held), name=f"watch {held.lease.account}"
+        )
+
+    def _progress(self, held: _Held) -> None:
+        """The account made progress (a poll or a write succeeded): it is not failing."""
+        if self._held.get(held.lease.account) is not held:
+            return
+        now = time.monotonic()
+        held.ok_at = self._progress_at = now
+        held.failures = 0
+        if held.failing_since is not None and held.failing_at is not None:
+            self._publish(AccountRecovered(held.lease.account, held.failing_at, held.failed))
+        held.failed = 0
+        held.failing_since = held.failing_at = None
+
+    async def _watch(self, held: _Held) -> None:
+        """Watch one account; every batch goes through the fence."""
+        lease = held.lease
+        try:
+            await self.watch(lease.account, held.state, _Committer(self, held))
+        except _Overdue:
+            pass
+        except LeaseLostError:
+            self.refused += 1
+            if self._held.get(lease.account) is held:
+                del self._held[lease.account]
+                if held.timer is not None:
+                    held.timer.cancel()
+            self._lease_event("refused", lease, "fence")
+
+    def _restart_ended(self, now: float) -> None:
+        """Watches that ended (the source stopped or failed) start again, with backoff."""
+        for name, held in list(self._held.items()):
+            task = held.task
+            if task is None:
+                if now >= held.retry_at:
+                    held.task = self._spawn(held)
+                continue
+            if not task.done():
+                continue
+            held.task = None
+            held.failures += 1
+            delay = capped_backoff(held.failures + 1, self.tick, _MAX_RESTART_DELAY)
+            held.retry_at = now + delay
+            exc = None if task.cancelled() else task.exception()
+            if isinstance(exc, StateConfigurationError):
+                self._fatal = exc
+                self._stopping.set()
+                return
+            if exc is None:
+                continue
+            held.failed += 1
+            if held.failing_since is None:
+                held.failing_since, held.failing_at = now, datetime.now(UTC)
+                self._publish(AccountFailing(name, held.failing_at, error_text(exc), delay))
+            else:
+                logger.warning(
+                    "account %s: failed again (%s); trying again in %.1f s",
+                    name,
+                    error_text(exc),
+                    delay,
+                )
+
+    async def _drop(
+        self, name: str, kind: Literal["lost", "released"], reason: LeaseReason
+    ) -> None:
+        """Stop watching ``name``; a release first lets a write in flight end (at most
+        until the lease's deadline), so that the account is handed over between batches."""
+        held = self._held.pop(name, None)
+        if held is None:
+            return
+        if held.timer is not None:
+            held.timer.cancel()
+        task, held.task = held.task, None
+        if kind == "released" and held.writing.locked():
+            with contextlib.suppress(TimeoutError):
+                limit = max(0.0, held.deadline - time.monotonic())
+                await asyncio.wait_for(held.writing.acquire(), limit)
+        await stop_task(task)
+        self._lease_event(kind, held.lease, reason)
+
+    async def _give_up_stalled(self) -> None:
+        """Give up the accounts whose polls keep failing here: a healthy worker adopts them."""
+        now = time.monotonic()
+        stalled = [
+            name
+            for name, held in self._held.items()
+            if held.failed >= 2 and now - held.ok_at >= self.stall_after
+        ]
+        if not stalled:
+            return
+        leases = [self._held[name].lease for name in stalled]
+        self._stalled_at = now
+        for name in stalled:
+            # Not claimed again for a lease, unless nobody else took it by then.
+            self._avoid[name] = now + self.store.lease
+            self._orphaned[name] = now + self.stall_cooldown
+            await self._drop(name, "released", "stalled")
+        await self.store.give_up(leases, self.stall_cooldown)
+
+    def _unreachable(self, exc: BaseException) -> None:
+        self._failed_at = time.monotonic()
+        if self._down_since is None:
+            self._down_since = self._failed_at
+            self._down_at = datetime.now(UTC)
+            self._publish(RedisDown(self._down_at, describe_failure(exc), self.tick))
+
+    def _answering(self, started: float) -> None:
+        # Only a round that began after the last failure proves that Redis is back.
+        if self._down_since is not None and started > self._failed_at:
+            down_for = time.monotonic() - self._down_since
+            since = self._down_at or datetime.now(UTC)
+            self._down_since = self._down_at = None
+            self._publish(RedisUp(since, down_for))
+
+    async def _shutdown(self) -> None:
+        held = list(self._held.values())
+        for h in held:
+            await self._drop(h.lease.account, "released", "stop")
+        with contextlib.suppress(StateUnavailableError, StateConfigurationError):
+            await self.store.release([h.lease for h in held], leave=True)
+
+    def __repr__(self) -> str:
+        return (
+            f"<RedisWatchCoordinator worker={self.store.worker_id!r} "
+            f"holds={len(self._held)}/{len(self.accounts)}>"
+        )
