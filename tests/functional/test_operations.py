@@ -167,6 +167,7 @@ async def test_a_retry_wait_names_the_operation_too(
         ("Waiting", "integrations.get", "/integrations/{id}"),
         ("Sending", "integrations.get", "/integrations/{id}"),
         ("Finished", "integrations.get", "/integrations/{id}"),
+        ("CallEnded", "integrations.get", "/integrations/{id}"),
     ]
     assert len(retries) == 1
 
