@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
 
 from .._defaults import DEFAULT_PAGE_SIZE
 
@@ -12,6 +12,7 @@ from .exits import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXI
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_PAGE_SIZE",
+    "DEFAULT_STATUS_INTERVAL",
     "EXIT_FAILURE",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
@@ -21,8 +22,11 @@ __all__ = [
     "FAKE_LOGS_PER_INTEGRATION",
     "FAKE_SEED",
     "FAKE_SOURCE",
+    "LOG_FORMATS",
     "PROG",
     "RESUME_HINT",
+    "STATUS_REPEAT",
+    "LogFormat",
     "UsageError",
     "one_line",
     "version_line",
@@ -47,6 +51,14 @@ FAKE_SEED: Final = 2024
 FAKE_SOURCE: Final = f"fake:{FAKE_INTEGRATIONS}x{FAKE_LOGS_PER_INTEGRATION}:seed={FAKE_SEED}"
 
 DEFAULT_CONCURRENCY: Final = 4
+
+LogFormat = Literal["text", "json"]
+#: The values of ``--log-format`` (what a line looks like: ``logline``); the first is the default.
+LOG_FORMATS: Final[tuple[LogFormat, ...]] = ("text", "json")
+#: ``--status-interval``: off a terminal, at most one status line this often (seconds).
+DEFAULT_STATUS_INTERVAL: Final = 60.0
+#: Off a terminal, an unchanged status is repeated this often (or every interval, if longer).
+STATUS_REPEAT: Final = 600.0
 
 RESUME_HINT: Final = "interrupted; run again with --resume to continue"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import TextIO
 
 from .._export import ExportInputError, LogExport
@@ -11,6 +11,7 @@ from .._observe import observing
 from .activity import Activity
 from .common import UsageError
 from .logline import LogFormat, Record, now, render, usage_line
+from .metrics import MetricsAddress
 from .progress import Progress
 
 __all__ = ["Context", "open_job"]
@@ -34,6 +35,8 @@ class Context:
         self.stderr = stderr
         self.quiet = quiet
         self.log_format: LogFormat = log_format
+        #: ``--metrics HOST:PORT`` of a long-running command (``serving_metrics``).
+        self.metrics: MetricsAddress | None = None
         mode = Progress.mode_for(stderr, quiet=quiet, log_format=log_format)
         self.progress = Progress(
             stderr,
@@ -75,16 +78,43 @@ class Context:
         self.stderr.flush()
 
     @asynccontextmanager
-    async def live(self) -> AsyncIterator[Activity]:
-        """While the block runs, the progress line ticks and says what requests wait for."""
+    async def live(self, *, accounts: Sequence[str] | None = None) -> AsyncIterator[Activity]:
+        """While the block runs, the progress line ticks and says what requests wait for.
+
+        With ``--metrics`` the metrics page is served meanwhile (``serving_metrics``).
+        """
         activity = Activity()
         self.progress.note = activity.note
         try:
             with observing(activity):
-                async with self.progress.ticking():
+                async with self.progress.ticking(), self.serving_metrics(accounts=accounts):
                     yield activity
         finally:
             self.progress.note = None
+
+    def serving_metrics(
+        self, *, accounts: Sequence[str] | None = None, leases: bool = False
+    ) -> AbstractAsyncContextManager[None]:
+        """The ``--metrics`` page while the block runs (nothing without ``--metrics``).
+
+        Ready (``/readyz``) once every one of ``accounts`` was polled up to date, or
+        with ``leases`` while a lease is held; else while the command runs.
+        """
+        if self.metrics is None:
+            return nullcontext()
+        from .metrics_server import serving  # here: only a command with --metrics loads it
+
+        def say(host: str, port: int) -> None:
+            shown = f"[{host}]" if ":" in host else host
+            self.progress.log(
+                "info",
+                f"metrics on http://{shown}:{port}/metrics (and /healthz, /readyz)",
+                event="metrics",
+                host=host,
+                port=port,
+            )
+
+        return serving(self.metrics, say=say, accounts=accounts, leases=leases)
 
 
 def open_job(job: LogExport) -> LogExport:

@@ -27,7 +27,7 @@ import msgspec
 from .._export import FORMATS, ExportStats, LogExport
 from .._fileio import output_file_problem
 from .clients import client_for, maybe_fake
-from .command import Command
+from .command import Handlers
 from .common import (
     DEFAULT_PAGE_SIZE,
     EXIT_FAILURE,
@@ -218,20 +218,7 @@ async def _demo(
     return stats, expected
 
 
-DEMO = Command(
-    words=("demo",),
-    help="export the logs of an embedded fake Sendcloud (no credentials, no network)",
-    description="Start the embedded FakeSendcloud that --fake uses, list its integrations, "
-    "export its exception logs with the real export path and check that every log is in "
-    "the file exactly once, then report what is failing (logs report) and write the "
-    "report's page. The files go to a temporary directory that is removed at the end, "
-    "unless --keep DIR or --out FILE says where to keep them; the page goes beside a kept "
-    "export, else to the user's cache directory (--report FILE chooses).",
+DEMO = Handlers(
     configure=_configure,
     run=_run,
-    network=False,
-    examples=(
-        f"{PROG} demo",
-        f"{PROG} demo --keep demo/ --format csv",
-    ),
 )

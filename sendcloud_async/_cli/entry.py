@@ -1,5 +1,9 @@
 """``main()``: parse, run the command, turn every outcome into one line and an exit status
-(the statuses and the rule for Ctrl-C and SIGTERM: ``exits``)."""
+(the statuses and the rule for Ctrl-C and SIGTERM: ``exits``).
+
+What a run needs (the context, the progress line, the command's handlers) is imported
+once the arguments are parsed: ``--help`` loads only the parser and the command it shows.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,14 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
-from typing import Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
-from .common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
-from .context import Context
+from .common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOG_FORMATS, LogFormat, UsageError
 from .exits import stop_status
-from .logline import LOG_FORMATS, Level, LogFormat, usage_line
-from .output import failure
 from .parser import build_parser, command_of
-from .progress import ProgressLogHandler
-from .signals import sigterm_as_interrupt
+
+if TYPE_CHECKING:
+    from .logline import Level
 
 __all__ = ["main"]
 
@@ -34,12 +36,14 @@ def main(
     """Run the command line; returns the exit status."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    parser = build_parser()
+    parser = build_parser(lazy=True)
     try:
         args = parser.parse_args(argv)
         if args.quiet and args.verbose:
             raise UsageError("--quiet and --verbose cannot be used together")
     except UsageError as exc:
+        from .logline import usage_line
+
         err.write(usage_line(str(exc), _requested_format(argv)) + "\n")
         err.flush()
         return EXIT_USAGE
@@ -49,6 +53,12 @@ def main(
     if command is None:
         parser.print_help(err)
         return EXIT_USAGE
+    from .context import Context
+    from .output import failure
+    from .progress import ProgressLogHandler
+    from .signals import sigterm_as_interrupt
+
+    handlers = command.load()
     ctx = Context(
         os.environ if env is None else env,
         out,
@@ -57,6 +67,7 @@ def main(
         log_format=args.log_format,
         status_interval=args.status_interval,
     )
+    ctx.metrics = getattr(args, "metrics", None)  # --metrics of a long-running command
     level = logging.DEBUG if args.verbose else logging.ERROR if ctx.quiet else logging.WARNING
     handler = ProgressLogHandler(ctx.progress, level)
     _sdk_logger.addHandler(handler)
@@ -66,9 +77,9 @@ def main(
         _sdk_logger.setLevel(logging.DEBUG)
     with sigterm_as_interrupt() as stop:
         try:
-            if command.check is not None:
-                command.check(args)
-            return command.run(args, ctx)
+            if handlers.check is not None:
+                handlers.check(args)
+            return handlers.run(args, ctx)
         except UsageError as exc:
             ctx.usage_error(str(exc))
             return EXIT_USAGE

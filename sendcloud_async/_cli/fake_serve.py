@@ -31,11 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from .command import Command
+from .command import Handlers
 from .common import EXIT_FAILURE, EXIT_OK, PROG, UsageError
 from .context import Context
 from .destination import make_directory
-from .exits import UntilStopped
 from .options import count, positive
 from .signals import run as run_stoppable
 
@@ -351,25 +350,8 @@ async def _serving(
     return EXIT_OK
 
 
-FAKE_SERVE = Command(
-    words=("fake", "serve"),
-    help="serve a FakeSendcloud whose logs keep coming, with N accounts, to try the watch",
-    description="Start FakeSendcloud on 127.0.0.1 with N accounts (each with its own "
-    "credentials and its own integration) and keep adding new exception logs at --rate a "
-    "second, spread evenly over the accounts. The accounts file that points at it (the TOML "
-    "that --accounts reads, base_url included) goes to stdout, or to --write-accounts FILE. "
-    "Run logs watch --accounts against it, alone or as many workers with --redis, and logs "
-    "tail to read what they write. It runs until Ctrl-C or SIGTERM. The credentials are "
-    "test values: the server accepts them and nothing else, and listens on loopback only.",
+FAKE_SERVE = Handlers(
     configure=_configure,
     run=_run,
     check=_check,
-    network=False,
-    examples=(
-        f"{PROG} fake serve > accounts.toml",
-        f"{PROG} fake serve --accounts 8 --rate 50 --write-accounts accounts.toml",
-        f"{PROG} fake serve --auth oauth2 --initial-logs 1000 --port 8089",
-    ),
-    interrupt_hint=f"{PROG}: stopped",
-    until_stopped=UntilStopped(),
 )

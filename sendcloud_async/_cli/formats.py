@@ -6,12 +6,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final, TextIO
 
-from .._export import FORMATS, csv_header, encode_csv, encode_jsonl
+from .._defaults import FORMATS
 from .common import UsageError
-from .progress import Progress
 
 if TYPE_CHECKING:
     from .._client import SendcloudClient
+    from .progress import Progress
 
 __all__ = ["STDOUT", "StreamStats", "format_for", "implied_format", "stream_logs"]
 
@@ -77,6 +77,8 @@ async def stream_logs(
     progress: Progress,
 ) -> StreamStats:
     """Write every log to ``out`` page by page (the same bytes a file export holds)."""
+    from .._export import csv_header, encode_csv, encode_jsonl  # here: --help does not load it
+
     binary = _binary(out)
 
     def write(data: bytes) -> None:

@@ -6,8 +6,8 @@ import argparse
 
 from .._errors import InvalidInputError, SendcloudError
 from .clients import single_client
-from .command import Command
-from .common import EXIT_FAILURE, EXIT_OK, PROG, UsageError
+from .command import Handlers
+from .common import EXIT_FAILURE, EXIT_OK, UsageError
 from .context import Context
 from .credentials import Credentials, command_credentials
 from .options import positive
@@ -54,26 +54,11 @@ async def _integrations(
     return EXIT_OK
 
 
-INTEGRATIONS_LIST = Command(
-    words=("integrations", "list"),
-    help="every integration, as a table",
-    description="List every integration of the account: a table, or JSON with --json.",
+INTEGRATIONS_LIST = Handlers(
     configure=_configure_list,
     run=_run,
-    examples=(
-        f"{PROG} integrations list",
-        f"{PROG} integrations list --json | jq '.[].shop_name'",
-        f"{PROG} integrations list --fake       # no credentials needed",
-    ),
 )
-INTEGRATIONS_GET = Command(
-    words=("integrations", "get"),
-    help="one integration",
-    description="Show every field of one integration: a table, or JSON with --json.",
+INTEGRATIONS_GET = Handlers(
     configure=_configure_get,
     run=_run,
-    examples=(
-        f"{PROG} integrations get 1234",
-        f"{PROG} integrations get 1234 --json",
-    ),
 )

@@ -20,7 +20,7 @@ from typing import Final, Literal
 
 import msgspec
 
-from .common import PROG, one_line
+from .common import LOG_FORMATS, PROG, LogFormat, one_line
 
 __all__ = [
     "LEVELS",
@@ -36,9 +36,6 @@ __all__ = [
     "usage_line",
 ]
 
-LogFormat = Literal["text", "json"]
-#: The values of ``--log-format``; the first is the default.
-LOG_FORMATS: Final[tuple[LogFormat, ...]] = ("text", "json")
 Level = Literal["debug", "info", "warning", "error"]
 LEVELS: Final[tuple[Level, ...]] = ("debug", "info", "warning", "error")
 Style = Literal["plain", "text", "json"]

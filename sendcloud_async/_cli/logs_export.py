@@ -1,33 +1,25 @@
-"""``logs export``: exception logs to a file (exactly once, resumable) or to standard output."""
+"""``logs export``: exception logs to a file (exactly once, resumable) or to standard output.
+
+Its options and their check; the export itself is ``export_run``, imported when it
+runs, so that ``logs export --help`` loads no more than the options.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .._errors import SendcloudError
-from .._export import FORMATS, ExportInputError, LogExport
-from .clients import single_client
-from .command import Command
-from .common import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_PAGE_SIZE,
-    EXIT_FAILURE,
-    EXIT_OK,
-    PROG,
-    RESUME_HINT,
-    UsageError,
-)
-from .context import Context, open_job
-from .credentials import Credentials, command_credentials
-from .destination import make_directory, refuse_to_clobber
-from .formats import STDOUT, format_for, implied_format, stream_logs
-from .many_accounts import export_accounts
+from .._defaults import FORMATS
+from .command import Handlers
+from .common import DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE, UsageError
+from .formats import STDOUT, format_for, implied_format
+from .metrics import metrics_option
 from .options import listing_options, positive
-from .output import failure, summary, summary_fields
-from .per_integration import check_per_integration, new_job, per_integration_options, walks_note
-from .resume import Query, choose
-from .signals import run as run_stoppable
+from .per_integration import check_per_integration, per_integration_options
+
+if TYPE_CHECKING:
+    from .context import Context
 
 __all__ = ["LOGS_EXPORT"]
 
@@ -78,9 +70,12 @@ def _configure(export: argparse.ArgumentParser) -> None:
         help=f"accounts exported at once with --accounts ({DEFAULT_CONCURRENCY}); "
         "integrations walked at once with --per-integration",
     )
+    metrics_option(export)
 
 
 def _check(args: argparse.Namespace) -> None:
+    from .resume import Query, choose  # here: --help does not load the export
+
     if args.out is None and args.accounts is None:
         raise UsageError(
             "say where to export: --out FILE (- for standard output), "
@@ -129,99 +124,13 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace, ctx: Context) -> int:
-    """Everything is checked (and the output locked) before the event loop starts."""
-    if args.accounts is not None:
-        return export_accounts(args, ctx)
-    credentials, base_url = command_credentials(ctx.env, fake=args.fake)
-    if args.out == STDOUT:
-        return run_stoppable(_export_to_stdout(args, ctx, credentials, base_url))
-    out = Path(args.out)
-    if not args.resume and not args.restart:
-        refuse_to_clobber(out)
-    make_directory(out.parent, what=str(out))
-    try:
-        job = new_job(args, out, base_url=base_url)
-    except ExportInputError as exc:
-        raise UsageError(str(exc)) from None
-    with open_job(job):
-        if job.already_complete:
-            ctx.result(
-                f"already complete: {job.path} holds the whole export (see {job.checkpoint_path})",
-                event="summary",
-                path=str(job.path),
-                already_complete=True,
-            )
-            return EXIT_OK
-        return run_stoppable(_export_one(args, ctx, job, credentials, base_url))
+    from .export_run import run
+
+    return run(args, ctx)
 
 
-async def _export_one(
-    args: argparse.Namespace,
-    ctx: Context,
-    job: LogExport,
-    credentials: Credentials | None,
-    base_url: str,
-) -> int:
-    async with single_client(args, credentials, base_url) as client, ctx.live():
-        try:
-            stats = await job.run(client, progress=ctx.progress.for_export())
-        except (SendcloudError, OSError) as exc:
-            saved = job.saved_records
-            hint = f"; {saved:,} records are saved, --resume continues" if saved else ""
-            ctx.error(failure(exc) + hint, path=str(job.path), records_saved=saved)
-            return EXIT_FAILURE
-    ctx.result(summary(stats) + walks_note(stats), event="summary", **summary_fields(stats))
-    return EXIT_OK
-
-
-async def _export_to_stdout(
-    args: argparse.Namespace, ctx: Context, credentials: Credentials | None, base_url: str
-) -> int:
-    async with single_client(args, credentials, base_url) as client, ctx.live():
-        try:
-            stats = await stream_logs(
-                client,
-                ctx.stdout,
-                fmt=args.format,
-                integration_id=args.integration,
-                page_size=args.page_size,
-                progress=ctx.progress,
-            )
-        except SendcloudError as exc:
-            ctx.error(failure(exc))
-            return EXIT_FAILURE
-    ctx.progress.finish()
-    if not ctx.quiet:  # standard output holds the data: the summary goes to stderr
-        ctx.progress.message(
-            f"exported {stats.records:,} records in {stats.pages:,} pages "
-            f"({stats.rate:,.0f} rec/s, {stats.elapsed:.2f} s) to standard output",
-            event="summary",
-            records=stats.records,
-            pages=stats.pages,
-            elapsed=round(stats.elapsed, 3),
-        )
-    return EXIT_OK
-
-
-LOGS_EXPORT = Command(
-    words=("logs", "export"),
-    help="export exception logs to a file, exactly once, resumable",
-    description="Export exception logs to JSON Lines or CSV. After every page the file is "
-    "fsync-ed and a checkpoint beside it (FILE.checkpoint.json) is replaced atomically; "
-    "--resume continues after the last complete page, so every log is written exactly once "
-    "even if the run was killed. Ctrl-C or SIGTERM lets the page in hand finish and saves "
-    "the checkpoint.",
+LOGS_EXPORT = Handlers(
     configure=_configure,
     run=_run,
     check=_check,
-    examples=(
-        f"{PROG} logs export --out logs.jsonl",
-        f"{PROG} logs export --out logs.csv --integration 1234",
-        f"{PROG} logs export --out logs.jsonl --resume      # after a kill or Ctrl-C",
-        f"{PROG} logs export --out - | jq .exception_type    # JSON Lines to stdout",
-        f"{PROG} logs export --accounts accounts.toml --out-dir exports/",
-        f"{PROG} logs export --out logs.jsonl --per-integration   # integrations side by side",
-        f"{PROG} logs export --fake --out demo.jsonl         # no credentials needed",
-    ),
-    interrupt_hint=RESUME_HINT,
 )

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._report._readers import READERS, STDIN
-from .command import Command
-from .common import DEFAULT_PAGE_SIZE, EXIT_FAILURE, EXIT_OK, PROG, UsageError
+from .command import Handlers
+from .common import DEFAULT_PAGE_SIZE, EXIT_FAILURE, EXIT_OK, UsageError
 from .context import Context
 from .destination import make_directory
 from .options import listing_options, positive
@@ -254,26 +254,8 @@ def _run(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
-LOGS_REPORT = Command(
-    words=("logs", "report"),
-    help="what is failing: a table, one HTML page (--html) or JSON, from an export or the account",
-    description="Summarise exception logs: which integrations fail most, since when, whether "
-    "it gets worse or better, which exception types, messages (similar ones grouped), "
-    "response codes and endpoints dominate, which integrations started or stopped failing in "
-    "the period and whose rate is unusual. Reads an export of logs export (JSON Lines or "
-    "CSV, a path, a file:// URL or - for standard input) or, without FILE_OR_URL, the "
-    "account through the API, with the export's progress and rate gate. One pass, in memory "
-    "bounded whatever the number of logs.",
+LOGS_REPORT = Handlers(
     configure=_configure,
     run=_run,
     check=_check,
-    examples=(
-        f"{PROG} logs report logs.jsonl",
-        f"{PROG} logs report logs.csv --html report.html",
-        f"{PROG} logs report --fake --html report.html   # no credentials needed",
-        f"{PROG} logs report                             # the account, through the API",
-        f"{PROG} logs report logs.jsonl --json | jq '.findings[].text'",
-        f"{PROG} logs export --out - | {PROG} logs report -",
-    ),
-    interrupt_hint="interrupted; no report was written",
 )

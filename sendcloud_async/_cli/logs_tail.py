@@ -41,13 +41,13 @@ import msgspec
 
 from .._aio import sleep_until
 from .._errors import InvalidInputError, StateConfigurationError, StateUnavailableError
-from .._export import _write_all
-from .._fileio import FileWriteError, lock_exclusively, writing
-from .command import Command
-from .common import EXIT_FAILURE, EXIT_OK, PROG, UsageError, one_line
+from .._fileio import FileWriteError, lock_exclusively, write_at, writing
+from . import commands
+from .command import Handlers
+from .common import EXIT_FAILURE, EXIT_OK, UsageError, one_line
 from .context import Context
 from .destination import make_directory
-from .exits import UntilStopped, stop_status
+from .exits import stop_status
 from .options import seconds
 from .redis_watch import check_redis_url, require_redis_extra
 from .signals import run as run_stoppable
@@ -181,7 +181,7 @@ class _FileSink(_Sink):
         try:
             with writing(self.path, f"appending {lines:,} log lines"):
                 if self.regular:
-                    _write_all(fd, data, self.offset)
+                    write_at(fd, data, self.offset)
                     os.fsync(fd)
                 else:
                     view = memoryview(data)
@@ -555,31 +555,13 @@ async def _main(args: argparse.Namespace, ctx: Context, tail: StreamTail, sink: 
             unacknowledged=pending,
         )
     if signals:
-        return stop_status(LOGS_TAIL.until_stopped, args, terminated=signals[0] == signal.SIGTERM)
+        stops = commands.LOGS_TAIL.until_stopped
+        return stop_status(stops, args, terminated=signals[0] == signal.SIGTERM)
     return EXIT_OK
 
 
-LOGS_TAIL = Command(
-    words=("logs", "tail"),
-    help="read the Redis watch's account streams as JSON Lines (a consumer group)",
-    description="Read every stream PREFIX:NAME that logs watch --redis writes, as one "
-    "consumer of a consumer group, and write each entry as one JSON line "
-    '{"account": NAME, "entry": ID, "log": {...}} to stdout or --out FILE. A batch is '
-    "flushed and fsync-ed before it is acknowledged (XACK), so nothing acknowledged is "
-    "missing; entries read but not acknowledged when a tail is killed are written again "
-    "by the next run (at least once: deduplicate on account and entry). New account "
-    "streams are found as they appear; entries another consumer left pending for "
-    "--claim-idle seconds are taken over. It runs until Ctrl-C or SIGTERM (with --once: "
-    "until what is there has been written).",
+LOGS_TAIL = Handlers(
     configure=_configure,
     run=_run,
     check=_check,
-    network=False,
-    examples=(
-        f"{PROG} logs tail --redis redis://localhost:6379/0",
-        f"{PROG} logs tail --redis redis://localhost:6379/0 --out logs.jsonl",
-        f"{PROG} logs tail --redis redis://localhost:6379/0 --group billing --once | jq .log.id",
-    ),
-    interrupt_hint=f"{PROG}: stopped",
-    until_stopped=UntilStopped("without --once", lambda args: not args.once),
 )

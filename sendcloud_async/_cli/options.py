@@ -1,4 +1,8 @@
-"""Option types (text to a checked value, through the SDK's validators) and shared options."""
+"""Option types (text to a checked value, through the SDK's validators) and shared options.
+
+Nothing of the SDK is imported until a value is checked: building the parser (for
+``--help``) loads neither the validators nor what they import.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,7 @@ import argparse
 from collections.abc import Callable
 from typing import Final, TypeVar
 
-from .. import _validate as check
-from .._errors import InvalidInputError
-from .._watch import check_lookback
-from .common import DEFAULT_PAGE_SIZE
-from .logline import LOG_FORMATS
-from .progress import DEFAULT_STATUS_INTERVAL, STATUS_REPEAT
+from .common import DEFAULT_PAGE_SIZE, DEFAULT_STATUS_INTERVAL, LOG_FORMATS, STATUS_REPEAT
 
 __all__ = [
     "count",
@@ -28,15 +27,17 @@ _T = TypeVar("_T")
 
 
 def _typed(
-    convert: Callable[[str], _T], kind: str, validate: Callable[[object, str], object]
+    convert: Callable[[str], _T], kind: str, validate: Callable[[_T], object]
 ) -> Callable[[str], _T]:
     def parse(text: str) -> _T:
+        from .._errors import InvalidInputError  # here: --help does not load the SDK
+
         try:
             value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not {kind}: {text!r}") from None
         try:
-            validate(value, "the value")
+            validate(value)
         except InvalidInputError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
         return value
@@ -45,16 +46,46 @@ def _typed(
     return parse
 
 
+def _positive(value: int) -> None:
+    from .._validate import positive_int
+
+    positive_int(value, "the value")
+
+
+def _non_negative(value: int) -> None:
+    from .._validate import non_negative_int
+
+    non_negative_int(value, "the value")
+
+
+def _positive_seconds(value: float) -> None:
+    from .._validate import positive_seconds
+
+    positive_seconds(value, "the value")
+
+
+def _lookback(value: float) -> None:
+    from .._watch import check_lookback
+
+    check_lookback(value)
+
+
+def _page_size(value: int) -> None:
+    from .._validate import page_size
+
+    page_size(value)
+
+
 #: An int of 1 or more (ids, counts).
-positive: Final = _typed(int, "an integer", check.positive_int)
+positive: Final = _typed(int, "an integer", _positive)
 #: An int of 0 or more (retries).
-count: Final = _typed(int, "an integer", check.non_negative_int)
+count: Final = _typed(int, "an integer", _non_negative)
 #: A finite number of seconds above 0.
-seconds: Final = _typed(float, "a number", check.positive_seconds)
+seconds: Final = _typed(float, "a number", _positive_seconds)
 #: Seconds of 0 or more: how far behind its mark a watch re-reads.
-lookback_seconds: Final = _typed(float, "a number", lambda value, _name: check_lookback(value))
+lookback_seconds: Final = _typed(float, "a number", _lookback)
 #: Logs per request: 1..100.
-page_size: Final = _typed(int, "an integer", lambda value, _name: check.page_size(value))
+page_size: Final = _typed(int, "an integer", _page_size)
 
 
 def _default(value: object, top: bool) -> object:

@@ -1,10 +1,17 @@
-"""The argument parser, built from the registered commands (``commands.COMMANDS``)."""
+"""The argument parser, built from the registered commands (``commands.COMMANDS``).
+
+The top-level parser lists every command with its help line (the registry's); a
+command's own options are added, and its module imported, when the arguments name
+it (``main``), so that ``--help`` and a command's ``--help`` load only what they show.
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import textwrap
-from typing import Final, NoReturn
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from .command import Command
 from .commands import COMMANDS, GROUPS
@@ -44,6 +51,57 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{one_line(message)} (see {self.prog} --help)")
 
 
+if TYPE_CHECKING:
+    _SubParsers = argparse._SubParsersAction[_Parser]
+else:  # not subscriptable at run time
+    _SubParsers = argparse._SubParsersAction
+
+
+class _Commands(_SubParsers):
+    """The commands (or a group's actions): each one's sub-parser is completed by its
+    ``pending`` function the first time the arguments name it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pending: dict[str, Callable[[], None]] = {}
+
+    def complete(self, name: str) -> None:
+        build = self.pending.pop(name, None)
+        if build is not None:
+            build()
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        if isinstance(values, list) and values:  # the name, then its arguments
+            self.complete(values[0])
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _commands(parser: _Parser, **kwargs: Any) -> _Commands:
+    action = parser.add_subparsers(action=_Commands, **kwargs)
+    assert isinstance(action, _Commands)
+    return action
+
+
+def _complete(sub: _Parser, command: Command) -> None:
+    """Give ``sub`` everything ``command``'s ``--help`` shows; imports its module."""
+    sub.description = textwrap.fill(command.description, _WIDTH)
+    sub.epilog = _epilog(
+        command.examples,
+        env=command.network,
+        exits=help_text(command.until_stopped, width=_WIDTH),
+    )
+    general_options(sub)
+    if command.network:
+        network_options(sub)
+    command.load().configure(sub)
+
+
 def _epilog(examples: tuple[str, ...], *, env: bool, exits: str) -> str:
     parts = []
     if examples:
@@ -54,11 +112,13 @@ def _epilog(examples: tuple[str, ...], *, env: bool, exits: str) -> str:
     return "\n\n".join(parts)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, lazy: bool = False) -> argparse.ArgumentParser:
     """The ``sendcloud-async`` argument parser, one sub-parser per registered command.
 
     The general and connection options are accepted before the command
-    (``sendcloud-async -q logs export …``) and after it.
+    (``sendcloud-async -q logs export …``) and after it. ``lazy``: a command's
+    sub-parser gets its options (and its module is imported) only when the arguments
+    name it, as ``main`` parses; otherwise every command's has them (tests, docs).
     """
     parser = _Parser(
         prog=PROG,
@@ -77,12 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=version_line())
     general_options(parser, top=True)
     network_options(parser, top=True)
-    top = parser.add_subparsers(dest="command", metavar="COMMAND")
-    general = _Parser(add_help=False)
-    general_options(general)
-    network = _Parser(add_help=False)
-    network_options(network)
-    groups: dict[str, argparse._SubParsersAction[_Parser]] = {}
+    top = _commands(parser, dest="command", metavar="COMMAND")
+    groups: dict[str, _Commands] = {}
     for command in COMMANDS:
         *group_words, name = command.words
         where = top
@@ -92,25 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
                 group_parser = top.add_parser(
                     group, help=GROUPS[group], description=GROUPS[group].capitalize() + "."
                 )
-                groups[group] = group_parser.add_subparsers(
-                    dest=f"{group}_command", metavar="ACTION", required=True
+                groups[group] = _commands(
+                    group_parser, dest=f"{group}_command", metavar="ACTION", required=True
                 )
             where = groups[group]
-        parents = [general, network] if command.network else [general]
         sub = where.add_parser(
-            name,
-            parents=parents,
-            help=command.help,
-            description=textwrap.fill(command.description, _WIDTH),
-            epilog=_epilog(
-                command.examples,
-                env=command.network,
-                exits=help_text(command.until_stopped, width=_WIDTH),
-            ),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            name, help=command.help, formatter_class=argparse.RawDescriptionHelpFormatter
         )
-        command.configure(sub)
         sub.set_defaults(command_spec=command)
+        where.pending[name] = functools.partial(_complete, sub, command)
+    if not lazy:
+        for where in [top, *groups.values()]:
+            for name in list(where.pending):
+                where.complete(name)
     return parser
 
 

@@ -1,18 +1,22 @@
 """``logs export --per-integration [--concurrency N]``: one walk per integration, side by side.
 
-The options, their checks and the job they choose; the engine is ``_export_walks``.
+The options, their checks and the job they choose; the engine is ``_export_walks``,
+imported when a job is made (``--help`` shows the options without it).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .._export import ExportInputError, ExportStats, LogExport
-from .._export_walks import DEFAULT_WALKS, PerIntegrationExport, WalksStats
+from .._defaults import DEFAULT_WALKS
 from .common import DEFAULT_CONCURRENCY, UsageError
 from .formats import STDOUT
-from .resume import Chosen
+
+if TYPE_CHECKING:
+    from .._export import ExportStats, LogExport
+    from .resume import Chosen
 
 __all__ = ["check_per_integration", "new_job", "per_integration_options", "walks_note"]
 
@@ -56,6 +60,10 @@ def new_job(
     ``chosen`` is the query of this job (an account's, see ``resume.choose``); by
     default the command line's, as ``logs export``'s check settled it.
     """
+    from .._export import ExportInputError, LogExport
+    from .._export_walks import PerIntegrationExport
+    from .resume import Chosen
+
     if chosen is None:
         chosen = Chosen(
             fmt=args.format,
@@ -89,6 +97,8 @@ def new_job(
 
 def walks_note(stats: ExportStats) -> str:
     """What the summary adds for a per-integration export (``""`` otherwise)."""
+    from .._export_walks import WalksStats
+
     if not isinstance(stats, WalksStats):
         return ""
     gone = f", {stats.walks_gone} deleted meanwhile" if stats.walks_gone else ""

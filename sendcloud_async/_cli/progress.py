@@ -34,7 +34,7 @@ from typing import Final, Literal, TextIO
 
 from .._aio import stop_task
 from .._export import ExportStats
-from .common import one_line
+from .common import DEFAULT_STATUS_INTERVAL, STATUS_REPEAT, one_line
 from .logline import Level, LogFormat, Record, Style, legacy_record, render
 
 __all__ = [
@@ -50,10 +50,6 @@ __all__ = [
 
 #: Seconds between redraws of the live line on a terminal.
 TTY_INTERVAL: Final = 0.1
-#: ``--status-interval``: off a terminal, at most one status line this often (seconds).
-DEFAULT_STATUS_INTERVAL: Final = 60.0
-#: Off a terminal, an unchanged status is repeated this often (or every interval, if longer).
-STATUS_REPEAT: Final = 600.0
 #: How often the status is looked at off a terminal (a change waits at most this long more).
 _LOOK: Final = 0.5
 

@@ -26,13 +26,13 @@ from typing import IO, TYPE_CHECKING
 
 from yarl import URL
 
-from .._errors import InvalidInputError, StateUnavailableError
+from .._defaults import DEFAULT_WATCH_LEASE as DEFAULT_LEASE
+from .._errors import InvalidInputError, StateUnavailableError, missing_extra
 from .._watchers import IntegrationFailing, IntegrationRecovered, NewLogs, WatchEvent
 from .accounts import Account, open_accounts
 from .clients import rate_limit
 from .common import EXIT_OK, PROG, UsageError
 from .context import Context
-from .options import seconds
 from .progress import Status
 from .signals import run as run_stoppable
 
@@ -41,37 +41,13 @@ if TYPE_CHECKING:
     from .._redis_watch import AccountWatch, Commit, CoordinatorEvent
 
 __all__ = [
-    "add_redis_options",
     "check_redis",
     "check_redis_url",
     "require_redis_extra",
     "run_redis",
 ]
 
-DEFAULT_LEASE = 30.0
 _SCHEMES = ("redis", "rediss", "unix")
-
-
-def add_redis_options(parser: argparse.ArgumentParser) -> None:
-    """``--redis URL [--stream PREFIX] [--lease S]`` in their own group."""
-    group = parser.add_argument_group("many workers (the [redis] extra)")
-    group.add_argument(
-        "--redis",
-        metavar="URL",
-        help="share the accounts of --accounts with every worker using this Redis; new logs "
-        "go to the stream PREFIX:NAME of each account (instead of --out-dir)",
-    )
-    group.add_argument(
-        "--stream",
-        metavar="PREFIX",
-        help="the streams' name prefix with --redis (sendcloud-async:logs)",
-    )
-    group.add_argument(
-        "--lease",
-        type=seconds,
-        metavar="S",
-        help=f"seconds an account stays with a worker that stopped renewing ({DEFAULT_LEASE:g})",
-    )
 
 
 def check_redis(args: argparse.Namespace) -> bool:
@@ -124,9 +100,7 @@ def require_redis_extra() -> None:
     try:
         from .. import redis as _redis  # noqa: F401  (the extra is installed)
     except ImportError:
-        raise UsageError(
-            "--redis needs the redis package: pip install 'sendcloud-async[redis]'"
-        ) from None
+        raise UsageError(str(missing_extra("redis", "redis", "--redis"))) from None
 
 
 def run_redis(args: argparse.Namespace, ctx: Context) -> int:
@@ -299,6 +273,7 @@ async def _work(
             connection, stream_prefix=args.stream or DEFAULT_STREAM_PREFIX, lease=lease
         ) as store,
         contextlib.AsyncExitStack() as stack,
+        ctx.serving_metrics(leases=True),
     ):
         # A URL Redis refuses stops here, before anything is shown or sent (an outage
         # does not: the coordinator waits it out).

@@ -2,11 +2,8 @@
 
 Each account's output ``FILE`` has its watch state beside it, ``FILE.watch.json``:
 the ``AccountState`` of ``LogWatcher`` plus ``offset``, the bytes of ``FILE`` that
-hold committed logs. Per batch (a page at most), the same technique as
-``logs export``: the logs are written at ``offset`` and fsync-ed, then the state
-is replaced atomically (temporary file, fsync, rename, directory fsync). On
-start, ``FILE`` is cut back to ``offset``, so a batch written by a run killed
-before its state was saved is dropped and fetched again: every log lands in
+hold committed logs. Each batch (a page at most) is committed through a
+``FileSink`` (``_sinks``), as ``logs export`` commits its pages: every log lands in
 ``FILE`` exactly once, whenever the process dies.
 
 Ctrl-C and SIGTERM let the batch in hand finish and save its state; the watch runs
@@ -21,11 +18,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,12 +30,10 @@ from typing import IO, TYPE_CHECKING, Final
 import msgspec
 
 from .._auth import Auth
-from .._defaults import DEFAULT_WATCH_INTERVAL, DEFAULT_WATCH_START
 from .._errors import InvalidInputError
-from .._export import FORMATS, _complete, _write_all, csv_header, encode_csv, encode_jsonl
-from .._fileio import lock_exclusively, output_file_problem, writing
+from .._export import csv_header, encode_csv, encode_jsonl
 from .._models import IntegrationLog
-from .._watch import DEFAULT_LOOKBACK, check_start
+from .._sinks import FileSink, SinkError
 from .._watchers import (
     AccountFailed,
     AccountPolled,
@@ -48,12 +42,10 @@ from .._watchers import (
     LogWatcher,
     NewLogs,
     WatchEvent,
-    atomic_write,
     decode_account_state,
 )
 from .accounts import open_accounts
 from .clients import auth_for, maybe_fake, rate_limit
-from .command import Command
 from .common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -66,11 +58,8 @@ from .common import (
 from .context import Context
 from .credentials import Credentials, command_credentials
 from .destination import make_directory
-from .exits import UntilStopped
-from .formats import format_for
-from .options import listing_options, lookback_seconds, positive, seconds
 from .progress import Status, countdown
-from .redis_watch import add_redis_options, check_redis, run_redis
+from .redis_watch import run_redis
 from .signals import run as run_stoppable
 from .watch_events import ENCODER as _ENCODER
 from .watch_events import event_line as _event_line
@@ -84,11 +73,10 @@ if TYPE_CHECKING:
     from .._pool import AccountPool
     from ..testing import FakeSendcloud
 
-__all__ = ["LOGS_WATCH", "STATE_SUFFIX", "WatchFile", "state_path"]
+__all__ = ["STATE_SUFFIX", "WatchFile", "run", "state_path"]
 
 STATE_SUFFIX: Final = ".watch.json"
 WATCH_FILE_VERSION: Final = 1
-DEFAULT_WATCH_CONCURRENCY: Final = 10
 #: The one account of ``--out FILE``.
 SINGLE: Final = "default"
 
@@ -113,7 +101,7 @@ def state_path(out: Path) -> Path:
 
 
 class _Output:
-    """One account's output file and its state, locked while the watch runs."""
+    """One account's output file and its state (a ``FileSink``), locked while the watch runs."""
 
     def __init__(self, path: Path, *, fmt: str, source: str, label: str) -> None:
         self.path = path
@@ -121,13 +109,22 @@ class _Output:
         self.fmt = fmt
         self.source = source
         self.label = label
-        self.encode: Callable[[list[IntegrationLog]], bytes] = (
-            encode_csv if fmt == "csv" else encode_jsonl
+        self.sink: FileSink[IntegrationLog, WatchFile] = FileSink(
+            path,
+            self.state_path,
+            state=WatchFile,
+            encode=encode_csv if fmt == "csv" else encode_jsonl,
+            header=csv_header() if fmt == "csv" else b"",
+            writer="watch",
+            state_name="the watch state",
+            describe=lambda saved: "appending the new logs",
         )
-        self.fd: int | None = None
-        self.saved: WatchFile | None = None
-        self.offset = 0
-        self.records = 0
+
+    @property
+    def records(self) -> int:
+        """The logs in the file, as its state says."""
+        saved = self.sink.state
+        return 0 if saved is None else saved.records
 
     def open(self, integration_id: int | None) -> None:
         """Check the state, lock the file, cut it back to the saved offset. Sends nothing."""
@@ -148,85 +145,43 @@ class _Output:
                     f"{self.label}{self.state_path} watches another integration; "
                     "pick another output"
                 )
-        problem = output_file_problem(self.path)
-        if problem is not None:
-            raise UsageError(f"{self.label}cannot write {self.path}: {problem}")
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o666)
+            size = self.sink.open()
+        except SinkError as exc:  # not a regular file, or locked by another watch
+            raise UsageError(f"{self.label}{exc}") from None
         except OSError as exc:
             raise UsageError(f"{self.label}cannot write {self.path}: {exc.strerror}") from None
-        try:
-            if not lock_exclusively(fd):
-                raise UsageError(f"{self.label}another watch is writing {self.path} (it is locked)")
-            size = os.fstat(fd).st_size
-            if saved is None:
-                self.offset = size
-                if size == 0 and self.fmt == "csv":
-                    header = csv_header()
-                    with writing(self.path, "writing the CSV header"):
-                        _write_all(fd, header, 0)
-                        os.fsync(fd)
-                    self.offset = len(header)
+        if saved is None:
+            # No state: the logs go after what the file holds (the CSV header first).
+            if size:
+                self.sink.cut(size)
             else:
-                if size < saved.offset:
-                    raise UsageError(
-                        f"{self.label}{self.path} has {size:,} bytes but its watch state says "
-                        f"{saved.offset:,} were written; it was changed behind the watch's back"
-                    )
-                with writing(self.path, "cutting it back to the end its watch state saved"):
-                    os.ftruncate(fd, saved.offset)
-                    os.fsync(fd)
-                self.offset = saved.offset
-                self.records = saved.records
-        except BaseException:
-            os.close(fd)
-            raise
-        self.fd = fd
-        self.saved = saved
+                self.sink.restart()
+        elif size < saved.offset:
+            raise UsageError(
+                f"{self.label}{self.path} has {size:,} bytes but its watch state says "
+                f"{saved.offset:,} were written; it was changed behind the watch's back"
+            )
+        else:
+            self.sink.cut(saved.offset, saved)
 
     def _read(self) -> WatchFile | None:
+        damaged = f"{self.label}the watch state {self.state_path} is damaged"
         try:
-            raw = self.state_path.read_bytes()
-        except FileNotFoundError:
-            return None
+            saved = self.sink.read()
+            if saved is not None:
+                decode_account_state(_ENCODER.encode(saved.state), self.state_path)
         except OSError as exc:
             raise UsageError(f"{self.label}cannot read {self.state_path}: {exc.strerror}") from None
-        try:
-            saved = msgspec.json.decode(raw, type=WatchFile)
-            decode_account_state(_ENCODER.encode(saved.state), self.state_path)
-        except (msgspec.DecodeError, msgspec.ValidationError, InvalidInputError) as exc:
-            raise UsageError(
-                f"{self.label}the watch state {self.state_path} is damaged ({exc}); "
-                "move it away to start over"
-            ) from None
-        if saved.version != WATCH_FILE_VERSION or saved.offset < 0 or saved.records < 0:
-            raise UsageError(f"{self.label}the watch state {self.state_path} is damaged")
+        except (SinkError, InvalidInputError) as exc:
+            reason = exc.reason if isinstance(exc, SinkError) else exc
+            raise UsageError(f"{damaged} ({reason}); move it away to start over") from None
+        if saved is not None and (saved.version != WATCH_FILE_VERSION or saved.records < 0):
+            raise UsageError(damaged)
         return saved
 
-    def commit(self, state: AccountState, logs: list[IntegrationLog]) -> None:
-        """Append ``logs`` and fsync, then replace the state (runs in a worker thread)."""
-        fd = self.fd
-        assert fd is not None
-        data = self.encode(logs) if logs else b""
-        if data:
-            with writing(self.path, "appending the new logs"):
-                _write_all(fd, data, self.offset)
-                os.fsync(fd)
-        saved = WatchFile(
-            source=self.source,
-            format=self.fmt,
-            offset=self.offset + len(data),
-            records=self.records + len(logs),
-            state=state,
-        )
-        with writing(self.state_path, "saving the watch state"):
-            atomic_write(self.state_path, _ENCODER.encode(saved) + b"\n")
-        self.offset, self.records, self.saved = saved.offset, saved.records, saved
-
     def close(self) -> None:
-        fd, self.fd = self.fd, None
-        if fd is not None:
-            os.close(fd)
+        self.sink.close()
 
 
 class FileStore:
@@ -236,15 +191,20 @@ class FileStore:
         self.outputs: dict[str, _Output] = {}
 
     async def load(self, account: str) -> AccountState | None:
-        saved = self.outputs[account].saved
+        saved = self.outputs[account].sink.state
         return None if saved is None else saved.state
 
     async def save(self, account: str, state: AccountState, logs: Sequence[IntegrationLog]) -> None:
         output = self.outputs[account]
-        items = list(logs)
-        loop = asyncio.get_running_loop()
+        saved = WatchFile(
+            source=output.source,
+            format=output.fmt,
+            offset=0,  # the sink puts the end of the logs here
+            records=output.records + len(logs),
+            state=state,
+        )
         # Finished even if the watch is being stopped: the state must match the file.
-        await _complete(loop.run_in_executor(None, output.commit, state, items))
+        await output.sink.commit(logs, saved)
 
     def close(self) -> None:
         for output in self.outputs.values():
@@ -417,102 +377,7 @@ async def _feed(fake: FakeSendcloud, rng: random.Random) -> None:
                 fake.start_failing(ident)
 
 
-# -- the command --------------------------------------------------------------------------------
-
-
-def _start(text: str) -> str | datetime:
-    if text in ("now", "all"):
-        return text
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not now, all or an ISO 8601 date-time: {text!r}"
-        ) from None
-    try:
-        check_start(value)
-    except InvalidInputError as exc:
-        raise argparse.ArgumentTypeError(f"{exc}: {text!r}") from None
-    return value
-
-
-def _configure(watch: argparse.ArgumentParser) -> None:
-    output = watch.add_argument_group("output")
-    output.add_argument("--out", metavar="FILE", help="append new logs to FILE")
-    output.add_argument(
-        "--format",
-        choices=FORMATS,
-        default=None,
-        help="jsonl or csv (default: from the file name's extension, else jsonl)",
-    )
-    output.add_argument(
-        "--events", metavar="FILE", help="also append integration health events as JSON lines"
-    )
-    what = watch.add_argument_group("what to watch")
-    what.add_argument(
-        "--start",
-        type=_start,
-        default=DEFAULT_WATCH_START,
-        metavar="now|all|ISO-8601",
-        help="without a saved state: logs created after now (default), all of them, or after "
-        "an aware date-time",
-    )
-    what.add_argument(
-        "--interval",
-        type=seconds,
-        default=DEFAULT_WATCH_INTERVAL,
-        metavar="S",
-        help="seconds between polls of an account (60)",
-    )
-    what.add_argument(
-        "--lookback",
-        type=lookback_seconds,
-        default=DEFAULT_LOOKBACK.total_seconds(),
-        metavar="S",
-        help="every poll also re-reads S seconds behind the newest log delivered, so that "
-        f"a log that becomes visible late is still written once "
-        f"({DEFAULT_LOOKBACK.total_seconds():g}; 0: no window)",
-    )
-    what.add_argument("--once", action="store_true", help="poll once, append, exit (for cron)")
-    listing_options(what)
-    many = watch.add_argument_group("many accounts")
-    many.add_argument(
-        "--accounts", metavar="TOML", help="watch every account of this file (needs --out-dir)"
-    )
-    many.add_argument("--out-dir", metavar="DIR", help="DIR/NAME.jsonl per account")
-    many.add_argument(
-        "--concurrency",
-        type=positive,
-        default=None,
-        metavar="N",
-        help=f"accounts polled at once with --accounts ({DEFAULT_WATCH_CONCURRENCY})",
-    )
-    add_redis_options(watch)
-
-
-def _check(args: argparse.Namespace) -> None:
-    if check_redis(args):
-        return
-    if (args.out is None) == (args.accounts is None):
-        raise UsageError("say where to write: --out FILE, or --accounts TOML --out-dir DIR")
-    if args.out == "-":
-        raise UsageError("--out needs a file: the watch state is kept beside it")
-    if args.accounts is None:
-        if args.out_dir is not None:
-            raise UsageError("--out-dir goes with --accounts; for one account use --out FILE")
-        if args.concurrency is not None:
-            raise UsageError("--concurrency goes with --accounts")
-    else:
-        if args.out_dir is None:
-            raise UsageError("--accounts needs --out-dir DIR (each account gets DIR/NAME.jsonl)")
-        if args.integration is not None:
-            raise UsageError(
-                "--integration cannot be used with --accounts; set integration = ID in the "
-                "account's table"
-            )
-    args.format = format_for(args.out, args.format)
-    if args.concurrency is None:
-        args.concurrency = DEFAULT_WATCH_CONCURRENCY
+# -- the watch into files ------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -524,8 +389,9 @@ class _Target:
     credentials: Credentials | None
 
 
-def _run(args: argparse.Namespace, ctx: Context) -> int:
-    """Check everything and open every output (exit 2 on a refusal), then watch."""
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    """``logs watch`` with checked options: check everything and open every output (exit 2
+    on a refusal), then watch (``--redis``: ``redis_watch``)."""
     if args.redis is not None:
         return run_redis(args, ctx)
     targets: list[_Target] = []
@@ -605,7 +471,7 @@ async def _watch(
     """Watch until stopped (or once); the accounts whose last poll failed."""
     from .._pool import AccountPool  # here: --help and --version do not load aiohttp
 
-    async with maybe_fake(args.fake) as fake, ctx.live():
+    async with maybe_fake(args.fake) as fake, ctx.live(accounts=[t.name for t in targets]):
         feeder = None
         if fake is not None:
             feeder = asyncio.create_task(_feed(fake, random.Random()))
@@ -661,27 +527,3 @@ async def _watch(
             for pool in pools.values():
                 await pool.aclose()
     return set(reporter.status.failed)
-
-
-LOGS_WATCH = Command(
-    words=("logs", "watch"),
-    help="append new exception logs to a file as they come, exactly once",
-    description="Poll for new exception logs and append them to FILE (JSON Lines or CSV), "
-    "or to DIR/NAME.jsonl for every account of an accounts file. After every batch the "
-    "file is fsync-ed and the watch state beside it (FILE.watch.json) is replaced "
-    "atomically, so a restart after a kill continues exactly after the last saved batch: "
-    "every log is written once. Integrations that start or stop failing are printed on "
-    "stderr (and appended to --events FILE). Ctrl-C or SIGTERM lets the batch in hand "
-    "finish and saves the state.",
-    configure=_configure,
-    run=_run,
-    check=_check,
-    examples=(
-        f"{PROG} logs watch --out logs.jsonl",
-        f"{PROG} logs watch --out logs.csv --start all --once     # for cron",
-        f"{PROG} logs watch --accounts accounts.toml --out-dir watch/ --events health.jsonl",
-        f"{PROG} logs watch --fake --out demo.jsonl --interval 2  # logs keep coming",
-    ),
-    interrupt_hint=f"{PROG}: stopped; every log written so far is saved",
-    until_stopped=UntilStopped("without --once", lambda args: not args.once),
-)
