@@ -4,6 +4,7 @@
     python -m benchmarks.watch --accounts 200 --cycles 2 --json benchmarks/_results/w.json
     python -m benchmarks.watch --smoke                # 50 accounts, seconds (CI)
     python -m benchmarks.watch --lookback 30,0        # the lookback window's cost, side by side
+    python -m benchmarks.watch --accounts 100000 --lookback 30 --no-baseline --cycles 1
 
 A ``FakeSendcloud`` runs in its own process with N Basic accounts (two
 integrations, ten logs, shared by every account). The client process makes one
@@ -17,23 +18,47 @@ the N accounts with a ``MemoryWatchStore``, ``concurrency=100``:
 
 Measured per cycle: wall time, the client process's CPU time (user + system)
 per account, the requests the server received per account, and, once, the RSS
-growth per account (RSS after the warm-up cycle over the RSS before the pool was
-made). The server's CPU is not counted. Each size runs once per ``--lookback``
-value (the watch's default window and none, by default), one after the other in
-the same run, so the window's cost is a ratio of figures taken side by side.
+growth per account (RSS after the last cycle over the RSS before the credentials
+and the pool were made). The server's CPU is not counted. Each size has one client
+per ``--lookback`` value (the watch's default window and none, by default) and
+contender, each in its own process, against one server: they warm up one after
+the other, then their measured cycles alternate (client A's first cycle, client
+B's first, ...), so every ratio is of figures taken side by side, under the same
+load. Figures are the median cycle.
+
+Beside each SDK run, a *hand-written* client makes the same requests for the same
+accounts (unless ``--no-baseline``): one ``aiohttp.ClientSession``, ``session.get``
+with the account's ``Authorization`` header, ``concurrency`` workers, each body
+decoded by a ``msgspec.json.Decoder`` into Structs. Its warm-up lists each
+account's logs once and takes the newest ``created_at``; every measured cycle then
+asks, per account, for ``GET /integrations`` and the very logs page an idle watch
+asks for (``cursor`` one microsecond below ``newest - lookback``, ``page_size``
+100). It does what it takes to fetch and decode, nothing a watch does with the
+page (no state, no store, no rate gate, no retries): the SDK's CPU over its CPU is
+the price of everything the SDK adds to an idle poll.
+
+For the memory of many accounts, run one size alone with one window and no
+baseline (``--accounts 100000 --lookback 30 --no-baseline --cycles 1``): the
+RSS figure is the growth over the whole run (taken after the last cycle, so the
+states, gates and connections of every account are in it), per account.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from typing import Any
+
+import msgspec
 
 from sendcloud_async._watch import DEFAULT_LOOKBACK
 
@@ -57,9 +82,16 @@ async def _serve(accounts: int) -> None:
             fake.clear_requests()
 
 
+SDK = "sdk"
+HAND_WRITTEN = "hand-written"
+CONCURRENCY = 100
+PAGE_SIZE = 100
+
+
 @dataclass
 class Result:
     accounts: int
+    contender: str
     lookback_s: float
     cycles: int
     wall_s: float
@@ -70,7 +102,7 @@ class Result:
     failures: int
 
 
-async def _measure(port: int, accounts: int, cycles: int, lookback: float) -> Result:
+async def _measure(port: int, accounts: int, lookback: float) -> Result:
     import sendcloud_async as sc
 
     rss_before = _rss()
@@ -91,35 +123,181 @@ async def _measure(port: int, accounts: int, cycles: int, lookback: float) -> Re
         options: dict[str, Any] = {
             "store": store,
             "start": "all",
-            "concurrency": 100,
+            "concurrency": CONCURRENCY,
             "lookback": lookback,
         }
         await sc.LogWatcher(pool, auths, **options).run(handle, once=True)
+
+        async def cycle() -> None:
+            await sc.LogWatcher(pool, auths, **options).run(handle, once=True)
+
+        await _cycles(cycle)
         rss_after = _rss()
-        # Warmed up: the parent has the server forget the warm-up's requests.
-        print("warm", flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-        walls, cpus = [], []
-        for _ in range(cycles):
-            watcher = sc.LogWatcher(pool, auths, **options)
-            wall, cpu = time.perf_counter(), _cpu()
-            await watcher.run(handle, once=True)
-            walls.append(time.perf_counter() - wall)
-            cpus.append(_cpu() - cpu)
+    return _result(accounts, SDK, lookback, rss_after - rss_before, delivered, failures)
+
+
+def _result(
+    accounts: int, contender: str, lookback: float, rss: int, delivered: int, failures: int
+) -> Result:
+    """What a client reports at the end (the parent adds the cycles' figures)."""
     return Result(
         accounts=accounts,
+        contender=contender,
         lookback_s=lookback,
-        cycles=cycles,
-        wall_s=statistics.median(walls),
-        cpu_per_account_us=statistics.median(cpus) / accounts * 1e6,
-        rss_per_account_kib=(rss_after - rss_before) / accounts / 1024,
+        cycles=0,
+        wall_s=0.0,
+        cpu_per_account_us=0.0,
+        rss_per_account_kib=rss / accounts / 1024,
         requests_per_account=0,  # counted by the server
         logs_delivered=delivered,
         failures=failures,
     )
 
 
-def _one(accounts: int, cycles: int, lookback: float) -> Result:
+async def _cycles(cycle: Callable[[], Awaitable[None]]) -> None:
+    """Warmed up: one cycle per ``cycle`` line read, its wall and CPU seconds printed.
+
+    The parent alternates the clients of a size cycle by cycle, so their figures are
+    taken side by side, under the same load; any other line ends the client.
+    """
+    print("warm", flush=True)
+    loop = asyncio.get_running_loop()
+    while (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "cycle":
+        wall, cpu = time.perf_counter(), _cpu()
+        await cycle()
+        print(json.dumps([time.perf_counter() - wall, _cpu() - cpu]), flush=True)
+
+
+# -- the hand-written client: aiohttp.ClientSession.get and msgspec Structs -----------
+
+
+class _Integration(msgspec.Struct):
+    id: int
+    shop_name: str | None = None
+    shop_url: str | None = None
+    type: str | None = None
+    started_failing_at: datetime | None = None
+    last_fetched_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    service_point_enabled: bool = False
+    service_point_carriers: list[str] = []
+    webhook_active: bool = False
+    webhook_url: str | None = None
+    feedback_type: str | None = None
+
+
+class _LogResponse(msgspec.Struct):
+    headers: dict[str, Any] | None = None
+    body: str | dict[str, Any] | None = None
+
+
+class _LogRequest(msgspec.Struct):
+    headers: dict[str, Any] | str | None = None
+    payload: dict[str, Any] | str | None = None
+
+
+class _Log(msgspec.Struct):
+    base_url: str
+    id: int | None = None
+    integration_id: int | None = None
+    full_url: str | None = None
+    method: str | None = None
+    response_code: int | None = None
+    response: _LogResponse | None = None
+    request: _LogRequest | None = None
+    created_at: datetime | None = None
+    exception_type: str | None = None
+    exception: str | None = None
+    protected: bool = False
+    additional_data: dict[str, Any] | str | None = ""
+
+
+class _Integrations(msgspec.Struct):
+    data: list[_Integration]
+
+
+class _Logs(msgspec.Struct):
+    data: list[_Log]
+
+
+_INTEGRATIONS = msgspec.json.Decoder(_Integrations)
+_LOGS = msgspec.json.Decoder(_Logs)
+
+
+async def _each(names: Iterable[str], work: Callable[[str], Awaitable[None]]) -> None:
+    """``work(name)`` for every name, ``CONCURRENCY`` at a time (as the watcher runs them)."""
+    todo = iter(names)
+
+    async def worker() -> None:
+        for name in todo:
+            await work(name)
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+
+
+async def _measure_raw(port: int, accounts: int, lookback: float) -> Result:
+    import aiohttp
+
+    rss_before = _rss()
+    base = f"http://127.0.0.1:{port}/api/v3"
+    headers = {
+        f"acct-{n}": {
+            "Accept": "application/json",
+            "Authorization": "Basic " + base64.b64encode(f"pk-{n}:sk-{n}".encode()).decode("ascii"),
+        }
+        for n in range(accounts)
+    }
+    cursors: dict[str, str] = {}
+    failures = 0
+    delivered = 0
+    back = timedelta(seconds=lookback)
+    tick = timedelta(microseconds=1)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as session:
+
+        async def get(url: str, name: str, params: dict[str, Any]) -> bytes | None:
+            nonlocal failures
+            async with session.get(url, headers=headers[name], params=params) as resp:
+                body = await resp.read()
+                if resp.status != 200:
+                    failures += 1
+                    return None
+                return body
+
+        async def warm(name: str) -> None:
+            nonlocal delivered
+            await poll(name)
+            body = await get(f"{base}/integrations/logs", name, {"page_size": PAGE_SIZE})
+            if body is not None:
+                logs = _LOGS.decode(body).data
+                delivered += len(logs)
+                newest = max(log.created_at for log in logs if log.created_at is not None)
+                cursors[name] = (newest - back - tick).isoformat()
+
+        async def poll(name: str) -> None:
+            body = await get(f"{base}/integrations", name, {})
+            if body is not None:
+                _INTEGRATIONS.decode(body)
+            cursor = cursors.get(name)
+            if cursor is not None:
+                params = {"cursor": cursor, "page_size": PAGE_SIZE}
+                body = await get(f"{base}/integrations/logs", name, params)
+                if body is not None:
+                    _LOGS.decode(body)
+
+        await _each(headers, warm)
+
+        async def cycle() -> None:
+            await _each(headers, poll)
+
+        await _cycles(cycle)
+        rss_after = _rss()
+    return _result(accounts, HAND_WRITTEN, lookback, rss_after - rss_before, delivered, failures)
+
+
+def _size(accounts: int, cycles: int, clients: list[tuple[float, str]]) -> list[Result]:
+    """Every client of one size against one server, their cycles alternated."""
     server = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.watch", "--serve", str(accounts)],
         cwd=ROOT,
@@ -128,36 +306,64 @@ def _one(accounts: int, cycles: int, lookback: float) -> Result:
         stdout=subprocess.PIPE,
         text=True,
     )
+    running: list[subprocess.Popen[str]] = []
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())
-        # The client in its own process too, so that its RSS and CPU are its own.
-        spec = f"{port},{accounts},{cycles},{lookback}"
-        client = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.watch", "--client", spec],
-            cwd=ROOT,
-            env=_env(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert client.stdin is not None
-        assert client.stdout is not None
-        assert client.stdout.readline().strip() == "warm"
-        _server_requests(server)  # the warm-up's, forgotten
-        client.stdin.write("go\n")
-        client.stdin.flush()
-        out, _ = client.communicate(timeout=3600)
-        if client.returncode:
-            raise RuntimeError(f"the benchmark client failed ({client.returncode})")
-        result = Result(**json.loads(out))
-        quiet = _server_requests(server)
-        result.requests_per_account = round(quiet / accounts / cycles, 2)
-        return result
+        # Each client in its own process, so that its RSS and CPU are its own.
+        for lookback, contender in clients:
+            spec = f"{port},{accounts},{lookback},{contender}"
+            print(
+                f"watch: {accounts:,} accounts, {contender}, lookback {lookback:g} s",
+                file=sys.stderr,
+            )
+            client = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.watch", "--client", spec],
+                cwd=ROOT,
+                env=_env(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            running.append(client)
+            if _ask(client, None) != "warm":  # warmed up one at a time: the server is shared
+                raise RuntimeError("the benchmark client failed while warming up")
+        _server_requests(server)  # the warm-ups', forgotten
+        figures: list[list[tuple[float, float, int]]] = [[] for _ in running]
+        for _ in range(cycles):
+            for client, mine in zip(running, figures, strict=True):
+                wall, cpu = json.loads(_ask(client, "cycle"))
+                mine.append((wall, cpu, _server_requests(server)))
+        results = []
+        for client, mine in zip(running, figures, strict=True):
+            result = Result(**json.loads(_ask(client, "done")))
+            result.cycles = cycles
+            result.wall_s = statistics.median(f[0] for f in mine)
+            result.cpu_per_account_us = statistics.median(f[1] for f in mine) / accounts * 1e6
+            result.requests_per_account = round(sum(f[2] for f in mine) / accounts / cycles, 2)
+            results.append(result)
+        return results
     finally:
+        for client in running:
+            if client.poll() is None:
+                client.kill()
+            client.wait(30)
         assert server.stdin is not None
         server.stdin.close()
         server.wait(30)
+
+
+def _ask(client: subprocess.Popen[str], line: str | None) -> str:
+    """Send ``line`` (if any) to a client and read its answer."""
+    assert client.stdin is not None
+    assert client.stdout is not None
+    if line is not None:
+        client.stdin.write(line + "\n")
+        client.stdin.flush()
+    answer = client.stdout.readline()
+    if not answer:
+        raise RuntimeError(f"the benchmark client failed ({client.wait(30)})")
+    return answer.strip()
 
 
 def _server_requests(server: subprocess.Popen[str]) -> int:
@@ -171,18 +377,26 @@ def _server_requests(server: subprocess.Popen[str]) -> int:
 
 def table(results: list[Result]) -> str:
     rows = [
-        "| accounts | lookback | cycle wall time | client CPU / account / cycle |"
-        " CPU vs no window | RSS / account | requests / account / cycle | failures |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| accounts | client | lookback | cycle wall time | client CPU / account / cycle |"
+        " CPU / request | CPU vs no window | CPU vs hand-written | RSS / account |"
+        " requests / account / cycle | failures |",
+        "|---:|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    base = {r.accounts: r for r in results if r.lookback_s == 0}
+    found = {(r.accounts, r.contender, r.lookback_s): r for r in results}
     for r in results:
-        zero = base.get(r.accounts)
-        ratio = "" if zero is None else f"{r.cpu_per_account_us / zero.cpu_per_account_us:.2f}×"
+        zero = found.get((r.accounts, r.contender, 0.0))
+        raw = found.get((r.accounts, HAND_WRITTEN, r.lookback_s))
+        window = "" if zero is None else f"{r.cpu_per_account_us / zero.cpu_per_account_us:.2f}×"
+        versus = "" if raw is None else f"{r.cpu_per_account_us / raw.cpu_per_account_us:.2f}×"
+        per_request = (
+            f"{r.cpu_per_account_us / r.requests_per_account:,.0f} µs"
+            if r.requests_per_account
+            else ""
+        )
         rows.append(
-            f"| {r.accounts:,} | {r.lookback_s:g} s | {r.wall_s:.2f} s |"
-            f" {r.cpu_per_account_us:,.0f} µs | {ratio} | {r.rss_per_account_kib:.1f} KiB |"
-            f" {r.requests_per_account:g} | {r.failures} |"
+            f"| {r.accounts:,} | {r.contender} | {r.lookback_s:g} s | {r.wall_s:.2f} s |"
+            f" {r.cpu_per_account_us:,.0f} µs | {per_request} | {window} | {versus} |"
+            f" {r.rss_per_account_kib:.1f} KiB | {r.requests_per_account:g} | {r.failures} |"
         )
     return "\n".join(rows)
 
@@ -190,12 +404,17 @@ def table(results: list[Result]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.watch", description=__doc__)
     parser.add_argument("--accounts", default="1000,10000", help="sizes, comma-separated")
-    parser.add_argument("--cycles", type=int, default=3, help="measured cycles (3)")
+    parser.add_argument("--cycles", type=int, default=5, help="measured cycles per client (5)")
     parser.add_argument("--smoke", action="store_true", help="50 accounts, 1 cycle")
     parser.add_argument(
         "--lookback",
         default=f"{DEFAULT_LOOKBACK.total_seconds():g},0",
         help="lookback windows to compare, seconds, comma-separated (the default and 0)",
+    )
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="leave out the hand-written aiohttp + msgspec client",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
@@ -205,18 +424,18 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_serve(args.serve))
         return 0
     if args.client is not None:
-        port, accounts, cycles, window = args.client.split(",")
-        measured = _measure(int(port), int(accounts), int(cycles), float(window))
+        port, accounts, window, contender = args.client.split(",")
+        measure = _measure if contender == SDK else _measure_raw
+        measured = measure(int(port), int(accounts), float(window))
         print(json.dumps(asdict(asyncio.run(measured))))
         return 0
     sizes = [50] if args.smoke else [int(v) for v in args.accounts.split(",")]
     cycles = 1 if args.smoke else args.cycles
     windows = [float(v) for v in args.lookback.split(",")]
+    contenders = [SDK] if args.no_baseline else [SDK, HAND_WRITTEN]
     results = []
     for size in sizes:
-        for window in windows:
-            print(f"watch: {size:,} accounts, lookback {window:g} s ...", file=sys.stderr)
-            results.append(_one(size, cycles, window))
+        results += _size(size, cycles, [(w, c) for w in windows for c in contenders])
     print(table(results))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:

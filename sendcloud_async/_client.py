@@ -57,11 +57,7 @@ class SendcloudClient(Facade):
     default); a larger one raises ``ResponseTooLargeError``.
     """
 
-    __slots__ = ("_auth", "_transport", "integrations", "logs", "shop_order_statuses")
-
-    integrations: Integrations
-    logs: Logs
-    shop_order_statuses: ShopOrderStatuses
+    __slots__ = ("_auth", "_transport")
 
     def __init__(
         self,
@@ -100,9 +96,24 @@ class SendcloudClient(Facade):
         """The one place a client's fields are set: every way of making one ends here."""
         self._auth = auth
         self._transport = transport
-        self.integrations = Integrations(transport)
-        self.logs = Logs(transport)
-        self.shop_order_statuses = ShopOrderStatuses(transport)
+
+    # The resources are made when used (one small object, no I/O): a client of an
+    # ``AccountPool`` that watches 100,000 accounts holds only its transport.
+
+    @property
+    def integrations(self) -> Integrations:
+        """The account's integrations (``client.integrations.list()``, ...)."""
+        return Integrations(self._transport)
+
+    @property
+    def logs(self) -> Logs:
+        """The account's exception logs (``client.logs.iter()``, ``.watch()``, ...)."""
+        return Logs(self._transport)
+
+    @property
+    def shop_order_statuses(self) -> ShopOrderStatuses:
+        """The account's shop order statuses and their mapping."""
+        return ShopOrderStatuses(self._transport)
 
     def with_options(
         self,

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 import aiohttp
 from aiohttp import hdrs
 
+from . import _observe
 from ._auth import Auth, BasicAuth, Secret
 from ._errors import (
     APIConnectionError,
@@ -119,6 +120,10 @@ class AuthFlow:
         """After a 401 to a request sent with ``authorization``: is one replay worth it?"""
         return False
 
+    def at_hand(self) -> Secret | None:
+        """The ``Authorization`` value if it never needs a wait (static credentials)."""
+        return None
+
     def attach(self) -> None:
         """A client starts using this flow."""
         self._users += 1
@@ -142,6 +147,9 @@ class StaticFlow(AuthFlow):
         super().__init__()
         self.credentials = credentials
         self._header = credentials.header
+
+    def at_hand(self) -> Secret:
+        return self._header
 
     async def authorization(
         self,
@@ -311,6 +319,7 @@ class TokenFlow(AuthFlow):
             failure.__cause__ = sanitized_cause(exc)
         except SendcloudError as exc:  # the response was too large
             failure = exc
+        _observe.token_fetched(url, failure or status, sent_at)
         if failure is not None:
             raise NotSent(failure, final=not isinstance(failure, APIConnectionError))
         logger.debug("POST %s -> %d in %.1f ms", url, status, (time.monotonic() - sent_at) * 1000)

@@ -119,6 +119,25 @@ class _LenientIntegrationLog(IntegrationLog, kw_only=True):
         return IntegrationLog(**values)
 
 
+class LogStamp(msgspec.Struct, kw_only=True, gc=False):
+    """Where a log stands in the listing: its ``id`` and ``created_at``, nothing else.
+
+    A watch reads a page as stamps first (msgspec skips every other field of the
+    record without building it) and decodes in full only the logs it delivers, so
+    an idle poll that re-reads the lookback window builds no ``IntegrationLog``.
+    Not tracked by the garbage collector (an int and a datetime hold no cycle): the
+    stamps an idle poll makes never add to a collection's work.
+    """
+
+    id: int | None = None
+    created_at: AwareDatetime | None = None
+
+
+class _LenientLogStamp(msgspec.Struct, kw_only=True, gc=False):
+    id: int | None = None
+    created_at: datetime | None = None
+
+
 class LogPage(msgspec.Struct, kw_only=True):
     """One page of exception logs.
 
@@ -240,6 +259,10 @@ def _fix_logs(doc: Data[list[_LenientIntegrationLog]]) -> Data[list[IntegrationL
     return Data([log.to_log() for log in doc.data])
 
 
+def _fix_stamps(doc: Data[list[_LenientLogStamp]]) -> Data[list[LogStamp]]:
+    return Data([LogStamp(id=stamp.id, created_at=as_utc(stamp.created_at)) for stamp in doc.data])
+
+
 # One decoder per response type, built once at import time.
 INTEGRATION_DECODER = msgspec.json.Decoder(Data[Integration])
 INTEGRATION_LIST_DECODER = msgspec.json.Decoder(Data[list[Integration]])
@@ -248,6 +271,10 @@ LOG_DECODER: TolerantDecoder[Data[IntegrationLog]] = TolerantDecoder(
 )
 LOG_LIST_DECODER: TolerantDecoder[Data[list[IntegrationLog]]] = TolerantDecoder(
     Data[list[IntegrationLog]], Data[list[_LenientIntegrationLog]], _fix_logs
+)
+#: A logs page read as stamps only (``LogStamp``): the watch's first look at a page.
+LOG_STAMP_LIST_DECODER: TolerantDecoder[Data[list[LogStamp]]] = TolerantDecoder(
+    Data[list[LogStamp]], Data[list[_LenientLogStamp]], _fix_stamps
 )
 SHOP_ORDER_STATUS_LIST_DECODER = msgspec.json.Decoder(Data[list[ShopOrderStatus]])
 STATUS_MAPPING_DECODER = msgspec.json.Decoder(Data[StatusMapping])

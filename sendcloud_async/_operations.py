@@ -14,6 +14,7 @@ from ._models import (
     INTEGRATION_LIST_DECODER,
     LOG_DECODER,
     LOG_LIST_DECODER,
+    LOG_STAMP_LIST_DECODER,
     SHOP_ORDER_STATUS_LIST_DECODER,
     STATUS_MAPPING_DECODER,
 )
@@ -51,6 +52,10 @@ INTEGRATIONS_DELETE: Final = Operation(
 #: ``logs.iter``, ``logs.watch``): one operation of the SDK, two paths of the API.
 LOGS_LIST: Final = Operation("logs.list", "GET", "/integrations/logs", LOG_LIST_DECODER)
 LOGS_LIST_ONE: Final = Operation("logs.list", "GET", "/integrations/{id}/logs", LOG_LIST_DECODER)
+#: A page of either read as ``LogStamp`` (``id`` and ``created_at`` only): how a watch
+#: looks at a page first, so that it decodes in full only the logs it delivers. A
+#: second decoder of those operations, not an operation (so not in ``__all__``).
+LOGS_LIST_STAMPS: Final = LOG_STAMP_LIST_DECODER
 #: Not idempotent: repeated only when it was certainly not sent.
 LOGS_CREATE: Final = Operation("logs.create", "POST", "/integrations/{id}/logs", LOG_DECODER)
 

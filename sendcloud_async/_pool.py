@@ -38,7 +38,7 @@ from ._lifecycle import Held, Lifecycle
 from ._options import ClientOptions
 from ._ratelimit import RateLimits
 from ._state import StateBackend
-from ._transport import new_session
+from ._transport import new_session, sdk_connector
 from ._validate import optional_session, positive_int
 
 __all__ = ["DEFAULT_CONNECTIONS", "TOKEN_CONNECTIONS", "AccountPool"]
@@ -101,7 +101,7 @@ class AccountPool(Lifecycle):
         self.check_open()
         session = self._session.value
         if session is None:
-            connector = aiohttp.TCPConnector(
+            connector = sdk_connector(
                 limit=self._connections + TOKEN_CONNECTIONS,
                 limit_per_host=self._connections,
                 ttl_dns_cache=300,

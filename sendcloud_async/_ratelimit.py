@@ -42,6 +42,7 @@ gate follows (``RateGate``), and the in-memory gate. The Redis gate lives in
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import time
 from collections import deque
@@ -161,13 +162,16 @@ class _Lane:
         self._window = window
         self._step = window / _STEPS
         self.in_flight = 0
-        #: Slots released but not yet reusable: ``_counts[i]`` of them free at ``_times[i]``.
+        #: Slots released but not yet reusable: ``_counts[i]`` of them free at ``_times[i]``
+        #: (ascending; at most ``_STEPS`` entries, so lists: an empty deque costs 760 bytes,
+        #: and an idle account's lanes are most of what it holds).
         self._cooling = 0
-        self._times: deque[float] = deque()
-        self._counts: deque[int] = deque()
+        self._times: list[float] = []
+        self._counts: list[int] = []
         #: Releases up to this time still fall into the last entry of ``_times``.
         self._edge = -_INF
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        #: Requests queued for a slot; ``None`` while nobody waits.
+        self._waiters: deque[asyncio.Future[None]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -189,9 +193,9 @@ class _Lane:
 
     def _expire(self, now: float) -> None:
         times, counts = self._times, self._counts
-        while times and times[0] <= now:
-            times.popleft()
-            self._cooling -= counts.popleft()
+        done = bisect.bisect_right(times, now)
+        self._cooling -= sum(counts[:done])
+        del times[:done], counts[:done]
 
     def try_take(self) -> bool:
         """Take a slot now if one is free and nobody is queued before us (the fast path)."""
@@ -212,13 +216,16 @@ class _Lane:
     async def take(self) -> None:
         """Queue for a slot (FIFO)."""
         loop = asyncio.get_running_loop()
+        waiters = self._waiters
         if loop is not self._loop:  # first use, or a new event loop: forget the old one's
             self._loop = loop
-            self._waiters.clear()
+            waiters = None
             self._timer = None
+        if waiters is None:
+            waiters = self._waiters = deque()
         waiter = loop.create_future()
-        self._waiters.append(waiter)
-        if len(self._waiters) == 1:
+        waiters.append(waiter)
+        if len(waiters) == 1:
             self._dispatch()
         try:
             await waiter
@@ -264,6 +271,7 @@ class _Lane:
             waiters.popleft()
             self.in_flight += 1
             waiter.set_result(None)
+        self._waiters = None  # nobody waits: the queue goes until the next wait
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -299,11 +307,12 @@ class MemoryGate:
         #: ``time.monotonic()`` before which no request of the account is sent.
         self.blocked_until = 0.0
         self._safe = _Lane(self, limits.get, _INF, limits.window)
-        self._unsafe = _Lane(self, limits.unsafe, limits.unsafe_concurrency, limits.window)
+        #: Made by the account's first unsafe request (a watch never makes one).
+        self._unsafe: _Lane | None = None
 
     async def acquire(self, method: str) -> object:
         """Wait until a request with ``method`` may be sent; the lease is its lane."""
-        lane = self._safe if method in SAFE_METHODS else self._unsafe
+        lane = self._safe if method in SAFE_METHODS else self._unsafe_lane()
         if lane.try_take():
             return lane
         wait = self.blocked_until - time.monotonic()
@@ -312,6 +321,15 @@ class MemoryGate:
         room = lane.room(time.monotonic())
         _observe.current_call().waiting("rate_limit", None if room == _INF else room)
         await lane.take()
+        return lane
+
+    def _unsafe_lane(self) -> _Lane:
+        lane = self._unsafe
+        if lane is None:
+            limits = self.limits
+            lane = self._unsafe = _Lane(
+                self, limits.unsafe, limits.unsafe_concurrency, limits.window
+            )
         return lane
 
     def release(self, lease: object) -> None:
@@ -328,7 +346,8 @@ class MemoryGate:
     @property
     def in_flight(self) -> tuple[int, int]:
         """(safe, unsafe) requests in flight now."""
-        return self._safe.in_flight, self._unsafe.in_flight
+        unsafe = self._unsafe
+        return self._safe.in_flight, 0 if unsafe is None else unsafe.in_flight
 
     def __repr__(self) -> str:
         return f"<MemoryGate {self.limits!r} in_flight={self.in_flight}>"

@@ -46,7 +46,9 @@ Resilience, in short (the README's "Retries, timeouts and errors" has the table)
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -232,8 +234,47 @@ def _trace_config() -> aiohttp.TraceConfig:
 TRACE_CONFIG: Final = _trace_config()
 
 
+#: The attempt in flight in this task, for ``_Connector`` (set by ``_send``).
+_ATTEMPT: Final[contextvars.ContextVar[_Request | None]] = contextvars.ContextVar(
+    "sendcloud_async_attempt", default=None
+)
+
+
+class _Connector(aiohttp.TCPConnector):
+    """The connector of the sessions the SDK makes: it tells the attempt it got a connection.
+
+    What the tracing signals tell on a borrowed session, without their cost: aiohttp
+    builds and sends every signal of every ``TraceConfig`` on every request (about a
+    sixth of a small request's client CPU), where this is one context lookup.
+    """
+
+    async def connect(
+        self,
+        req: aiohttp.ClientRequest,
+        traces: list[Any],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's signature
+    ) -> Any:
+        request = _ATTEMPT.get()
+        if request is not None:
+            request.traced = True
+        conn = await super().connect(req, traces, timeout)
+        if request is not None:
+            request.connected = True
+        return conn
+
+
+def sdk_connector(*, limit: int, limit_per_host: int, **options: Any) -> aiohttp.TCPConnector:
+    """A connector for a session the SDK makes (see ``_Connector``)."""
+    return _Connector(limit=limit, limit_per_host=limit_per_host, **options)
+
+
 def traced(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
-    """``session`` with the SDK's ``TraceConfig`` (appended once to a borrowed session)."""
+    """``session`` with the SDK's ``TraceConfig`` (appended once to a borrowed session).
+
+    A session on the SDK's own connector needs none (``_Connector``).
+    """
+    if isinstance(session.connector, _Connector):
+        return session
     configs = session.trace_configs
     if TRACE_CONFIG not in configs:
         configs.append(TRACE_CONFIG)
@@ -243,13 +284,13 @@ def traced(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
 def new_session(
     timeout: aiohttp.ClientTimeout, connector: aiohttp.BaseConnector
 ) -> aiohttp.ClientSession:
-    """A session as the SDK makes them: no cookies, the SDK's tracing."""
-    return aiohttp.ClientSession(
+    """A session as the SDK makes them: no cookies; the SDK's tracing unless on its connector."""
+    session = aiohttp.ClientSession(
         timeout=timeout,
         cookie_jar=aiohttp.DummyCookieJar(),
         connector=connector,
-        trace_configs=[TRACE_CONFIG],
     )
+    return traced(session)
 
 
 class _Request:
@@ -333,7 +374,11 @@ class _Request:
                 f"({url.scheme}://{url.host}:{url.port}); no request was sent there"
             )
         flow = self.flow
-        value = await self._authorization()
+        value = flow.at_hand()  # static credentials: nothing to wait for
+        if value is None:
+            value = await self._authorization()
+        else:
+            self.used = value
         req.headers[hdrs.AUTHORIZATION] = value.get_secret_value()
         resp = await handler(req)
         if resp.status != 401 or not flow.refreshable or not await flow.invalidate(value):
@@ -399,13 +444,14 @@ class _Shared(Lifecycle):
         #: The default timeout of a session made here (every request passes its own).
         self.timeout = timeout
         flow.attach()
+        _autoinstrument()  # OpenTelemetry, if the application configured it
 
     def open_session(self) -> aiohttp.ClientSession:
         """The session, created on first use (inside the running loop)."""
         self.check_open()
         session = self._session.value
         if session is None:
-            connector = aiohttp.TCPConnector(limit=100, limit_per_host=0)
+            connector = sdk_connector(limit=100, limit_per_host=0)
             session = self._session.value = new_session(self.timeout, connector)
         elif session.closed:
             raise ClientClosedError(
@@ -527,16 +573,16 @@ class Transport:
         call = _observe.begin(op.method, request.shown, op.name, op.template)
         if call is _observe.NO_CALL:
             return await self._attempts(call, request)
-        with call.active():  # the rate gate reports its waits through current_call()
-            return await self._attempts(call, request)
+        call.account = ":".join(self._flow.credentials.identity)  # public: never a secret
+        # current_call() inside (the rate gate reports its waits there); CallEnded after
+        return await call.run(self._attempts(call, request))
 
     async def _attempts(self, call: _observe.Call, request: _Request) -> Response:
         """The attempt loop: one attempt, then the policy's word on the next."""
         policy = self._config.retry
         while True:
             attempt = request.next_attempt()
-            call.sending(attempt)
-            outcome = await self._gated(request)
+            outcome = await self._gated(request, call, attempt)
             if type(outcome) is Response:
                 call.finished(attempt, status=outcome.status)
                 return outcome
@@ -571,12 +617,19 @@ class Transport:
             )
             await asyncio.sleep(0 if retry_testing.instant else wait)
 
-    async def _gated(self, request: _Request) -> Response | _Failure:
-        """One attempt through the account's rate gate (its wait is outside the timeout)."""
+    async def _gated(
+        self, request: _Request, call: _observe.Call, attempt: int
+    ) -> Response | _Failure:
+        """One attempt through the account's rate gate (its wait is outside the timeout).
+
+        ``Sending`` is reported once past the gate: an attempt's duration is the request's.
+        """
         gate = self._gate
         if gate is None:
+            call.sending(attempt)
             return await _send(request)
         lease = await gate.acquire(request.op.method)
+        call.sending(attempt)
         try:
             outcome = await _send(request)
             if (
@@ -599,6 +652,7 @@ async def _send(request: _Request) -> Response | _Failure:
     body = request.body
     started = time.monotonic()
     failure: _Failure
+    in_flight = _ATTEMPT.set(request)  # for the SDK's connector (``_Connector``)
     try:
         async with session.request(
             method,
@@ -624,6 +678,8 @@ async def _send(request: _Request) -> Response | _Failure:
         cause = exc.error if isinstance(exc, NotSent) else exc
         _log_attempt(request, type(cause).__name__, started)
         failure = _failure_of(exc, request)
+    finally:
+        _ATTEMPT.reset(in_flight)
     return failure
 
 
@@ -794,3 +850,14 @@ _FATAL_CLIENT_ERRORS: Final = (
 def encode_json(value: Any) -> bytes:
     """JSON-encode a request body (Structs, dicts, datetimes) with msgspec."""
     return msgspec.json.encode(value)
+
+
+def _autoinstrument() -> None:
+    """Report to OpenTelemetry if the application configured it (never imports it otherwise)."""
+    if "opentelemetry.trace" not in sys.modules and "opentelemetry.metrics" not in sys.modules:
+        return
+    try:
+        from . import otel
+    except ImportError:  # the API is only partly there: nothing to report to
+        return
+    otel.instrument_if_configured()

@@ -35,9 +35,12 @@ shows only once its transaction commits can appear *behind* the mark after the
 watch has passed it. Every poll therefore re-reads the window ``[mark - lookback,
 mark]`` too (it starts its listing at ``low`` instead of ``mark``; on a quiet
 account that is the same single request) and delivers any log in it whose id is
-not in ``recent``. ``recent`` is pruned to the window as the mark moves, so the
-state holds the ids of one window's logs, never of every log seen. A log with
-``created_at`` below ``low`` is never delivered: it became visible more than
+not in ``recent``. A page is read as stamps first (``Page.logs``: ``id`` and
+``created_at`` only) and decoded in full only if a log on it is delivered, so an
+idle poll re-reads its window for little more than the bytes. ``recent`` is
+pruned to the window as the mark moves, so the state holds the ids of one
+window's logs, never of every log seen. A log with ``created_at`` below ``low``
+is never delivered: it became visible more than
 ``lookback`` after the newest log the watch had already delivered (it is
 *missed*). ``low`` never goes below the watch's start (``start="now"``) or below
 where a state without this memory began (a state saved by a release before it
@@ -68,14 +71,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Final, Literal, NamedTuple
+from typing import Final, Literal, NamedTuple, Protocol, cast
 
 import msgspec
 
 from . import _validate as check
-from ._defaults import DEFAULT_WATCH_START
+from ._defaults import DEFAULT_WATCH_LOOKBACK, DEFAULT_WATCH_START
 from ._errors import InvalidInputError
 from ._models import AwareDatetime, IntegrationLog
 from ._pagination import PaginationError
@@ -90,6 +93,7 @@ __all__ = [
     "LogBatch",
     "Order",
     "Page",
+    "Stamped",
     "Step",
     "Walk",
     "WatchState",
@@ -113,13 +117,13 @@ STATE_VERSION: Final = 2
 _READABLE_VERSIONS: Final = (1, 2)
 #: How far behind the high-water mark every poll re-reads, unless told otherwise
 #: (see docs/watch.md for why this value).
-DEFAULT_LOOKBACK: Final = timedelta(seconds=30)
+DEFAULT_LOOKBACK: Final = timedelta(seconds=DEFAULT_WATCH_LOOKBACK)
 _ORDERS: Final = (OLDEST_FIRST, NEWEST_FIRST)
 _START_WORDS: Final = ("now", "all")
 _TICK: Final = timedelta(microseconds=1)
 
 
-class Walk(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Walk(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """A newest-first catch-up in progress (see the module docstring)."""
 
     head: AwareDatetime | None = None
@@ -128,7 +132,7 @@ class Walk(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     pos_ids: tuple[int, ...] = ()
 
 
-class WatchState(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class WatchState(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """Where a watch stands: pass it back as ``state`` to continue exactly after it.
 
     ``msgspec.json.encode(state)`` and ``msgspec.json.decode(raw, type=WatchState)``
@@ -345,16 +349,29 @@ def begin(
 # -- one page --------------------------------------------------------------------
 
 
+class Stamped(Protocol):
+    """What the watch reads of a log: an ``IntegrationLog``, or its ``LogStamp``."""
+
+    @property
+    def id(self) -> int | None: ...
+
+    @property
+    def created_at(self) -> datetime | None: ...
+
+
 class Page(NamedTuple):
     """What the server answered: the logs, and the cursor of its next-page link.
 
     ``has_next`` is whether it sent a next-page link; ``next_cursor`` the
-    link's cursor (``None`` if it had none).
+    link's cursor (``None`` if it had none). ``logs``: the page's logs in full,
+    decoded when called, when ``items`` are only their stamps (``LogStamp``, in
+    the same order): the watch then decodes a page only if it delivers from it.
     """
 
-    items: list[IntegrationLog]
+    items: Sequence[Stamped]
     has_next: bool
     next_cursor: str | None
+    logs: Callable[[], list[IntegrationLog]] | None = None
 
 
 class Step(NamedTuple):
@@ -386,7 +403,7 @@ def next_cursor(state: WatchState) -> str | None:
     return None
 
 
-def _created(log: IntegrationLog) -> datetime:
+def _created(log: Stamped) -> datetime:
     created = log.created_at
     if created is None:
         raise PaginationError(
@@ -395,7 +412,7 @@ def _created(log: IntegrationLog) -> datetime:
     return created
 
 
-def _ident(log: IntegrationLog) -> int:
+def _ident(log: Stamped) -> int:
     return 0 if log.id is None else log.id
 
 
@@ -418,29 +435,60 @@ def _stop(state: WatchState, lookback: timedelta) -> datetime | None:
 
 
 class _Window:
-    """The ids delivered in the window, by instant, while a page is being read."""
+    """The ids delivered in the window, by instant, while a page is being read.
 
-    __slots__ = ("late", "recent")
+    The state's ``recent`` is read as it is (one dict over its tuples): a page that
+    only re-reads logs already delivered builds no set. Ids added while the page
+    is read go to ``added``, made on the first.
+    """
+
+    __slots__ = ("_added", "known", "late")
 
     def __init__(self, state: WatchState) -> None:
-        self.recent: dict[datetime, set[int]] = {at: set(ids) for at, ids in state.recent}
+        #: The state's ``recent``, by instant (read only).
+        self.known: dict[datetime, tuple[int, ...]] = dict(state.recent)
+        self._added: dict[datetime, set[int]] | None = None
         self.late: list[LateLog] = []
 
+    @property
+    def changed(self) -> bool:
+        """Whether an id was added (else the window is the state's ``recent``)."""
+        return self._added is not None
+
     def seen(self, t: datetime, i: int) -> bool:
-        ids = self.recent.get(t)
-        return ids is not None and i in ids
+        ids = self.known.get(t)
+        if ids is not None and i in ids:
+            return True
+        added = self._added
+        return added is not None and t in added and i in added[t]
+
+    def _at(self, t: datetime) -> set[int]:
+        added = self._added
+        if added is None:
+            added = self._added = {}
+        ids = added.get(t)
+        if ids is None:
+            ids = added[t] = set()
+        return ids
 
     def remember(self, t: datetime, i: int) -> None:
-        self.recent.setdefault(t, set()).add(i)
+        self._at(t).add(i)
 
-    def deliver(self, item: IntegrationLog, t: datetime, i: int, mark: datetime) -> None:
+    def deliver(self, item: Stamped, t: datetime, i: int, mark: datetime) -> None:
         self.remember(t, i)
         self.late.append(LateLog(id=item.id, created_at=t, behind=(mark - t).total_seconds()))
 
     def keep(self, at: datetime | None, ids: Sequence[int] | set[int]) -> None:
         """The ids of a mark that is passed stay remembered (the window may cover it)."""
         if at is not None and ids:
-            self.recent.setdefault(at, set()).update(ids)
+            self._at(at).update(ids)
+
+    def merged(self) -> dict[datetime, set[int]]:
+        """Every instant's ids: the state's and those added."""
+        merged = {at: set(ids) for at, ids in self.known.items()}
+        for at, ids in (self._added or {}).items():
+            merged.setdefault(at, set()).update(ids)
+        return merged
 
 
 def settle(state: WatchState, window: _Window | None, lookback: timedelta) -> WatchState:
@@ -450,20 +498,25 @@ def settle(state: WatchState, window: _Window | None, lookback: timedelta) -> Wa
         return state
     low = _bottom(state, lookback)
     assert low is not None
-    pairs = (
-        ((at, ids) for at, ids in state.recent)
-        if window is None
-        else ((at, tuple(sorted(ids))) for at, ids in window.recent.items())
-    )
     # Mid-walk, the logs delivered above the mark are remembered too (the walk
     # moves the mark up to them when it ends); afterwards ``mark_ids`` has the mark.
     walking = state.walk is not None
-    recent = tuple(
-        sorted((at, ids) for at, ids in pairs if low <= at and (at < mark or walking) and ids)
-    )
     scan = state.scan
     if scan is not None:
         scan = None if scan >= mark else max(scan, low)
+    if window is None or not window.changed:
+        if (
+            low == state.low
+            and scan == state.scan
+            and all(ids and low <= at and (at < mark or walking) for at, ids in state.recent)
+        ):
+            return state  # already this window, pruned (an idle poll): nothing to rebuild
+        pairs: Iterable[tuple[datetime, tuple[int, ...]]] = state.recent
+    else:
+        pairs = ((at, tuple(sorted(ids))) for at, ids in window.merged().items())
+    recent = tuple(
+        sorted((at, ids) for at, ids in pairs if low <= at and (at < mark or walking) and ids)
+    )
     if (low, recent, scan) == (state.low, state.recent, state.scan):
         return state
     return msgspec.structs.replace(state, low=low, recent=recent, scan=scan)
@@ -529,16 +582,19 @@ def _finish_walk(state: WatchState, lookback: timedelta) -> WatchState:
 
 
 def _oldest_first(
-    state: WatchState, items: Sequence[IntegrationLog], lookback: timedelta
-) -> tuple[list[IntegrationLog], WatchState, tuple[LateLog, ...]]:
+    state: WatchState, items: Sequence[Stamped], times: list[datetime], lookback: timedelta
+) -> tuple[list[Stamped], WatchState, tuple[LateLog, ...]]:
     mark = state.mark
     ids = set(state.mark_ids)
     bottom = _bottom(state, lookback)
     scan = state.scan
     window = _Window(state)
-    new: list[IntegrationLog] = []
-    for item in items:
-        t, i = _created(item), _ident(item)
+    known = window.known
+    new: list[Stamped] = []
+    for item, t in zip(items, times, strict=True):
+        i = item.id
+        if i is None:
+            i = 0  # as ``_ident``: this loop is an idle poll's whole cost, so inlined
         if mark is None or t > mark:
             window.keep(mark, ids)
             mark, ids, scan = t, {i}, None
@@ -550,10 +606,27 @@ def _oldest_first(
         else:
             if scan is not None and t > scan:
                 scan = t
-            if bottom is None or t < bottom or window.seen(t, i):
-                continue  # delivered before, or older than the window (before the start)
+            if bottom is None or t < bottom:
+                continue  # older than the window (before the start)
+            delivered = known.get(t)
+            if (delivered is not None and i in delivered) or window.seen(t, i):
+                continue  # delivered before
             window.deliver(item, t, i, mark)
         new.append(item)
+    if (
+        not new
+        and mark == state.mark
+        and len(ids) == len(state.mark_ids)
+        and not window.changed
+        and bottom == state.low
+    ):
+        # Nothing delivered and the mark stayed (an idle poll re-reading its window):
+        # only how far the window was read changes.
+        if scan is not None and mark is not None:
+            scan = None if scan >= mark else scan if bottom is None else max(scan, bottom)
+        if scan == state.scan:
+            return new, state, ()
+        return new, msgspec.structs.replace(state, scan=scan), ()
     moved = msgspec.structs.replace(state, mark=mark, mark_ids=tuple(sorted(ids)), scan=scan)
     if not new and moved == state:
         return new, state, ()
@@ -561,8 +634,13 @@ def _oldest_first(
 
 
 def _newest_first(
-    state: WatchState, items: Sequence[IntegrationLog], *, known: bool, lookback: timedelta
-) -> tuple[list[IntegrationLog], WatchState, bool, tuple[LateLog, ...]]:
+    state: WatchState,
+    items: Sequence[Stamped],
+    times: list[datetime],
+    *,
+    known: bool,
+    lookback: timedelta,
+) -> tuple[list[Stamped], WatchState, bool, tuple[LateLog, ...]]:
     """(new logs, state, reached the window's bottom, late logs).
 
     ``known``: the order is known (else tentative).
@@ -574,10 +652,10 @@ def _newest_first(
     head, head_ids = walk.head, set(walk.head_ids)
     pos, pos_ids = walk.pos, set(walk.pos_ids)
     window = _Window(state)
-    new: list[IntegrationLog] = []
+    new: list[Stamped] = []
     reached = False
-    for item in items:
-        t, i = _created(item), _ident(item)
+    for item, t in zip(items, times, strict=True):
+        i = _ident(item)
         if pos is not None and (t > pos or (t == pos and i in pos_ids)):
             continue  # seen earlier in this walk
         if known and stop is not None and t < stop:
@@ -602,12 +680,6 @@ def _newest_first(
             head_ids.add(i)
         if t >= head - lookback:  # the window will cover it once the walk moves the mark
             window.remember(t, i)
-    if head is not None:
-        # What the walk delivered further down than a window from its head is never
-        # looked up again (the walk goes down; the next window starts at head - lookback).
-        floor = head - lookback
-        for at in [at for at in window.recent if at < floor and (mark is None or at >= mark)]:
-            del window.recent[at]
     walked = Walk(
         head=head,
         head_ids=tuple(sorted(head_ids)),
@@ -616,7 +688,14 @@ def _newest_first(
     )
     state = msgspec.structs.replace(state, walk=walked)
     if new:
-        recent = tuple(sorted((at, tuple(sorted(ids))) for at, ids in window.recent.items()))
+        remembered = window.merged()
+        if head is not None:
+            # What the walk delivered further down than a window from its head is never
+            # looked up again (the walk goes down; the next window starts at head - lookback).
+            floor = head - lookback
+            for at in [at for at in remembered if at < floor and (mark is None or at >= mark)]:
+                del remembered[at]
+        recent = tuple(sorted((at, tuple(sorted(ids))) for at, ids in remembered.items()))
         state = msgspec.structs.replace(state, recent=recent)
     return new, state, reached, tuple(window.late)
 
@@ -630,10 +709,13 @@ def advance(state: WatchState, page: Page, lookback: timedelta = timedelta(0)) -
 
     ``lookback``: the window behind the mark the state remembers (0: none).
     """
-    planned = next_cursor(state)
+    start = state
     before = _core(state)
     items = page.items
-    times = [_created(item) for item in items]
+    stamps = [item.created_at for item in items]
+    if None in stamps:
+        _created(items[stamps.index(None)])  # raises: the watch cannot place it
+    times = cast("list[datetime]", stamps)
     order = page_order(times)
     if state.order is None:
         if order is None and state.walk is not None and state.walk.pos is not None and times:
@@ -650,23 +732,24 @@ def advance(state: WatchState, page: Page, lookback: timedelta = timedelta(0)) -
         )
     reached = False
     if state.order == OLDEST_FIRST:
-        new, state, late = _oldest_first(state, items, lookback)
+        new, state, late = _oldest_first(state, items, times, lookback)
     else:
         # Newest-first, or not known yet (every log so far at one instant): walk
         # tentatively, and stop at the window's bottom only once the order is known.
         new, state, reached, late = _newest_first(
-            state, items, known=state.order == NEWEST_FIRST, lookback=lookback
+            state, items, times, known=state.order == NEWEST_FIRST, lookback=lookback
         )
+    delivered = _in_full(page, new)
     if reached or not page.has_next:
         ended = _finish_walk(_core(state), lookback)
         if ended.scan is not None:
             ended = msgspec.structs.replace(ended, scan=None)  # the poll is over
-        return Step(new, ended, False, late)
+        return Step(delivered, ended, False, late)
     moved = _core(state) != before
     if state.order is not None and (
-        moved or (state.after is None and next_cursor(_core(state)) != planned)
+        moved or (state.after is None and next_cursor(_core(state)) != next_cursor(start))
     ):
-        return Step(new, _core(state), True, late)
+        return Step(delivered, _core(state), True, late)
     # Follow the server's link: the order is not known yet (no cursor can be built),
     # or nothing moved and a cursor built from the state would repeat the request.
     # Once on the server's links, stay on them until something moves.
@@ -679,7 +762,19 @@ def advance(state: WatchState, page: Page, lookback: timedelta = timedelta(0)) -
             f"the server's next-page link repeats the cursor {page.next_cursor!r} "
             "without listing anything new; stopping instead of looping"
         )
-    return Step(new, msgspec.structs.replace(state, after=page.next_cursor), True, late)
+    return Step(delivered, msgspec.structs.replace(state, after=page.next_cursor), True, late)
+
+
+def _in_full(page: Page, new: list[Stamped]) -> list[IntegrationLog]:
+    """The logs of ``new`` in full: decoded now, and only now, if ``page`` has stamps."""
+    if page.logs is None:
+        return cast("list[IntegrationLog]", new)  # the page's items are the logs
+    if not new:
+        return []
+    logs = page.logs()
+    assert len(logs) == len(page.items)  # both read from one body
+    where = {id(item): n for n, item in enumerate(page.items)}
+    return [logs[where[id(item)]] for item in new]
 
 
 # -- the loop ------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from urllib.parse import quote
 
 import msgspec
 
+from . import _observe, events
 from . import _validate as check
 from ._aio import sleep_until
 from ._auth import Auth
@@ -55,9 +56,10 @@ from ._errors import (
     SendcloudError,
     StateConfigurationError,
 )
-from ._export import _fsync_dir, _write_all
+from ._fileio import atomic_write
 from ._models import AwareDatetime, Integration, IntegrationLog
-from ._watch import DEFAULT_LOOKBACK, LateLog, WatchState, check_lookback, check_start
+from ._retry import capped_backoff
+from ._watch import DEFAULT_LOOKBACK, LateLog, WatchState, begin, check_lookback, check_start
 
 if TYPE_CHECKING:
     from ._pool import AccountPool
@@ -227,19 +229,6 @@ class MemoryWatchStore:
         self.states[account] = state
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` by ``data``: temporary file, fsync, rename, directory fsync."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-    try:
-        _write_all(fd, data, 0)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
 def decode_account_state(raw: bytes, where: object) -> AccountState:
     """An ``AccountState`` from its JSON; ``InvalidInputError`` naming ``where`` otherwise."""
     try:
@@ -374,7 +363,7 @@ class LogWatcher:
 
     def retry_in(self, failures: int) -> float:
         """Seconds before an account that failed ``failures`` times in a row is tried again."""
-        return float(min(self._max_backoff, self._backoff * 2 ** (failures - 1)))
+        return capped_backoff(failures, self._backoff, self._max_backoff)
 
     async def poll(self, account: str, handler: Handler | None = None) -> AccountState:
         """One poll of one account: health, then every new log; the state after it.
@@ -389,14 +378,19 @@ class LogWatcher:
         self, account: str, handler: Handler | None
     ) -> tuple[AccountState, int, list[LateLog]]:
         client = self._pool.client(self._accounts[account])
+        iid = self._integrations.get(account)
         state = self._states.get(account)
         if state is None:
             state = await self._store.load(account)
+            if state is not None:
+                # Checked once, as ``logs.watch`` checks a state it is given: from then
+                # on it is the watch's own, and each poll skips the check.
+                logs = begin(state.logs, start=self._start, integration_id=iid)
+                if logs is not state.logs:
+                    state = msgspec.structs.replace(state, logs=logs)
         dirty = state is None
         if state is None:
-            state = AccountState(
-                logs=WatchState.initial(self._start, integration_id=self._integrations.get(account))
-            )
+            state = AccountState(logs=WatchState.initial(self._start, integration_id=iid))
         self._states[account] = state
         new_logs = 0
         late: list[LateLog] = []
@@ -412,12 +406,8 @@ class LogWatcher:
         if dirty:
             await self._store.save(account, state, ())
             self._states[account] = state
-        batches = client.logs.watch(
-            state.logs,
-            integration_id=self._integrations.get(account),
-            once=True,
-            page_size=self._page_size,
-            lookback=self._lookback,
+        batches = client.logs._watch(
+            state.logs, iid, self._page_size, self._interval, True, self._lookback
         )
         async for batch in batches:
             state = msgspec.structs.replace(state, logs=batch.state)
@@ -443,22 +433,37 @@ class LogWatcher:
         wake = asyncio.Event()
         order = {name: n for n, name in enumerate(self._accounts)}
         in_flight = 0
+        loop = asyncio.get_running_loop()
+
+        def take_due() -> str | None:
+            """The first account due by now, off the heap (``None``: none is due yet)."""
+            nonlocal in_flight
+            if due and due[0][0] <= loop.time():
+                in_flight += 1
+                return heapq.heappop(due)[2]
+            return None
 
         async def worker() -> None:
             nonlocal in_flight
             while True:
-                account = await ready.get()
+                # An account due already is taken straight off the heap (no hand-over:
+                # a task switch per poll saved); the dispatcher hands out the accounts
+                # that become due while every worker waits.
+                account = take_due()
                 if account is None:
-                    return
+                    account = await ready.get()
+                    if account is None:
+                        return
                 next_at = await self._one(account, handler, stop_after_one)
                 in_flight -= 1
                 if next_at is not None:
-                    heapq.heappush(due, (next_at, order[account], account))
-                wake.set()
+                    entry = (next_at, order[account], account)
+                    heapq.heappush(due, entry)
+                    if due[0] is entry:
+                        wake.set()  # the dispatcher sleeps for a later one, or for none
 
         async def dispatch() -> None:
             nonlocal in_flight
-            loop = asyncio.get_running_loop()
             while due or (in_flight and not stop_after_one):
                 if not due:
                     wake.clear()
@@ -521,8 +526,44 @@ class LogWatcher:
 
 
 async def _call(handler: Handler | None, event: WatchEvent) -> None:
+    _relay(event)  # sendcloud_async.events, when anyone listens
     if handler is None:
         return
     result = handler(event)
     if inspect.isawaitable(result):
         await result
+
+
+#: Accounts a ``LogWatcher`` reported failing (to say ``AccountRecovered`` after).
+_failing: Final[set[str]] = set()
+
+
+def _relay(event: WatchEvent) -> None:
+    """A ``LogWatcher`` event, as the public events it amounts to (if anyone subscribed)."""
+    if not _observe.listening():
+        return
+    found: list[events.Event] = []
+    if isinstance(event, NewLogs):
+        if event.items:
+            newest = max(
+                (log.created_at for log in event.items if log.created_at is not None),
+                default=None,
+            )
+            lag = None if newest is None else max(0.0, time.time() - newest.timestamp())
+            found.append(events.BatchDelivered(event.account, len(event.items), lag))
+        if event.late:
+            found.append(events.LatenessSeen(event.account, len(event.late), event.lateness))
+    elif isinstance(event, AccountPolled):
+        found.append(events.PollCompleted(event.account, event.new_logs))
+        if event.account in _failing:
+            _failing.discard(event.account)
+            found.append(events.AccountRecovered(event.account))
+    elif isinstance(event, AccountFailed):
+        _failing.add(event.account)
+        found.append(
+            events.AccountFailing(
+                event.account, type(event.error).__name__, event.failures, event.retry_in
+            )
+        )
+    for public in found:
+        _observe.publish(public)

@@ -16,8 +16,8 @@ from yarl import URL
 from .. import _validate as check
 from .._defaults import DEFAULT_PAGE_SIZE, DEFAULT_WATCH_INTERVAL, DEFAULT_WATCH_START
 from .._errors import InvalidInputError
-from .._models import IntegrationLog, LogPage, LogRequest, LogResponse
-from .._operations import LOGS_CREATE, LOGS_LIST, LOGS_LIST_ONE
+from .._models import IntegrationLog, LogPage, LogRequest, LogResponse, LogStamp
+from .._operations import LOGS_CREATE, LOGS_LIST, LOGS_LIST_ONE, LOGS_LIST_STAMPS
 from .._pagination import PaginationError, cursor_in, cursor_to_str, find_next_link, follow_link
 from .._watch import DEFAULT_LOOKBACK, LogBatch, Page, WatchState, begin, check_lookback, watch
 
@@ -50,6 +50,10 @@ class _Fetched:
     def items(self) -> list[IntegrationLog]:
         return self.resp.decode(LOGS_LIST.decoder).data
 
+    def stamps(self) -> list[LogStamp]:
+        """The page's logs as ``id`` and ``created_at`` only (``items()`` decodes them all)."""
+        return self.resp.decode(LOGS_LIST_STAMPS).data
+
     def page(self) -> LogPage:
         # The cursor is decoded here, not while walking: iter() never needs it.
         items = self.items()
@@ -80,7 +84,9 @@ class _Seen:
     def __init__(self, op: Operation[Any], first: URL) -> None:
         self.op = op
         self.first = first
-        self.urls = {hash(str(first))}
+        #: Hashes of the URLs visited; made at the first next link (most walks of a
+        #: watch have none, and a URL's text is not free).
+        self.urls: set[int] | None = None
         self.last_body = b""
 
 
@@ -232,7 +238,10 @@ class Logs:
             return _Fetched(resp, None)
         next_url = follow_link(target, response_url=resp.url, origin=self._transport.config.origin)
         key = hash(str(next_url))
-        if key in seen.urls:
+        urls = seen.urls
+        if urls is None:
+            urls = seen.urls = {hash(str(seen.first))}
+        if key in urls:
             raise PaginationError(
                 f"the server sent a next-page link that was already visited ({next_url}); "
                 "stopping instead of looping"
@@ -242,7 +251,7 @@ class Logs:
                 "the server sent the previous page again under a new cursor; "
                 "stopping instead of looping"
             )
-        seen.urls.add(key)
+        urls.add(key)
         return _Fetched(resp, next_url)
 
     async def _walk(self, seen: _Seen) -> AsyncGenerator[_Fetched, None]:
@@ -327,15 +336,37 @@ class Logs:
         stop = check.boolean(once, "once")
         window = check_lookback(lookback)
         first = begin(state, start=start, integration_id=iid)
+        return self._watch(first, iid, size, wait, stop, window)
+
+    def _watch(
+        self,
+        first: WatchState,
+        iid: int | None,
+        size: int,
+        wait: float,
+        stop: bool,
+        window: timedelta,
+    ) -> AsyncGenerator[LogBatch, None]:
+        """``watch`` with every argument checked already (``begin`` made ``first``).
+
+        A ``LogWatcher`` polls through here: it checked its options once, and the
+        state it passes is the watch's own (or one it checked when it loaded it).
+        """
+
+        path = None if iid is None else {"id": iid}
+        op = LOGS_LIST if path is None else LOGS_LIST_ONE
+        url = self._transport.url
 
         async def fetch(cursor: str | None) -> Page:
             # Each request stands alone: the watch itself refuses links that loop
             # (``_watch.advance``), and it may ask for the same page twice on purpose.
-            seen = self._first(iid, cursor, size)
+            # Its arguments were checked when the watch began (``_first`` checks them).
+            seen = _Seen(op, url(op, path, (("cursor", cursor), ("page_size", size))))
             fetched = await self._fetch(seen.first, seen)
             next_url = fetched.next_url
             cursor_next = None if next_url is None else cursor_in(next_url)
-            return Page(fetched.items(), next_url is not None, cursor_next)
+            # Stamps first: the watch decodes the logs in full only if it delivers one.
+            return Page(fetched.stamps(), next_url is not None, cursor_next, fetched.items)
 
         return watch(fetch, first, interval=wait, once=stop, lookback=window)
 

@@ -179,6 +179,32 @@ async def test_cooling_slots_are_counted_in_bounded_memory() -> None:
     assert len(lane._times) <= _STEPS + 1
 
 
+async def test_an_idle_gate_holds_no_queue_and_no_unsafe_lane() -> None:
+    """What an account that only GETs keeps: one lane, no queue once nobody waits.
+
+    The unsafe lane is made by the first unsafe request; the queue by the first wait,
+    and it goes when the last waiter is served. Budgets are unchanged by either.
+    """
+    gate = MemoryGate(sc.RateLimits(get=1, unsafe=1, window=0.05))
+    gate.release(await gate.acquire("GET"))
+    assert gate._unsafe is None
+    assert gate._safe._waiters is None
+    assert gate.in_flight == (0, 0)
+    started = time.monotonic()
+    gate.release(await gate.acquire("GET"))  # waits for the first slot to cool down
+    assert time.monotonic() - started >= 0.04
+    assert gate._safe._waiters is None
+    lease = await gate.acquire("POST")
+    assert gate.in_flight == (0, 1)
+    assert gate._unsafe is not None
+    gate.release(lease)
+    assert gate.in_flight == (0, 0)
+    waiting = asyncio.create_task(gate.acquire("POST"))  # the unsafe budget is spent
+    assert await _pending(waiting, 0.01)
+    gate.release(await asyncio.wait_for(waiting, 1))
+    assert gate._unsafe._waiters is None
+
+
 async def test_gate_outlives_an_event_loop() -> None:
     """A gate used from a new event loop starts with a clean queue."""
 

@@ -17,6 +17,7 @@ from sendcloud_async._models import (
     INTEGRATION_LIST_DECODER,
     LOG_DECODER,
     LOG_LIST_DECODER,
+    LOG_STAMP_LIST_DECODER,
     SHOP_ORDER_STATUS_LIST_DECODER,
     STATUS_MAPPING_DECODER,
     ErrorObject,
@@ -26,6 +27,7 @@ from sendcloud_async._models import (
     LogPage,
     LogRequest,
     LogResponse,
+    LogStamp,
     ShopOrderStatus,
     StatusMapping,
     StatusMappingEntry,
@@ -494,6 +496,40 @@ def test_naive_created_at_on_a_page_falls_back_to_utc() -> None:
     assert logs[0].created_at is not None
     assert logs[0].created_at.utcoffset() == timedelta(hours=1)
     assert logs[1].created_at == datetime(2023, 3, 1, 2, 2, tzinfo=UTC)
+
+
+def test_a_page_read_as_stamps_keeps_id_and_created_at_only() -> None:
+    """Stamps: id and created_at as the full decoder reads them (naive as UTC, offsets
+    kept); every other field skipped, even one the full decoder would refuse."""
+    doc = {
+        "data": [
+            {"id": 1, "base_url": "https://a", "created_at": "2023-03-01T02:02:00+01:00"},
+            {"id": 2, "created_at": "2023-03-01T02:02:00", "response_code": "not a number"},
+            {"base_url": "https://c"},
+        ]
+    }
+    stamps = LOG_STAMP_LIST_DECODER.decode(enc(doc)).data
+    assert stamps == [
+        LogStamp(id=1, created_at=datetime(2023, 3, 1, 1, 2, tzinfo=UTC)),
+        LogStamp(id=2, created_at=datetime(2023, 3, 1, 2, 2, tzinfo=UTC)),
+        LogStamp(),
+    ]
+    assert stamps[0].created_at is not None
+    assert stamps[0].created_at.utcoffset() == timedelta(hours=1)
+    with pytest.raises(msgspec.ValidationError):
+        LOG_LIST_DECODER.decode(enc(doc))
+
+
+def test_stamps_refuse_what_places_a_log_wrongly() -> None:
+    """A stamp whose id or created_at does not decode is refused, naive or not."""
+    with pytest.raises(msgspec.ValidationError, match=r"Expected `int \| null`"):
+        LOG_STAMP_LIST_DECODER.decode(b'{"data": [{"id": "one", "created_at": null}]}')
+    with pytest.raises(msgspec.ValidationError, match="Invalid RFC3339"):
+        LOG_STAMP_LIST_DECODER.decode(b'{"data": [{"id": 1, "created_at": "yesterday"}]}')
+    with pytest.raises(msgspec.ValidationError, match=r"Expected `int \| null`"):
+        LOG_STAMP_LIST_DECODER.decode(
+            b'{"data": [{"id": "one", "created_at": "2023-03-01T02:02:00"}]}'
+        )
 
 
 def test_other_validation_errors_are_not_masked_by_the_fallback() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given, settings
@@ -460,6 +461,13 @@ def test_encode_query_value(raw: str, encoded: str) -> None:
 
 
 # --- properties ----------------------------------------------------------------------------
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from("09AZaz-._~:@+ %/&=é\u2028"), max_size=40) | st.text())
+def test_encode_query_value_is_quote_with_colon_and_at_safe(raw: str) -> None:
+    """The fast path for plain values (date-time cursors) encodes exactly as ``quote``."""
+    assert encode_query_value(raw) == quote(raw, safe=":@")
 
 
 @settings(max_examples=200, deadline=None)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
 import pytest
 
 import sendcloud_async as sc
+from sendcloud_async._models import LogStamp
 from sendcloud_async._pagination import PaginationError
 from sendcloud_async._watch import (
     NEWEST_FIRST,
@@ -18,11 +20,13 @@ from sendcloud_async._watch import (
     begin,
     decode_state,
     next_cursor,
+    open_poll,
     page_order,
 )
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 TICK = timedelta(microseconds=1)
+Loader = Callable[[], list[sc.IntegrationLog]]
 
 
 def log(ident: int, seconds: float) -> sc.IntegrationLog:
@@ -245,3 +249,72 @@ def test_initial_states() -> None:
     mark = begin(None, start="now", integration_id=None).mark
     assert mark is not None
     assert before <= mark <= datetime.now(UTC)
+
+
+def stamped(logs: list[sc.IntegrationLog], calls: list[int]) -> tuple[list[LogStamp], Loader]:
+    """``logs`` as a watch reads a page first: their stamps, and a loader that counts calls."""
+
+    def load() -> list[sc.IntegrationLog]:
+        calls.append(1)
+        return logs
+
+    return [LogStamp(id=item.id, created_at=item.created_at) for item in logs], load
+
+
+def test_an_idle_poll_over_its_window_decodes_no_log_in_full() -> None:
+    """A page of stamps that re-reads the window (every log delivered) never asks for the logs.
+
+    The state stays the very same object: nothing is rebuilt per idle poll.
+    """
+    window = timedelta(seconds=30)
+    calls: list[int] = []
+    logs = [log(1, 1), log(2, 5), log(3, 9)]
+    items, load = stamped(logs, calls)
+    first = advance(sc.WatchState(), Page(items, False, None, load), window)
+    assert first.items == logs  # the delivered items are the logs themselves
+    assert calls == [1]
+    assert first.state.recent == ((at(1), (1,)), (at(5), (2,)))
+    state = open_poll(first.state, window)
+    calls.clear()
+    idle = advance(state, Page(items, False, None, load), window)
+    assert idle.items == []
+    assert idle.late == ()
+    assert calls == []
+    assert idle.state == first.state
+    again = advance(open_poll(idle.state, window), Page(items, False, None, load), window)
+    assert again.state == idle.state
+    assert calls == []
+
+
+def test_a_new_log_among_known_ones_is_decoded_in_full_once() -> None:
+    """Stamps decide what is new; only those logs are taken from the full page, in order."""
+    window = timedelta(seconds=30)
+    state = open_poll(
+        sc.WatchState(
+            order=OLDEST_FIRST, mark=at(9), mark_ids=(3,), low=at(0), recent=((at(1), (1,)),)
+        ),
+        window,
+    )
+    calls: list[int] = []
+    late, known, newer = log(7, 4), [log(1, 1), log(3, 9)], log(8, 12)
+    items, load = stamped([known[0], late, known[1], newer], calls)
+    step = advance(state, Page(items, False, None, load), window)
+    assert step.items == [late, newer]
+    assert [entry.id for entry in step.late] == [7]
+    assert step.late[0].behind == 5.0
+    assert calls == [1]
+    assert step.state.mark == at(12)
+    assert step.state.recent == ((at(1), (1,)), (at(4), (7,)), (at(9), (3,)))
+
+
+def test_a_newest_first_page_of_stamps_delivers_the_full_logs() -> None:
+    """The newest-first walk reads stamps too and hands out the logs in full."""
+    calls: list[int] = []
+    state = sc.WatchState(order=NEWEST_FIRST, mark=at(2), mark_ids=(2,), low=at(2))
+    page = [log(5, 6), log(4, 4), log(2, 2)]
+    items, load = stamped(page, calls)
+    step = advance(state, Page(items, False, None, load), timedelta(seconds=30))
+    assert step.items == page[:2]
+    assert calls == [1]
+    assert step.state.mark == at(6)
+    assert step.state.walk is None
