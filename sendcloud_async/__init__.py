@@ -17,7 +17,7 @@ import typing as _typing
 from ._version import __version__
 
 if _typing.TYPE_CHECKING:
-    from . import webhooks
+    from . import events, webhooks
     from ._auth import BasicAuth
     from ._client import SendcloudClient
     from ._errors import (
@@ -29,6 +29,7 @@ if _typing.TYPE_CHECKING:
         ClientClosedError,
         DecodeError,
         InvalidInputError,
+        MissingExtraError,
         NotFoundError,
         PermissionDeniedError,
         RateLimitError,
@@ -103,6 +104,7 @@ __all__ = [
     "LogWatcher",
     "MemoryState",
     "MemoryWatchStore",
+    "MissingExtraError",
     "NewLogs",
     "NotFoundError",
     "OAuth2ClientCredentials",
@@ -111,6 +113,7 @@ __all__ = [
     "RateLimitError",
     "RateLimits",
     "ResponseTooLargeError",
+    "SecondWriterError",
     "SendcloudClient",
     "SendcloudError",
     "ServerError",
@@ -125,6 +128,7 @@ __all__ = [
     "WatchState",
     "WatchStore",
     "__version__",
+    "events",
     "export_logs_per_integration",
     "webhooks",
 ]
@@ -160,6 +164,7 @@ _DEFINED_IN: dict[str, str] = {
     "LogWatcher": "._watchers",
     "MemoryState": "._state",
     "MemoryWatchStore": "._watchers",
+    "MissingExtraError": "._errors",
     "NewLogs": "._watchers",
     "NotFoundError": "._errors",
     "OAuth2ClientCredentials": "._oauth2",
@@ -169,6 +174,7 @@ _DEFINED_IN: dict[str, str] = {
     "RateLimits": "._ratelimit",
     "ResponseTooLargeError": "._errors",
     "SendcloudClient": "._client",
+    "SecondWriterError": "._parts._errors",
     "SendcloudError": "._errors",
     "ServerError": "._errors",
     "ShopOrderStatus": "._models",
@@ -181,6 +187,7 @@ _DEFINED_IN: dict[str, str] = {
     "WatchEvent": "._watchers",
     "WatchState": "._watch",
     "WatchStore": "._watchers",
+    "events": ".events",
     "export_logs_per_integration": "._export_walks",
     "webhooks": ".webhooks",
 }
@@ -213,7 +220,7 @@ if not _typing.TYPE_CHECKING:
         if module is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
         loaded = _importlib.import_module(module, __name__)
-        value = loaded if name == "webhooks" else getattr(loaded, name)
+        value = loaded if name in ("events", "webhooks") else getattr(loaded, name)
         _show_public_module()
         globals()[name] = value
         return value

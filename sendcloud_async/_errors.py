@@ -18,8 +18,10 @@
     ├── PaginationError                 a listing that cannot be followed (a looping link)
     ├── InvalidInputError               a bad argument, caught before sending (also a ValueError)
     ├── ClientClosedError               the client was used after ``aclose()`` (also a RuntimeError)
+    ├── MissingExtraError               an optional extra is not installed (also an ImportError)
     ├── ExportError                     an export that cannot go on (output, checkpoint)
-    │   └── ExportInputError            ... because of its arguments (also a ValueError)
+    │   ├── ExportInputError            ... because of its arguments (also a ValueError)
+    │   └── SecondWriterError           another writer took an export's parts over
     ├── StateUnavailableError           Redis cannot be reached now (an outage: retried)
     ├── StateConfigurationError         Redis refuses how it is reached (no retry helps)
     ├── LeaseLostError                  a Redis watch lease another worker took over
@@ -28,7 +30,7 @@
     └── EventInFlightError              a webhook event another delivery is handling now
 
 The classes outside this module live where they are raised (``_ratelimit``,
-``_pagination``, ``_export``, ``_redis_watch``, ``webhooks``); a test checks that
+``_pagination``, ``_export``, ``_parts``, ``_redis_watch``, ``webhooks``); a test checks that
 this drawing names every subclass of ``SendcloudError`` under its real parent.
 
 ``build_api_error`` is the one pure function that turns an error response
@@ -55,11 +57,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import importlib
 import json
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC
 from email.utils import parsedate_to_datetime
+from types import ModuleType
 from typing import Any, Final
 from urllib.parse import quote, quote_plus
 
@@ -77,6 +81,7 @@ __all__ = [
     "ClientClosedError",
     "DecodeError",
     "InvalidInputError",
+    "MissingExtraError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -85,6 +90,8 @@ __all__ = [
     "SendcloudError",
     "ServerError",
     "build_api_error",
+    "missing_extra",
+    "require_extra",
 ]
 
 _EMPTY_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
@@ -304,6 +311,25 @@ class InvalidInputError(SendcloudError, ValueError):
 
 class ClientClosedError(SendcloudError, RuntimeError):
     """The client (or the session it was given) is closed."""
+
+
+class MissingExtraError(SendcloudError, ImportError):
+    """An optional dependency is not installed; the message names the ``pip install``."""
+
+
+def missing_extra(package: str, extra: str, what: str) -> MissingExtraError:
+    """The one message for a missing optional extra: what needs it, and the ``pip install``."""
+    return MissingExtraError(
+        f"{what} needs the optional dependency {package}: pip install 'sendcloud-async[{extra}]'"
+    )
+
+
+def require_extra(module: str, extra: str, what: str) -> ModuleType:
+    """Import ``module``, or raise ``MissingExtraError`` naming the extra that brings it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise missing_extra(module.split(".")[0], extra, what) from None
 
 
 class DecodeError(SendcloudError):

@@ -47,6 +47,7 @@ from ._errors import (
     InvalidInputError,
     StateConfigurationError,
     StateUnavailableError,
+    missing_extra,
 )
 from ._lifecycle import Facade, Lifecycle
 
@@ -54,9 +55,7 @@ try:
     import redis.asyncio as aioredis
     from redis import exceptions as redis_errors
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "sendcloud_async.redis needs the redis package: pip install 'sendcloud-async[redis]'"
-    ) from exc
+    raise missing_extra("redis", "redis", "sendcloud_async.redis") from exc
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript

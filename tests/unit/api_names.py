@@ -37,6 +37,7 @@ API_NAMES: Final = frozenset(
         "StatusMappingEntry",
         "StatusTranslation",
         "WatchState",
+        "events",
         "webhooks",
     }
 )
@@ -58,6 +59,37 @@ WEBHOOK_NAMES: Final = frozenset(
     }
 )
 
+#: Names of ``sendcloud_async.events`` (public events, response metadata) that users call.
+EVENT_NAMES: Final = frozenset(
+    {
+        "AccountFailing",
+        "AccountRecovered",
+        "BatchDelivered",
+        "CallEnded",
+        "Event",
+        "Finished",
+        "LatenessSeen",
+        "LeaseClaimed",
+        "LeaseLost",
+        "LeaseRefused",
+        "LeaseReleased",
+        "PageCommitted",
+        "PollCompleted",
+        "RateLimitInfo",
+        "ResponseInfo",
+        "Responses",
+        "Sending",
+        "Subscription",
+        "TokenFetched",
+        "Waiting",
+        "capture_responses",
+        "subscribe",
+    }
+)
+
+#: Names of ``sendcloud_async.otel`` (the ``otel`` extra) that users call.
+OTEL_NAMES: Final = frozenset({"instrument", "is_instrumented", "uninstrument"})
+
 #: The commands of ``sendcloud-async`` that users call, with the options the API page
 #: names for each (the general and connection options are every command's). Like the
 #: names above, a command or option is added here when it lands in the package.
@@ -74,6 +106,7 @@ CLI_COMMANDS: Final[dict[tuple[str, ...], frozenset[str]]] = {
             "--concurrency",
             "--fake",
             "--accounts",
+            "--metrics",
         }
     ),
     ("logs", "watch"): frozenset(
@@ -92,6 +125,7 @@ CLI_COMMANDS: Final[dict[tuple[str, ...], frozenset[str]]] = {
             "--stream",
             "--lease",
             "--lookback",
+            "--metrics",
         }
     ),
     ("logs", "tail"): frozenset({"--redis", "--out"}),

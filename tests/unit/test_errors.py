@@ -23,6 +23,7 @@ from sendcloud_async._errors import (
     ClientClosedError,
     DecodeError,
     InvalidInputError,
+    MissingExtraError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -70,6 +71,7 @@ def build(status: int, body: bytes = b"", **kw: Any) -> APIError:
         (DecodeError, (SendcloudError,)),
         (InvalidInputError, (SendcloudError, ValueError)),
         (ClientClosedError, (SendcloudError, RuntimeError)),
+        (MissingExtraError, (SendcloudError, ImportError)),
     ],
 )
 def test_exception_tree(cls: type[Exception], bases: tuple[type[Exception], ...]) -> None:
