@@ -135,6 +135,8 @@ class Progress:
         self._last = clock()
         self._line = ""
         self._shown_key: object = _NOTHING
+        #: The key of the status shown last without its note (see ``refresh``).
+        self._shown_base: object = _NOTHING
         self._finished = False
         #: What the client is waiting for now (``""``: nothing worth saying).
         self.note: Callable[[], str] | None = None
@@ -266,11 +268,17 @@ class Progress:
             return
         status = self.current()
         key = status.change_key
-        wait = self.interval if key != self._shown_key else max(self.interval, STATUS_REPEAT)
+        # A note that went away (the answer came, the wait is over) is no news of its own:
+        # the status is unchanged until what it counts changes.
+        changed = key != self._shown_key and not (
+            "note" not in status.fields and key == self._shown_base
+        )
+        wait = self.interval if changed else max(self.interval, STATUS_REPEAT)
         if now - self._last < wait:
             return
         self._last = now
         self._shown_key = key
+        self._shown_base = key[0] if "note" in status.fields and isinstance(key, tuple) else key
         self._write(Record("info", "status", status.text, status.fields))
 
     def _draw(self, text: str, *, force: bool) -> None:

@@ -361,6 +361,28 @@ async def test_progress_on_a_terminal_is_one_updating_line(
     assert text.endswith("\n")
 
 
+def test_a_note_that_ends_is_no_new_status_line() -> None:
+    """Off a terminal, a wait that ends (its note goes) prints nothing until the counts move."""
+    now = [0.0]
+    stream = io.StringIO()
+    wall = datetime.fromisoformat("2026-12-06T16:40:01+00:00")
+    progress = Progress(stream, "lines", interval=1.0, clock=lambda: now[0], wall=lambda: wall)
+    note = ["waiting 2 s for the answer to GET /x"]
+    progress.note = lambda: note[0]
+    progress.update(10, 1, 10.0, 1.0)
+    now[0] = 2.0
+    progress.refresh()
+    note[0] = ""  # the answer came
+    now[0] = 4.0
+    progress.refresh()
+    now[0] = 5.0
+    progress.update(20, 2, 4.0, 5.0)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].endswith("; waiting 2 s for the answer to GET /x")
+    assert "exported 20 records in 2 pages" in lines[1]
+
+
 def test_progress_lines_when_not_a_terminal() -> None:
     """Off a terminal: a timestamped line at most every interval; quiet mode prints none."""
     now = [0.0]
