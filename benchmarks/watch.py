@@ -7,7 +7,8 @@
     python -m benchmarks.watch --accounts 100000 --lookback 30 --no-baseline --cycles 1
 
 A ``FakeSendcloud`` runs in its own process with N Basic accounts (two
-integrations, ten logs, shared by every account). The client process makes one
+integrations, ten logs, shared by every account, created on 2023-03-01: every
+account is idle for far longer than any window). The client process makes one
 ``AccountPool`` (rate gate on, Sendcloud's limits) and one ``LogWatcher`` over
 the N accounts with a ``MemoryWatchStore``, ``concurrency=100``:
 
@@ -32,10 +33,12 @@ with the account's ``Authorization`` header, ``concurrency`` workers, each body
 decoded by a ``msgspec.json.Decoder`` into Structs. Its warm-up lists each
 account's logs once and takes the newest ``created_at``; every measured cycle then
 asks, per account, for ``GET /integrations`` and the very logs page an idle watch
-asks for (``cursor`` one microsecond below ``newest - lookback``, ``page_size``
-100). It does what it takes to fetch and decode, nothing a watch does with the
-page (no state, no store, no rate gate, no retries): the SDK's CPU over its CPU is
-the price of everything the SDK adds to an idle poll.
+asks for (``cursor`` one microsecond below ``newest - lookback``, or below
+``newest`` once the newest log is more than ``lookback`` + 2 s old, as the seeded
+logs of 2023 are: the watch's window is then closed; ``page_size`` 100). It does
+what it takes to fetch and decode, nothing a watch does with the page (no state,
+no store, no rate gate, no retries): the SDK's CPU over its CPU is the price of
+everything the SDK adds to an idle poll.
 
 For the memory of many accounts, run one size alone with one window and no
 baseline (``--accounts 100000 --lookback 30 --no-baseline --cycles 1``): the
@@ -55,7 +58,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -273,7 +276,10 @@ async def _measure_raw(port: int, accounts: int, lookback: float) -> Result:
                 logs = _LOGS.decode(body).data
                 delivered += len(logs)
                 newest = max(log.created_at for log in logs if log.created_at is not None)
-                cursors[name] = (newest - back - tick).isoformat()
+                # The page an idle watch asks for: from its window's bottom, which is the
+                # newest log itself once the server's clock is lookback + 2 s past it.
+                idle = newest < datetime.now(UTC) - back - timedelta(seconds=2)
+                cursors[name] = (newest - (tick if idle else back + tick)).isoformat()
 
         async def poll(name: str) -> None:
             body = await get(f"{base}/integrations", name, {})

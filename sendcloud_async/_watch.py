@@ -48,6 +48,20 @@ starts its window at its mark), so a log the watch never promised is never
 delivered as late. A log delivered behind the mark is reported in the batch's
 ``late`` with how far behind it was.
 
+The window also closes by the server's clock. The promise is about a log that
+becomes visible at most ``lookback`` after its ``created_at``; such a log, if the
+``Date`` of a poll's first page is more than ``lookback`` + ``_DATE_SLACK`` past its
+``created_at``, was visible to every request of that poll, so that poll delivered it
+(or it lay below that poll's window). A poll that ends therefore raises ``low`` to the
+``Date`` of its first page minus ``lookback`` and ``_DATE_SLACK`` (the header's
+one-second resolution, and the server's own clocks disagreeing a little), never
+above ``mark`` (``close_poll``). On an account with no log in the last ``lookback``
+seconds the window is then empty and a poll is the one request of ``lookback=0``.
+Only the first page's ``Date`` counts (every request of the poll came after it),
+and only at the end of the poll: a batch in the middle of a poll keeps the window
+of the poll before, so a resume finishes the poll with it. Without a readable
+``Date`` the window stays ``mark - lookback``.
+
 How pages are asked for
 -----------------------
 
@@ -82,6 +96,7 @@ from ._defaults import DEFAULT_WATCH_LOOKBACK, DEFAULT_WATCH_START
 from ._errors import InvalidInputError
 from ._models import AwareDatetime, IntegrationLog
 from ._pagination import PaginationError
+from ._time import http_date
 
 __all__ = [
     "DEFAULT_LOOKBACK",
@@ -100,6 +115,7 @@ __all__ = [
     "advance",
     "begin",
     "check_lookback",
+    "close_poll",
     "decode_state",
     "initial_state",
     "next_cursor",
@@ -121,6 +137,10 @@ DEFAULT_LOOKBACK: Final = timedelta(seconds=DEFAULT_WATCH_LOOKBACK)
 _ORDERS: Final = (OLDEST_FIRST, NEWEST_FIRST)
 _START_WORDS: Final = ("now", "all")
 _TICK: Final = timedelta(microseconds=1)
+#: How much earlier than the ``Date`` of a poll's first page the window may close:
+#: the header has a resolution of one second, and the machine that stamps
+#: ``created_at`` and the one that writes ``Date`` may disagree a little.
+_DATE_SLACK: Final = timedelta(seconds=2)
 
 
 class Walk(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
@@ -366,12 +386,15 @@ class Page(NamedTuple):
     link's cursor (``None`` if it had none). ``logs``: the page's logs in full,
     decoded when called, when ``items`` are only their stamps (``LogStamp``, in
     the same order): the watch then decodes a page only if it delivers from it.
+    ``date``: the response's ``Date`` header as sent (``None``: none), read only
+    when a poll ends (``close_poll``).
     """
 
     items: Sequence[Stamped]
     has_next: bool
     next_cursor: str | None
     logs: Callable[[], list[IntegrationLog]] | None = None
+    date: str | None = None
 
 
 class Step(NamedTuple):
@@ -523,13 +546,41 @@ def settle(state: WatchState, window: _Window | None, lookback: timedelta) -> Wa
 
 
 def open_poll(state: WatchState, lookback: timedelta) -> WatchState:
-    """The state a poll begins from: an oldest-first poll re-reads the window first."""
-    if state.order != OLDEST_FIRST or state.scan is not None or state.after is not None:
+    """The state a poll begins from: an oldest-first poll re-reads the window first.
+
+    A state saved in the middle of an oldest-first poll (``scan`` or ``after`` set)
+    begins a whole poll too, not the rest of that one: the rest would pass over a log
+    that became visible in the part of the window already read, and a driver that
+    keeps only its batches' states (``LogWatcher``) would resume from that state at
+    every idle poll. What it re-reads was delivered: ``recent`` and ``mark_ids`` drop it.
+    """
+    if state.order != OLDEST_FIRST:
         return state
     bottom = _bottom(state, lookback)
-    if bottom is None or state.mark is None or bottom >= state.mark:
+    mark = state.mark
+    scan = None if bottom is None or mark is None or bottom >= mark else bottom
+    if scan == state.scan and state.after is None:
         return state
-    return msgspec.structs.replace(state, scan=bottom)
+    return msgspec.structs.replace(state, scan=scan, after=None)
+
+
+def close_poll(state: WatchState, date: str | None, lookback: timedelta) -> WatchState:
+    """The state at the end of a poll whose first page the server dated ``date``.
+
+    The window closes below ``date - lookback - _DATE_SLACK`` (see the module
+    docstring), never above the mark; ``date`` missing or unreadable: unchanged.
+    """
+    mark = state.mark
+    low = state.low
+    if not lookback or date is None or mark is None or (low is not None and low >= mark):
+        return state  # no window, or it is closed already (an idle account): nothing to read
+    served = http_date(date)
+    if served is None:
+        return state
+    floor = min(served - lookback - _DATE_SLACK, mark)
+    if low is not None and floor <= low:
+        return state
+    return settle(msgspec.structs.replace(state, low=floor), None, lookback)
 
 
 def page_order(times: Sequence[datetime]) -> Order | None:
@@ -798,9 +849,16 @@ async def watch(
         # again from the top in the same poll (logs came above its head meanwhile).
         again = state.walk is not None
         state = open_poll(state, lookback)
+        first = True
+        date: str | None = None
         while True:
-            step = advance(state, await fetch(next_cursor(state)), lookback)
+            page = await fetch(next_cursor(state))
+            if first:
+                first, date = False, page.date
+            step = advance(state, page, lookback)
             state = step.state
+            if not step.more and not again:
+                state = close_poll(state, date, lookback)
             if step.items:
                 yield LogBatch(items=step.items, state=state, late=step.late)
             if not step.more:

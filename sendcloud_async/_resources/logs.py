@@ -366,7 +366,9 @@ class Logs:
             next_url = fetched.next_url
             cursor_next = None if next_url is None else cursor_in(next_url)
             # Stamps first: the watch decodes the logs in full only if it delivers one.
-            return Page(fetched.stamps(), next_url is not None, cursor_next, fetched.items)
+            # The server's ``Date`` goes as sent: the watch reads it once a poll, if at all.
+            date = fetched.resp.headers.get("Date")
+            return Page(fetched.stamps(), next_url is not None, cursor_next, fetched.items, date)
 
         return watch(fetch, first, interval=wait, once=stop, lookback=window)
 

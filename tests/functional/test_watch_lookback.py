@@ -8,22 +8,76 @@ was added, and the listing shows it only later, after newer logs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import msgspec
 import pytest
+from aiohttp import web
 
 import sendcloud_async as sc
+from sendcloud_async._time import http_date
 from sendcloud_async._watch import DEFAULT_LOOKBACK
 from sendcloud_async.testing import FakeSendcloud
+from tests.functional._hostile import serving
 
 ORDERS = ["oldest_first", "newest_first"]
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "watch_v1"
+TICK = timedelta(microseconds=1)
+#: What a proxy in front of the fake does to its ``Date`` header (see ``dated``).
+NO_DATE = [None, "soon"]
+
+
+@contextlib.asynccontextmanager
+async def dated(fake: FakeSendcloud, date: str | None) -> AsyncIterator[str]:
+    """A real HTTP proxy in front of ``fake`` that answers with ``Date: date`` (``None``: no
+    ``Date`` header at all); yields the API base URL to give a client."""
+    where: list[str] = []
+    async with aiohttp.ClientSession() as session:
+
+        async def forward(request: web.Request) -> web.Response:
+            sent = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
+            async with session.request(
+                request.method, fake.origin + request.raw_path, headers=sent
+            ) as upstream:
+                body = await upstream.read()
+                kept = {"content-type", "link"}
+                headers = {k: v for k, v in upstream.headers.items() if k.lower() in kept}
+            if "Link" in headers:  # the fake's next link, through the proxy
+                headers["Link"] = headers["Link"].replace(fake.origin, where[0])
+            return web.Response(status=upstream.status, body=body, headers=headers)
+
+        async def restamp(request: web.BaseRequest, response: web.StreamResponse) -> None:
+            del request
+            response.headers.popall("Date", None)  # aiohttp sets one: take it out
+            if date is not None:
+                response.headers["Date"] = date
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", forward)
+        app.on_response_prepare.append(restamp)
+        async with serving(app) as origin:
+            where.append(origin)
+            yield origin + fake.base_url.removeprefix(fake.origin)
+
+
+def listings(fake: FakeSendcloud) -> list[tuple[str, str, dict[str, str]]]:
+    """The logs listings the fake received: method, path and query."""
+    return [(r.method, r.path, r.query) for r in fake.requests if r.path.endswith("/logs")]
+
+
+async def eventually(check: Any) -> None:
+    """Wait until ``check()`` is true (ten seconds at most)."""
+    async with asyncio.timeout(10.0):
+        while not check():  # noqa: ASYNC110 (nothing to wait on but the fake's state)
+            await asyncio.sleep(0.02)
 
 
 async def produce(fake: FakeSendcloud, count: int, *, ties: bool, seed: int) -> None:
@@ -111,26 +165,27 @@ async def test_logs_committed_late_within_the_window_arrive_exactly_once(
 async def test_a_log_later_than_the_window_is_missed_and_one_inside_is_reported(
     order: str,
 ) -> None:
-    """The documented rule: behind the mark by more than ``lookback`` is missed, never doubled."""
+    """The documented rule (1): behind the mark by more than ``lookback`` is missed, never
+    doubled. The logs are a few seconds old, so rule (2) (the server's clock) lets both in."""
     async with (
         FakeSendcloud(log_order=order) as fake,
         sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url) as client,
     ):
         fake.seed(integrations=1, logs_per_integration=0)
-        base = datetime.now(UTC) - timedelta(minutes=5)
+        base = datetime.now(UTC) - timedelta(seconds=4)
         for n in range(5):
             fake.add_log(1, created_at=base + timedelta(seconds=n), base_url="https://s.example")
-        first = [b async for b in client.logs.watch(start="all", lookback=10, once=True)]
+        first = [b async for b in client.logs.watch(start="all", lookback=20, once=True)]
         mark = base + timedelta(seconds=4)  # the newest log delivered
         inside = fake.add_log(
             1, created_at=mark - timedelta(seconds=7.5), base_url="https://s.example"
         )
         outside = fake.add_log(
-            1, created_at=mark - timedelta(seconds=12), base_url="https://s.example"
+            1, created_at=mark - timedelta(seconds=22), base_url="https://s.example"
         )
         state = first[-1].state
-        second = [b async for b in client.logs.watch(state, lookback=10, once=True)]
-        third = [b async for b in client.logs.watch(second[-1].state, lookback=10, once=True)]
+        second = [b async for b in client.logs.watch(state, lookback=20, once=True)]
+        third = [b async for b in client.logs.watch(second[-1].state, lookback=20, once=True)]
     assert sorted(log.id or 0 for b in first for log in b.items) == [1, 2, 3, 4, 5]
     assert [log.id for b in second for log in b.items] == [inside["id"]]
     (late,) = second[0].late
@@ -175,6 +230,191 @@ async def test_the_default_window_costs_no_request_on_a_quiet_account(order: str
                         raise AssertionError(f"nothing is new, got {batch.items}")
                 counts[lookback.total_seconds()] = len(fake.requests)
     assert counts[DEFAULT_LOOKBACK.total_seconds()] == counts[0.0] == 5
+
+
+# -- the window closes by the server's clock ------------------------------------------
+
+
+async def test_the_fake_dates_its_answers(fake: FakeSendcloud) -> None:
+    """The server's clock reaches the watch in the ``Date`` header: the fake sends one."""
+    fake.seed(integrations=1, logs_per_integration=1)
+    auth = {"Authorization": fake.basic_auth.header.get_secret_value()}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{fake.base_url}/integrations/logs", headers=auth) as resp,
+    ):
+        assert resp.status == 200
+        sent = http_date(resp.headers.get("Date"))
+    assert sent is not None
+    assert abs((datetime.now(UTC) - sent).total_seconds()) < 5
+
+
+@pytest.mark.parametrize("order", ORDERS)
+async def test_an_idle_account_makes_the_requests_of_lookback_zero(order: str) -> None:
+    """No log within the window (the seeded logs are from 2023): every idle poll is the very
+    request of ``lookback=0``, query for query, and the state holds no window."""
+    requests = {}
+    async with FakeSendcloud(log_order=order) as fake:
+        fake.seed(integrations=2, logs_per_integration=15)
+        async with sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url) as client:
+            for lookback in (DEFAULT_LOOKBACK, timedelta(0)):
+                batches = [
+                    b async for b in client.logs.watch(start="all", lookback=lookback, once=True)
+                ]
+                state = batches[-1].state
+                assert sum(len(b.items) for b in batches) == 30
+                assert (state.low, state.recent, state.scan) == (state.mark, (), None)
+                fake.clear_requests()
+                for _ in range(5):  # five idle polls
+                    async for batch in client.logs.watch(state, lookback=lookback, once=True):
+                        raise AssertionError(f"nothing is new, got {batch.items}")
+                assert len(fake.requests) == 5
+                requests[lookback] = listings(fake)
+    assert len(requests[DEFAULT_LOOKBACK]) == 5
+    assert requests[DEFAULT_LOOKBACK] == requests[timedelta(0)]
+
+
+@pytest.mark.parametrize("order", ORDERS)
+async def test_a_running_watch_closes_its_window_once_the_servers_clock_is_past_it(
+    order: str,
+) -> None:
+    """Logs just created: the idle polls re-read them (the window), until the server's ``Date``
+    is ``lookback`` + 2 s past them; from then on a poll is the one request of ``lookback=0``."""
+    lookback = 0.5
+    delivered: list[int] = []
+    marks: list[datetime] = []
+    async with (
+        FakeSendcloud(log_order=order) as fake,
+        sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url) as client,
+    ):
+        fake.seed(integrations=1, logs_per_integration=0)
+        now = datetime.now(UTC)
+        for n in range(6):
+            fake.add_log(1, created_at=now + n * TICK * 1000, base_url="https://s.example")
+
+        async def run() -> None:
+            async for batch in client.logs.watch(
+                start="all", interval=0.2, page_size=2, lookback=lookback
+            ):
+                delivered.extend(log.id or 0 for log in batch.items)
+                marks.extend(log.created_at for log in batch.items if log.created_at)
+
+        task = asyncio.create_task(run())
+        try:
+            await eventually(lambda: len(delivered) == 6)
+            fake.clear_requests()
+            await asyncio.sleep(0.5)
+            opened = listings(fake)
+            # The Date has a resolution of 1 s; then one more poll to use it.
+            closes = now + timedelta(seconds=lookback + 2 + 1 + 1)
+            await asyncio.sleep((closes - datetime.now(UTC)).total_seconds())
+            fake.clear_requests()
+            await asyncio.sleep(1.0)
+            closed = listings(fake)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert sorted(delivered) == [1, 2, 3, 4, 5, 6]
+    mark = max(marks)  # the newest log
+    assert len(closed) >= 3  # it went on polling
+    if order == "oldest_first":
+        # Each poll re-read the window from its bottom (in pages of two); then from the mark.
+        cursors = [datetime.fromisoformat(q["cursor"]) for _, _, q in opened]
+        assert min(cursors) == mark - timedelta(seconds=lookback) - TICK
+        assert {datetime.fromisoformat(q["cursor"]) for _, _, q in closed} == {mark - TICK}
+    else:
+        # The walk down the window takes three pages of two; then the first page is enough.
+        assert any("cursor" in q for _, _, q in opened)
+        assert not any("cursor" in q for _, _, q in closed)
+
+
+@pytest.mark.parametrize("date", [True, *NO_DATE], ids=["date", "no-date", "bad-date"])
+@pytest.mark.parametrize("order", ORDERS)
+async def test_a_log_visible_later_than_lookback_after_its_creation_is_missed(
+    order: str, date: bool | str | None
+) -> None:
+    """Rule (2): a quiet account, a log that becomes visible 4.5 s after its ``created_at``
+    (the window: 0.5 s) behind a newer one is missed, though it is 2 ms behind the mark.
+
+    Without a readable ``Date`` rule (2) is out: the mark alone decides, and it arrives.
+    """
+    lookback = 0.5
+    delivered: list[int] = []
+    late: list[sc.LateLog] = []
+    async with FakeSendcloud(log_order=order) as fake, contextlib.AsyncExitStack() as stack:
+        base_url = fake.base_url
+        if not isinstance(date, bool):
+            base_url = await stack.enter_async_context(dated(fake, date))
+        client = await stack.enter_async_context(
+            sc.SendcloudClient(auth=fake.basic_auth, base_url=base_url)
+        )
+        fake.seed(integrations=1, logs_per_integration=3)  # from 2023: the account was quiet
+
+        async def run() -> None:
+            async for batch in client.logs.watch(start="all", interval=0.2, lookback=lookback):
+                delivered.extend(log.id or 0 for log in batch.items)
+                late.extend(batch.late)
+
+        task = asyncio.create_task(run())
+        try:
+            await eventually(lambda: len(delivered) == 3)
+            now = datetime.now(UTC)
+            slow = fake.add_log(1, created_at=now, visible_after=4.5, base_url="https://s.example")
+            newer = fake.add_log(1, created_at=now + 2000 * TICK, base_url="https://s.example")
+            await eventually(lambda: newer["id"] in delivered)
+            await eventually(lambda: not fake.hidden_logs)
+            fake.clear_requests()
+            await eventually(lambda: len(listings(fake)) >= 3)  # polls that list it
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if date is True:
+        assert sorted(delivered) == [1, 2, 3, newer["id"]]  # missed, and nothing twice
+        assert late == []
+    else:
+        assert sorted(delivered) == [1, 2, 3, slow["id"], newer["id"]]
+        assert [(log.id, log.behind) for log in late] == [(slow["id"], 0.002)]
+
+
+@pytest.mark.parametrize("date", NO_DATE, ids=["no-date", "bad-date"])
+@pytest.mark.parametrize("order", ORDERS)
+async def test_without_a_readable_date_the_window_stays_and_late_logs_arrive_once(
+    order: str, date: str | None
+) -> None:
+    """No ``Date`` (or one that is not a date): the window is ``lookback`` behind the mark,
+    as before; random commit delays and a restart from every batch: each log once."""
+    lookback = 2.0
+    async with (
+        FakeSendcloud(log_order=order, unique_log_times=False) as fake,
+        dated(fake, date) as base_url,
+        sc.SendcloudClient(auth=fake.basic_auth, base_url=base_url) as client,
+    ):
+        fake.seed(integrations=2, logs_per_integration=10)  # from 2023
+        idle = [b async for b in client.logs.watch(start="all", lookback=lookback, once=True)]
+        state = idle[-1].state
+        assert state.mark is not None
+        assert state.low == state.mark - timedelta(seconds=lookback)  # not closed
+        fake.commit_delay = (0.0, lookback / 2)
+        done = asyncio.Event()
+
+        async def producer() -> None:
+            await produce(fake, 60, ties=True, seed=len(order))
+            while fake.hidden_logs:  # noqa: ASYNC110 (the fake has no event for it)
+                await asyncio.sleep(0.05)
+            done.set()
+
+        task = asyncio.create_task(producer())
+        delivered, batches = await restart_after_every_batch(
+            client, state, until=done, lookback=lookback
+        )
+        await task
+        every = [record["id"] for record in fake.logs]
+    assert len(every) == 80
+    before = [log.id or 0 for b in idle for log in b.items]
+    assert Counter(before + delivered) == Counter(every)
+    assert any(batch.late for batch in batches)
 
 
 @pytest.mark.parametrize("order", ORDERS)
@@ -306,7 +546,8 @@ async def test_log_watcher_reports_late_logs_per_batch_and_per_poll() -> None:
     events: list[sc.WatchEvent] = []
     async with FakeSendcloud(log_order="newest_first") as fake:
         fake.seed(integrations=1, logs_per_integration=0)
-        base = datetime.now(UTC) - timedelta(minutes=1)
+        # A few seconds old: the server's clock keeps the window open (rule 2).
+        base = datetime.now(UTC) - timedelta(seconds=3.5)
         for n in range(4):
             fake.add_log(1, created_at=base + timedelta(seconds=n), base_url="https://s.example")
         async with sc.AccountPool(base_url=fake.base_url) as pool:
@@ -345,7 +586,7 @@ async def test_logs_watch_lookback_writes_a_late_log_once_and_says_how_late(
     from tests.functional.test_cli import fake_env, run
 
     fake.seed(integrations=1, logs_per_integration=0)
-    base = datetime.now(UTC) - timedelta(minutes=1)
+    base = datetime.now(UTC) - timedelta(seconds=3)  # recent: the window is open (rule 2)
     for n in range(3):
         fake.add_log(1, created_at=base + timedelta(seconds=n), base_url="https://s.example")
     out = tmp_path / "logs.jsonl"

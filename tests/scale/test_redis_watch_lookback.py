@@ -33,9 +33,6 @@ async def test_a_late_log_lands_in_the_stream_once(
 
     async with FakeSendcloud(log_order=order) as fake:
         fake.seed(integrations=1, logs_per_integration=0)
-        base = datetime.now(UTC) - timedelta(minutes=1)
-        for n in range(6):
-            fake.add_log(1, created_at=base + timedelta(seconds=n), base_url="https://s.example")
         store = RedisWatchStore.from_url(
             redis_server.url, namespace=namespace, stream_prefix=f"{namespace}:logs", lease=1.0
         )
@@ -54,6 +51,12 @@ async def test_a_late_log_lands_in_the_stream_once(
             async def dispatch(name: str, state: bytes | None, commit: object) -> None:
                 await watches[name](name, state, commit)  # type: ignore[arg-type]
 
+            # A few seconds old: the server's clock keeps the window open for the late log.
+            base = datetime.now(UTC) - timedelta(seconds=5.2)
+            for n in range(6):
+                fake.add_log(
+                    1, created_at=base + timedelta(seconds=n), base_url="https://s.example"
+                )
             coordinator = RedisWatchCoordinator(store, list(watches), dispatch)
             task = asyncio.create_task(coordinator.run())
             await asyncio.sleep(0.5)
