@@ -18,21 +18,17 @@ again on restart (at least once). A store whose ``save`` writes the logs and the
 state in one atomic step (the CLI's files, a Redis ``MULTI``) delivers each log
 exactly once; the handler then only reports.
 
-Scheduling: every account is due at start, then ``interval`` seconds after its
-last poll ended; at most ``concurrency`` accounts are polled at a time. An
-account whose poll fails (a ``SendcloudError`` after the client's own retries:
-401, 5xx, a dropped connection) is reported as ``AccountFailed`` and tried again
-after ``backoff * 2**(failures - 1)`` seconds (at most ``max_backoff``), while
-the others go on. A ``StateConfigurationError`` (the pool's Redis refused its
-password or database: every account's poll would fail alike, and no retry fixes
-it) stops the run and is raised. With ``once=True`` every account is polled once and ``run``
-returns.
+Scheduling is the engine's ``run_due`` (``_engine``): every account is due at
+start, then ``interval`` seconds after its last poll ended, at most
+``concurrency`` at a time. A poll's ``SendcloudError`` is the account's:
+``AccountFailed``, tried again after ``backoff`` doubling up to ``max_backoff``
+while the others go on. A ``ClientClosedError`` or ``StateConfigurationError``
+fails every account alike: it stops the run and is raised.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import inspect
 import os
 import time
@@ -47,9 +43,9 @@ import msgspec
 
 from . import _observe, events
 from . import _validate as check
-from ._aio import sleep_until
 from ._auth import Auth
 from ._defaults import DEFAULT_PAGE_SIZE, DEFAULT_WATCH_INTERVAL, DEFAULT_WATCH_START
+from ._engine import Backoff, Recovered, RunEvent, run_due
 from ._errors import (
     ClientClosedError,
     InvalidInputError,
@@ -58,7 +54,6 @@ from ._errors import (
 )
 from ._fileio import atomic_write
 from ._models import AwareDatetime, Integration, IntegrationLog
-from ._retry import capped_backoff
 from ._watch import DEFAULT_LOOKBACK, LateLog, WatchState, begin, check_lookback, check_start
 
 if TYPE_CHECKING:
@@ -279,12 +274,6 @@ class DirectoryWatchStore:
 # -- the watcher -----------------------------------------------------------------------------
 
 
-def _count(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(f"{name} must be an int of 1 or more, got {value!r}")
-    return value
-
-
 class LogWatcher:
     """Watch the new logs of many accounts (see the module docstring).
 
@@ -343,10 +332,16 @@ class LogWatcher:
         self._start = check_start(start)
         self._interval = check.positive_seconds(interval, "interval")
         self._page_size = size
-        self._concurrency = _count(concurrency, "concurrency")
+        self._concurrency = check.positive_int(concurrency, "concurrency")
         self._health = check.boolean(health, "health")
-        self._backoff = check.positive_seconds(backoff, "backoff")
-        self._max_backoff = check.positive_seconds(max_backoff, "max_backoff")
+        # A poll's SendcloudError is the account's; a closed client or a state store
+        # that refuses its configuration fails every account alike: the run stops.
+        self._retry = Backoff(
+            check.positive_seconds(backoff, "backoff"),
+            check.positive_seconds(max_backoff, "max_backoff"),
+            retry=(SendcloudError,),
+            fatal=(ClientClosedError, StateConfigurationError),
+        )
         self._lookback = check_lookback(lookback)
         self._integrations: dict[str, int] = {}
         for name, ident in (integrations or {}).items():
@@ -363,7 +358,7 @@ class LogWatcher:
 
     def retry_in(self, failures: int) -> float:
         """Seconds before an account that failed ``failures`` times in a row is tried again."""
-        return capped_backoff(failures, self._backoff, self._max_backoff)
+        return self._retry.wait(failures)
 
     async def poll(self, account: str, handler: Handler | None = None) -> AccountState:
         """One poll of one account: health, then every new log; the state after it.
@@ -427,102 +422,40 @@ class LogWatcher:
         saved stays valid.
         """
         stop_after_one = check.boolean(once, "once")
-        due: list[tuple[float, int, str]] = [(0.0, n, a) for n, a in enumerate(self._accounts)]
-        heapq.heapify(due)
-        ready: asyncio.Queue[str | None] = asyncio.Queue(maxsize=self._concurrency)
-        wake = asyncio.Event()
-        order = {name: n for n, name in enumerate(self._accounts)}
-        in_flight = 0
-        loop = asyncio.get_running_loop()
 
-        def take_due() -> str | None:
-            """The first account due by now, off the heap (``None``: none is due yet)."""
-            nonlocal in_flight
-            if due and due[0][0] <= loop.time():
-                in_flight += 1
-                return heapq.heappop(due)[2]
-            return None
-
-        async def worker() -> None:
-            nonlocal in_flight
-            while True:
-                # An account due already is taken straight off the heap (no hand-over:
-                # a task switch per poll saved); the dispatcher hands out the accounts
-                # that become due while every worker waits.
-                account = take_due()
-                if account is None:
-                    account = await ready.get()
-                    if account is None:
-                        return
-                next_at = await self._one(account, handler, stop_after_one)
-                in_flight -= 1
-                if next_at is not None:
-                    entry = (next_at, order[account], account)
-                    heapq.heappush(due, entry)
-                    if due[0] is entry:
-                        wake.set()  # the dispatcher sleeps for a later one, or for none
-
-        async def dispatch() -> None:
-            nonlocal in_flight
-            while due or (in_flight and not stop_after_one):
-                if not due:
-                    wake.clear()
-                    await wake.wait()
-                    continue
-                at = due[0][0]
-                delay = at - loop.time()
-                if delay > 0:
-                    wake.clear()
-                    await sleep_until(wake, delay)
-                    continue
-                _, _, account = heapq.heappop(due)
-                in_flight += 1
-                await ready.put(account)
-            for _ in range(self._concurrency):
-                await ready.put(None)
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                for _ in range(self._concurrency):
-                    group.create_task(worker())
-                group.create_task(dispatch())
-        except BaseExceptionGroup as group_error:
-            # One failure stops the run (the others were cancelled because of it):
-            # raise it as it is, not wrapped.
-            errors = group_error.exceptions
-            if len(errors) == 1:
-                raise errors[0] from None
-            raise
-
-    async def _one(self, account: str, handler: Handler | None, once: bool) -> float | None:
-        """Poll ``account``, report the outcome; when it is due again (``None``: never)."""
-        loop = asyncio.get_running_loop()
-        try:
+        async def poll(account: str) -> float | None:
             state, new_logs, late = await self._poll(account, handler)
-        except (ClientClosedError, StateConfigurationError):
-            raise  # nothing a retry fixes, and not this account's: the run stops
-        except SendcloudError as exc:
-            failures = self._failures.get(account, 0) + 1
-            self._failures[account] = failures
-            wait = self.retry_in(failures)
-            await _call(handler, AccountFailed(account, exc, failures, wait))
-            return None if once else loop.time() + wait
-        self._failures.pop(account, None)
-        failing = tuple(sorted(state.failing or ()))
-        next_at = None if once else loop.time() + self._interval
-        await _call(
-            handler,
-            AccountPolled(
+            wait = None if stop_after_one else self._interval
+            polled = AccountPolled(
                 account,
                 new_logs,
-                failing,
+                tuple(sorted(state.failing or ())),
                 time.time(),
-                None if next_at is None else time.time() + self._interval,
+                None if wait is None else time.time() + wait,
                 len(late),
                 max((log.behind for log in late), default=0.0),
-            ),
+            )
+            await _call(handler, polled)
+            return wait
+
+        async def report(event: RunEvent[str]) -> None:
+            if isinstance(event, Recovered):
+                _observe.emit(events.AccountRecovered, event.item)
+                return
+            assert isinstance(event.error, SendcloudError)  # what the backoff retries
+            await _call(
+                handler, AccountFailed(event.item, event.error, event.failures, event.retry_in)
+            )
+
+        await run_due(
+            self._accounts,
+            poll,
+            concurrency=self._concurrency,
+            backoff=self._retry,
+            on_event=report,
+            once=stop_after_one,
+            failures=self._failures,
         )
-        return next_at
 
 
 async def _call(handler: Handler | None, event: WatchEvent) -> None:
@@ -534,36 +467,22 @@ async def _call(handler: Handler | None, event: WatchEvent) -> None:
         await result
 
 
-#: Accounts a ``LogWatcher`` reported failing (to say ``AccountRecovered`` after).
-_failing: Final[set[str]] = set()
-
-
 def _relay(event: WatchEvent) -> None:
     """A ``LogWatcher`` event, as the public events it amounts to (if anyone subscribed)."""
     if not _observe.listening():
         return
-    found: list[events.Event] = []
     if isinstance(event, NewLogs):
         if event.items:
-            newest = max(
-                (log.created_at for log in event.items if log.created_at is not None),
-                default=None,
-            )
+            times = (log.created_at for log in event.items if log.created_at is not None)
+            newest = max(times, default=None)
             lag = None if newest is None else max(0.0, time.time() - newest.timestamp())
-            found.append(events.BatchDelivered(event.account, len(event.items), lag))
+            _observe.publish(events.BatchDelivered(event.account, len(event.items), lag))
         if event.late:
-            found.append(events.LatenessSeen(event.account, len(event.late), event.lateness))
+            _observe.publish(events.LatenessSeen(event.account, len(event.late), event.lateness))
     elif isinstance(event, AccountPolled):
-        found.append(events.PollCompleted(event.account, event.new_logs))
-        if event.account in _failing:
-            _failing.discard(event.account)
-            found.append(events.AccountRecovered(event.account))
+        _observe.publish(events.PollCompleted(event.account, event.new_logs))
     elif isinstance(event, AccountFailed):
-        _failing.add(event.account)
-        found.append(
-            events.AccountFailing(
-                event.account, type(event.error).__name__, event.failures, event.retry_in
-            )
+        error = type(event.error).__name__
+        _observe.publish(
+            events.AccountFailing(event.account, error, event.failures, event.retry_in)
         )
-    for public in found:
-        _observe.publish(public)

@@ -226,18 +226,10 @@ async def _work(
         log_watcher_watch,
     )
     from ..redis import RedisConnection, RedisState
-    from .watch_events import ENCODER as _ENCODER
+    from .watch_events import announce, write_record
     from .watch_events import coordinator_record as _coordinator_record
-    from .watch_events import event_line as _event_line
-    from .watch_events import event_record as _event_record
-    from .watch_events import late_line, late_record
 
     status = _Status(len(accounts))
-
-    def write_event(record: dict[str, object]) -> None:
-        if events is not None:
-            events.write(_ENCODER.encode(record).decode() + "\n")
-            events.flush()
 
     def on_watch_event(event: WatchEvent) -> None:
         if isinstance(event, NewLogs):
@@ -245,24 +237,10 @@ async def _work(
             if event.late:
                 status.late += len(event.late)
                 status.worst_late = max(status.worst_late, event.lateness)
-                record = late_record(event)
-                ctx.progress.message(
-                    late_line(event, False, status.worst_late),
-                    level="info",
-                    event="late_logs",
-                    **{key: value for key, value in record.items() if key != "event"},
-                )
-                write_event(record)
+                announce(ctx.progress, events, event, single=False, worst_late=status.worst_late)
             ctx.progress.refresh()
         elif isinstance(event, IntegrationFailing | IntegrationRecovered):
-            record = _event_record(event)
-            ctx.progress.message(
-                _event_line(event, single=False),
-                level="warning" if isinstance(event, IntegrationFailing) else "info",
-                event=str(record["event"]),
-                **{key: value for key, value in record.items() if key != "event"},
-            )
-            write_event(record)
+            announce(ctx.progress, events, event, single=False)
 
     lease = DEFAULT_LEASE if args.lease is None else args.lease
     async with (
@@ -296,7 +274,7 @@ async def _work(
             elif isinstance(event, AccountRecovered):
                 status.failing.discard(event.account)
             record = _coordinator_record(event, store.worker_id)
-            write_event(record)
+            write_record(events, record)
             if _shown(event, bool(args.verbose)):
                 ctx.progress.message(
                     f"{PROG}: {event}",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final
+from typing import IO, TYPE_CHECKING, Final
 
 import msgspec
 
@@ -21,17 +21,48 @@ from .common import PROG
 
 if TYPE_CHECKING:
     from .._redis_watch import CoordinatorEvent
+    from .logline import Level
+    from .progress import Progress
 
 __all__ = [
     "ENCODER",
+    "announce",
     "coordinator_record",
     "event_line",
     "event_record",
     "late_line",
     "late_record",
+    "write_record",
 ]
 
 ENCODER: Final = msgspec.json.Encoder()
+
+
+def announce(
+    progress: Progress,
+    events: IO[str] | None,
+    event: IntegrationFailing | IntegrationRecovered | NewLogs,
+    *,
+    single: bool,
+    worst_late: float = 0.0,
+) -> None:
+    """Say a health event, or the late logs of a batch (``worst_late``: the worst lateness
+    seen so far): its stderr line (its fields in a JSON log) and its ``--events`` record."""
+    level: Level = "warning" if isinstance(event, IntegrationFailing) else "info"
+    if isinstance(event, NewLogs):
+        record, line = late_record(event), late_line(event, single, worst_late)
+    else:
+        record, line = event_record(event), event_line(event, single)
+    fields = {key: value for key, value in record.items() if key != "event"}
+    progress.message(line, level=level, event=str(record["event"]), **fields)
+    write_record(events, record)
+
+
+def write_record(events: IO[str] | None, record: dict[str, object]) -> None:
+    """Append ``record`` to the ``--events`` file (if there is one), as one JSON line."""
+    if events is not None:
+        events.write(ENCODER.encode(record).decode() + "\n")
+        events.flush()
 
 
 def event_record(event: IntegrationFailing | IntegrationRecovered) -> dict[str, object]:

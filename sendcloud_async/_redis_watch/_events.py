@@ -1,4 +1,4 @@
-"""What the Redis watch reports: leases (``WatchLease``, ``LeaseEvent``), Redis going
+"""What the Redis watch reports: leases (``LeaseEvent``), Redis going
 down and up, accounts failing and recovering (together ``CoordinatorEvent``)."""
 
 from __future__ import annotations
@@ -9,39 +9,10 @@ from datetime import datetime
 from typing import ClassVar, Final, Literal, TypeAlias
 
 from .. import _observe, events
-from .._errors import SendcloudError
 
 #: Where the coordinator logs its ``CoordinatorEvent``s (a child of ``sendcloud_async``):
 #: a program that shows the events itself can keep them from being shown twice.
 events_logger: Final = logging.getLogger("sendcloud_async.redis.watch")
-
-
-class LeaseLostError(SendcloudError):
-    """A write refused by the fence: this worker no longer holds the account's lease.
-
-    Nothing of the batch was written; the worker that holds the lease now watches
-    the account from the last state that was written.
-    """
-
-
-@dataclass(frozen=True, slots=True)
-class WatchLease:
-    """An account this worker holds: its fencing token and the state written last.
-
-    ``state`` is ``None`` when the account was never written (the watch starts
-    fresh); ``seq`` counts the writes made so far (any worker), the store's check
-    that a retried write is not applied twice. ``how`` and ``previous`` say whose
-    it was: ``"free"``, ``"own"`` (already this worker's: a claim whose reply was
-    lost), ``"takeover"`` (the lease of worker ``previous`` lapsed) or
-    ``"adopted"`` (``previous`` gave it up because its polls failed).
-    """
-
-    account: str
-    token: int
-    state: bytes | None
-    seq: int
-    how: ClaimKind = "free"
-    previous: str | None = None
 
 
 #: How a lease came to this worker (``WatchLease.how``).

@@ -248,6 +248,11 @@ class LeaseStore(RedisPiece):
         live, lost, soonest, _ = await self._renew(leases)
         return len(live), lost, soonest
 
+    async def renew_live(self, leases: Sequence[WatchLease]) -> tuple[list[str], set[str]]:
+        """``renew``, with the live workers themselves (this one included), not their number."""
+        live, lost, _, _ = await self._renew(leases)
+        return live, lost
+
     async def _renew(
         self, leases: Sequence[WatchLease]
     ) -> tuple[list[str], set[str], float | None, dict[str, float]]:

@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .._defaults import DEFAULT_WATCH_LEASE
 from .._errors import InvalidInputError, SendcloudError
-from .._validate import positive_int, positive_seconds
+from .._validate import account_name, positive_int, positive_seconds
 from ._leases import LeaseStore, WatchLease, ms
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
+    from redis.asyncio.client import Pipeline
 
     from .._redis_conn import RedisConnection
 
@@ -146,6 +147,22 @@ class RedisWatchStore(LeaseStore):
         if isinstance(state, str):  # a client made with decode_responses=True
             state = state.encode()
         return state, int(seq or 0)
+
+    async def read_many(self, accounts: Sequence[str]) -> dict[str, bytes | None]:
+        """The state last written for each of ``accounts`` (``None``: none), in one round trip."""
+        names = [account_name(a) for a in accounts]
+        if not names:
+            return {}
+
+        async def fill(pipe: Pipeline) -> None:
+            for name in names:
+                pipe.hget(self.key(name, "state"), "state")
+
+        found = await self._pipeline(fill)
+        return {
+            name: state.encode() if isinstance(state, str) else state
+            for name, state in zip(names, found, strict=True)
+        }
 
     def __repr__(self) -> str:
         return (

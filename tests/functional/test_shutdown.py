@@ -75,6 +75,7 @@ async def cancel_at_random(
     return sorted(stops)[-3:]
 
 
+@pytest.mark.alone  # how many polls 40 runs side by side make depends on the machine
 async def test_log_watcher_run_always_stops_when_cancelled(fake: FakeSendcloud) -> None:
     """2 good accounts and 1 revoked, short interval and backoff: 3,000 cancels, all end."""
     fake.seed(integrations=2, logs_per_integration=5)

@@ -124,6 +124,41 @@ async def test_a_5xx_after_retries_is_reported_then_the_account_recovers(
     assert seen.logs["main"] == [1, 2, 3]
 
 
+async def test_a_failing_account_is_one_public_failing_then_one_recovered_event(
+    fake: FakeSendcloud,
+) -> None:
+    """The public events: AccountFailing per failed poll, then AccountRecovered once, after
+    the first poll that works (and none for an account that never failed)."""
+    from sendcloud_async import events
+
+    fake.seed(integrations=1, logs_per_integration=1)
+    fake.inject("GET", "/integrations/logs", *[Fault.status(503)] * 2)
+    seen: list[events.Event] = []
+    recorder = Recorder()
+    async with sc.AccountPool(base_url=fake.base_url, max_retries=0) as pool:
+        watcher = sc.LogWatcher(
+            pool, {"main": fake.basic_auth}, store=sc.MemoryWatchStore(), start="all", backoff=0.01
+        )
+        with events.subscribe(seen.append):
+            for _ in range(4):
+                await watcher.run(recorder, once=True)
+    kinds = [
+        (type(e).__name__, e.account)
+        for e in seen
+        if isinstance(e, events.AccountFailing | events.AccountRecovered | events.PollCompleted)
+    ]
+    assert kinds == [
+        ("AccountFailing", "main"),
+        ("AccountFailing", "main"),
+        ("PollCompleted", "main"),
+        ("AccountRecovered", "main"),
+        ("PollCompleted", "main"),
+    ]
+    failing = [e for e in seen if isinstance(e, events.AccountFailing)]
+    assert [(e.failures, e.retry_in) for e in failing] == [(1, 0.01), (2, 0.02)]
+    assert recorder.logs["main"] == [1]
+
+
 async def test_health_transitions_are_reported_once_across_restarts(
     fake: FakeSendcloud, tmp_path: Path
 ) -> None:
