@@ -22,46 +22,88 @@ Formats (see ``encode_jsonl`` and ``encode_csv``):
   SDK's ``IntegrationLog``.
 * ``csv``: RFC 4180, UTF-8, a header row, the nested request/response fields
   flattened into columns (``CSV_COLUMNS``).
+
+Compressed files (``logs.jsonl.gz``, ``logs.csv.zst``, or ``compression=``): each
+commit appends its page as one complete gzip member (or Zstandard frame). A file
+of several members is one valid stream (``gzip -d``, ``zstd -d``, ``gzip.open``
+read it whole), and the checkpoint's offset is always at the end of a member, so
+a resume cuts the file back there exactly as for a plain file.
+
+Parts (``writes_parts``): to a URL (``s3://``, ``gs://``, ``az://``, ``file://``)
+and in the ``parquet`` format anywhere, the export is a directory of parts
+(``_export_parts``): the parts manifest holds the checkpoint.
+
+A range (``since``, ``until``: aware date-times) exports only the logs created in
+``[since, until)``, and its walks stop at the range's far end (``_export_range``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
+import gzip
 import os
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
-from contextlib import aclosing
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import aclosing, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
+from msgspec import UNSET
 
 from . import _observe
 from . import _validate as check
 from ._aio import finish, stop_task
-from ._defaults import FORMATS, Format
-from ._errors import InvalidInputError, NotFoundError, SendcloudError
+from ._checkpoint import (
+    CHECKPOINT_SUFFIX,
+    CHECKPOINT_VERSION,
+    Checkpoint,
+    CheckpointQuery,
+    checkpoint_path,
+    checkpoint_query,
+    holds_nothing,
+)
+from ._defaults import (
+    DEFAULT_EXPORT_ROLL_SECONDS,
+    EXPORT_FORMATS,
+    FORMATS,
+    Format,
+    output_compression,
+    writes_parts,
+)
+from ._engine import run_due
+from ._errors import (
+    ExportError,
+    ExportInputError,
+    ExportInUseError,
+    InvalidInputError,
+    NotFoundError,
+    require_extra,
+)
+from ._export_range import check_range, in_range, probe_order, start_cursor
 from ._fileio import output_file_problem
 from ._models import IntegrationLog
+from ._records import CSV_COLUMNS, ENCODERS, csv_header, encode_csv, encode_jsonl
 from ._sinks import FileSink, SinkError, SinkInUseError
 from .events import PageCommitted
 
 if TYPE_CHECKING:
     from ._client import SendcloudClient
+    from ._export_parts import PartsOutput
 
 __all__ = [
     "CHECKPOINT_SUFFIX",
     "CHECKPOINT_VERSION",
     "CSV_COLUMNS",
+    "DEFAULT_ACCOUNT",
+    "EXPORT_FORMATS",
     "FORMATS",
     "Checkpoint",
     "CheckpointQuery",
     "ExportError",
+    "ExportInUseError",
     "ExportInputError",
     "ExportStats",
     "Format",
@@ -74,192 +116,11 @@ __all__ = [
     "encode_jsonl",
     "export_logs",
     "holds_nothing",
+    "writes_parts",
 ]
 
-CHECKPOINT_SUFFIX: Final = ".checkpoint.json"
-CHECKPOINT_VERSION: Final = 1
-
-#: The CSV columns: the spec's ``integration-log`` fields in the spec's order,
-#: with ``response`` and ``request`` each split into two columns.
-CSV_COLUMNS: Final = (
-    "id",
-    "integration_id",
-    "base_url",
-    "full_url",
-    "method",
-    "response_code",
-    "response_headers",
-    "response_body",
-    "request_headers",
-    "request_payload",
-    "created_at",
-    "exception_type",
-    "exception",
-    "protected",
-    "additional_data",
-)
-
-_ENCODER: Final = msgspec.json.Encoder()
-
-
-class ExportError(SendcloudError):
-    """The export cannot go on (raised while running: exit status 1 in the CLI)."""
-
-
-class ExportInputError(ExportError, ValueError):
-    """The export cannot start: a bad argument, output path or checkpoint.
-
-    Raised by ``LogExport.open()``, before any request is sent.
-    """
-
-
-# -- the checkpoint ------------------------------------------------------------
-
-
-class CheckpointQuery(msgspec.Struct, frozen=True, kw_only=True):
-    """What was asked for: a resume must ask for exactly the same."""
-
-    base_url: str
-    integration_id: int | None
-    format: str
-    page_size: int | None
-    #: ``"account"`` (one account-wide walk) or ``"per-integration"`` (see ``_export_walks``).
-    listing: str = "account"
-
-
-class Checkpoint(msgspec.Struct, kw_only=True):
-    """The state of an export on disk, in ``FILE.checkpoint.json``.
-
-    ``offset`` bytes of the file hold ``records`` logs in ``pages`` pages: every
-    log before ``cursor`` (``None`` before the first page). ``done`` is set once
-    the last page is written.
-    """
-
-    version: int
-    query: CheckpointQuery
-    cursor: str | None
-    offset: int
-    records: int
-    pages: int
-    done: bool
-
-
-class _Recorded(msgspec.Struct):
-    """What every kind of checkpoint records: its query, and how many records it holds."""
-
-    query: CheckpointQuery
-    records: int
-
-
-def holds_nothing(records: int) -> bool:
-    """Whether a checkpoint accounting for ``records`` logs holds nothing worth keeping.
-
-    The one rule for an export that wrote nothing (its first request failed, say):
-    it does not stand in the way of a new run, whatever that run asks for.
-    """
-    return records == 0
-
-
-def checkpoint_query(out_path: str | os.PathLike[str]) -> tuple[CheckpointQuery, int] | None:
-    """The query recorded beside ``out_path`` and the records it holds.
-
-    ``None`` when there is no checkpoint or it cannot be read or decoded
-    (``LogExport.open()`` says why, when it matters).
-    """
-    try:
-        raw = checkpoint_path(out_path).read_bytes()
-        recorded = msgspec.json.decode(raw, type=_Recorded)
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
-        return None
-    return recorded.query, recorded.records
-
-
-def checkpoint_path(out_path: str | os.PathLike[str]) -> Path:
-    """The checkpoint file of an export to ``out_path``: ``out_path + ".checkpoint.json"``."""
-    path = Path(out_path)
-    return path.with_name(path.name + CHECKPOINT_SUFFIX)
-
-
-# -- the writers -------------------------------------------------------------------
-
-
-def encode_jsonl(items: Sequence[IntegrationLog]) -> bytes:
-    """One JSON object per log, each followed by ``\\n``.
-
-    Every top-level field of ``IntegrationLog`` is present (``null`` when the
-    server sent none); inside ``request`` and ``response`` a null member is left
-    out. Date-times keep the server's UTC offset (``Z`` for UTC).
-    """
-    if not items:
-        return b""
-    return _ENCODER.encode_lines(items)
-
-
-def _text(value: Any) -> str:
-    """A CSV cell: ``""`` for null, a string as is, anything else as compact JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    text: str = _ENCODER.encode(value).decode()
-    if isinstance(value, datetime):
-        return text[1:-1]  # the JSON string's contents: the same form as in JSON Lines
-    return text
-
-
-def _row(log: IntegrationLog) -> list[str]:
-    response = log.response
-    request = log.request
-    return [
-        _text(log.id),
-        _text(log.integration_id),
-        log.base_url,
-        _text(log.full_url),
-        _text(log.method),
-        _text(log.response_code),
-        "" if response is None else _text(response.headers),
-        "" if response is None else _text(response.body),
-        "" if request is None else _text(request.headers),
-        "" if request is None else _text(request.payload),
-        _text(log.created_at),
-        _text(log.exception_type),
-        _text(log.exception),
-        _text(log.protected),
-        _text(log.additional_data),
-    ]
-
-
-def csv_header() -> bytes:
-    """The CSV header row (``CSV_COLUMNS``), ``\\r\\n``-terminated."""
-    return (",".join(CSV_COLUMNS) + "\r\n").encode()
-
-
-def encode_csv(items: Sequence[IntegrationLog]) -> bytes:
-    """CSV rows (RFC 4180: ``\\r\\n``, fields quoted when needed), UTF-8, no header.
-
-    Flattening: ``response`` becomes ``response_headers`` and ``response_body``,
-    ``request`` becomes ``request_headers`` and ``request_payload``. A JSON
-    object (or array) is written as compact JSON text, a string as it is, null
-    as an empty cell, booleans as ``true``/``false``, date-times as ISO 8601
-    with their offset. So an empty cell means null *or* an empty string
-    (``additional_data`` is often ``""``).
-    """
-    if not items:
-        return b""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerows(_row(log) for log in items)
-    return buffer.getvalue().encode()
-
-
-_ENCODERS: Final[dict[str, Callable[[Sequence[IntegrationLog]], bytes]]] = {
-    "jsonl": encode_jsonl,
-    "csv": encode_csv,
-}
+#: The account an export of one account names in its parts' folder (``account=default``).
+DEFAULT_ACCOUNT: Final = "default"
 
 
 # -- statistics -----------------------------------------------------------------------
@@ -280,6 +141,8 @@ class ExportStats:
     resumed: bool = False
     already_complete: bool = False
     discarded_bytes: int = 0
+    #: The output as given: a path, or a parts destination's URL (``path`` is its ``Path``).
+    destination: str = ""
 
     @property
     def rate(self) -> float:
@@ -294,6 +157,31 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def _compressed(
+    encode: Callable[[Sequence[IntegrationLog]], bytes], compression: str, header: bytes
+) -> tuple[Callable[[Sequence[IntegrationLog]], bytes], bytes]:
+    """``encode`` and ``header`` as complete gzip members (or zstd frames), one per commit."""
+    if compression == "none":
+        return encode, header
+    pack: Callable[[bytes], bytes]
+    if compression == "gzip":
+
+        def pack(data: bytes) -> bytes:
+            return gzip.compress(data, compresslevel=6, mtime=0)
+
+    else:
+        zstandard = require_extra("zstandard", "zstd", "a .zst export")
+        pack = zstandard.ZstdCompressor(level=3).compress
+
+    def encode_packed(items: Sequence[IntegrationLog]) -> bytes:
+        return pack(encode(items))
+
+    return encode_packed, pack(header) if header else b""
+
+
+#: The name a field of ``CheckpointQuery`` is shown (and read) by.
+_SHOWN: Final = {"codec": "compression", "start": "since", "end": "until"}
+
 #: How a refused resume starts over instead (``sendcloud-async logs export``).
 _START_OVER: Final = "--restart (instead of --resume) starts over"
 
@@ -301,12 +189,15 @@ _START_OVER: Final = "--restart (instead of --resume) starts over"
 def describe_difference(query: CheckpointQuery, other: CheckpointQuery) -> str:
     """The fields where ``query`` (this run) differs from ``other`` (the checkpoint)."""
     diffs = []
-    for name in CheckpointQuery.__struct_fields__:
+    for field in CheckpointQuery.__struct_fields__:
+        name = _SHOWN.get(field, field)
         mine, theirs = getattr(query, name), getattr(other, name)
         if mine != theirs:
             shown = ["all" if v is None and name == "integration_id" else v for v in (mine, theirs)]
             if name == "page_size":
                 shown = ["default" if v is None else v for v in (mine, theirs)]
+            if name in ("since", "until"):
+                shown = ["none" if v is None else v.isoformat() for v in (mine, theirs)]
             diffs.append(f"{name} {shown[0]} here but {shown[1]} in the checkpoint")
     return "; ".join(diffs)
 
@@ -337,25 +228,69 @@ class LogExport:
         integration_id: int | None = None,
         page_size: int | None = None,
         resume: bool = False,
+        compression: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        account: str = DEFAULT_ACCOUNT,
+        account_column: bool = False,
+        part_records: int | None = None,
+        part_seconds: float | None = None,
     ) -> None:
-        if fmt not in _ENCODERS:
-            raise ExportInputError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        if fmt not in EXPORT_FORMATS:
+            raise ExportInputError(
+                f"format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}"
+            )
         try:
             if integration_id is not None:
                 check.integration_id(integration_id, "integration")
             check.page_size(page_size)
+            since, until = check_range(since, until)
+            if part_records is not None:
+                check.positive_int(part_records, "part_records")
+            if part_seconds is not None:
+                check.positive_seconds(part_seconds, "part_seconds")
         except InvalidInputError as exc:
             raise ExportInputError(str(exc)) from None
+        #: The destination as given (a path or a URL): what messages show.
+        self.destination = os.fspath(out_path)
+        #: Whether the export is a directory of parts (``writes_parts``), not one file.
+        self.parts = writes_parts(self.destination, fmt)
         self.path = Path(out_path)
         self.checkpoint_path = checkpoint_path(self.path)
+        compression = self._compression(fmt, compression)
         self.query = CheckpointQuery(
-            base_url=base_url, integration_id=integration_id, format=fmt, page_size=page_size
+            base_url=base_url,
+            integration_id=integration_id,
+            format=fmt,
+            page_size=page_size,
+            codec=UNSET if compression == "none" else compression,
+            start=UNSET if since is None else since,
+            end=UNSET if until is None else until,
         )
         self.resume = resume
+        self.account = account
+        self._account_column = account_column
+        self._part_records = part_records
+        self._part_seconds = DEFAULT_EXPORT_ROLL_SECONDS if part_seconds is None else part_seconds
         self._sink: FileSink[IntegrationLog, Checkpoint] | None = None
+        self._parts: PartsOutput | None = None
         self._state: Checkpoint | None = None
         self._started = False
+        #: The fence refused a write: another writer owns the output now.
+        self._fenced_out = False
         self._discarded = 0
+
+    def _compression(self, fmt: str, given: str | None) -> str:
+        """The compression (``output_compression``: ``given``, or what the name says)."""
+        try:
+            chosen = output_compression(self.path.name, fmt, given, parts=self.parts)
+        except ValueError as exc:
+            raise ExportInputError(str(exc)) from None
+        if chosen is None:
+            from ._parts import COMPRESSIONS  # here: the parts need their own modules
+
+            return COMPRESSIONS[fmt][0]
+        return chosen
 
     #: The checkpoint's type (a subclass records more).
     _checkpoint: type[Checkpoint] = Checkpoint
@@ -371,15 +306,23 @@ class LogExport:
         Changes nothing on disk except creating an empty output file if there
         is none. Raises ``ExportInputError`` with a one-line reason.
         """
-        if self._sink is not None:
+        if self._sink is not None or self._parts is not None:
+            return
+        if self.parts:
+            self._open_parts()
             return
         path = self.path
+        encode, header = _compressed(
+            ENCODERS[self.query.format],
+            self.query.compression,
+            csv_header() if self.query.format == "csv" else b"",
+        )
         sink = FileSink(
             path,
             self.checkpoint_path,
             state=self._checkpoint,
-            encode=_ENCODERS[self.query.format],
-            header=csv_header() if self.query.format == "csv" else b"",
+            encode=encode,
+            header=header,
             writer="export",
             state_name="the checkpoint",
             describe=self._describe,
@@ -407,7 +350,7 @@ class LogExport:
                 )
         except SinkInUseError as exc:
             sink.close()
-            raise ExportInputError(f"{exc}; wait for it or stop it") from None
+            raise ExportInUseError(f"{exc}; wait for it or stop it") from None
         except SinkError as exc:
             sink.close()
             raise ExportInputError(str(exc)) from None
@@ -445,6 +388,21 @@ class LogExport:
             raise ExportInputError(
                 f"cannot resume: {self.path} has data but no checkpoint ({where}); {_START_OVER}"
             )
+        return self._verified(state, str(where))
+
+    def verify(self, state: Checkpoint) -> Checkpoint | None:
+        """``state`` (a checkpoint ``recorded()`` gave) if a resume continues it.
+
+        ``None`` if it holds nothing to continue; ``ExportInputError`` if it is of
+        another version or damaged, or for another query.
+        """
+        return self._verified(state, self.state_location)
+
+    def _verified(self, state: Checkpoint, where: str) -> Checkpoint | None:
+        """``state`` if this export continues it; ``None`` if it holds nothing to continue.
+
+        ``ExportInputError`` for another version, damage, or another query.
+        """
         if state.version != CHECKPOINT_VERSION:
             raise ExportInputError(
                 f"the checkpoint {where} has version {state.version}, "
@@ -463,10 +421,57 @@ class LogExport:
         return state
 
     def close(self) -> None:
-        """Release the lock and the file (idempotent)."""
+        """Release the lock and the file (idempotent).
+
+        A parts export lets its manifest go when ``run()`` ends; ``aclose()`` does it
+        for one that never ran.
+        """
         sink, self._sink = self._sink, None
         if sink is not None:
             sink.close()
+
+    async def aclose(self) -> None:
+        """``close()``; a parts export also publishes what is buffered (idempotent)."""
+        self.close()
+        parts = self._parts
+        if parts is not None:
+            await parts.aclose()
+
+    def _open_parts(self) -> None:
+        from ._export_parts import PartsOutput  # here: the parts load their own modules
+
+        self._parts = PartsOutput(
+            self.destination,
+            account=self.account,
+            fmt=self.query.format,
+            compression=self.query.compression,
+            part_records=self._part_records,
+            account_column=self._account_column,
+            state_type=self._checkpoint,
+            flush_seconds=self._part_seconds,
+        )
+
+    @property
+    def state_location(self) -> str:
+        """Where the checkpoint is: the file beside the output, or the parts manifest."""
+        if self._parts is not None:
+            return self._parts.manifest
+        return str(self.checkpoint_path)
+
+    async def recorded(self) -> Checkpoint | None:
+        """The checkpoint the destination holds now (``None``: none). Changes nothing.
+
+        Opens the job if needed; ``ExportInputError`` if the checkpoint is damaged.
+        """
+        self.open()
+        if self._parts is not None:
+            return await self._parts.recorded()
+        if self._sink is None:
+            return None
+        try:
+            return self._sink.read()
+        except (OSError, SinkError):
+            return None
 
     def __enter__(self) -> LogExport:
         self.open()
@@ -479,7 +484,9 @@ class LogExport:
 
     @property
     def saved_records(self) -> int:
-        """How many records the checkpoint on disk accounts for."""
+        """How many records the checkpoint on disk (or the parts manifest) accounts for."""
+        if self._parts is not None:
+            return self._parts.saved_records
         return 0 if self._state is None else self._state.records
 
     @property
@@ -494,7 +501,7 @@ class LogExport:
             path=self.path,
             records=state.records,
             pages=state.pages,
-            bytes=state.offset,
+            bytes=state.offset if self._parts is None else self._parts.saved_bytes,
             run_records=state.records - base.records,
             run_pages=state.pages - base.pages,
             elapsed=time.monotonic() - started,
@@ -502,6 +509,7 @@ class LogExport:
             resumed=self.resume,
             already_complete=self.resume and base.done,
             discarded_bytes=self._discarded,
+            destination=self.destination,
         )
 
     def _held(self) -> FileSink[IntegrationLog, Checkpoint]:
@@ -537,8 +545,29 @@ class LogExport:
             done=done,
         )
 
+    #: Awaited before every write (the first, which cuts the output back to the
+    #: checkpoint, and each commit): raising stops the export with nothing more
+    #: written. The many-worker export checks its lease there (``_cli/export_workers``).
+    fence: Callable[[], Awaitable[None]] | None = None
+
+    async def _fenced(self) -> None:
+        """Pass the fence (if any); refused, the export no longer owns its output."""
+        if self.fence is None:
+            return
+        try:
+            await self.fence()
+        except Exception:
+            self._fenced_out = True
+            raise
+
     async def _commit(self, items: list[IntegrationLog], state: Checkpoint) -> None:
         """Append the records of ``state`` (the checkpoint after them) through the sink."""
+        await self._fenced()
+        if self._parts is not None:
+            await self._parts.commit(items, state)
+            self._state = state
+            _observe.emit(PageCommitted, self.destination, len(items), state.pages, state.records)
+            return
         sink = self._held()
         try:
             await sink.commit(items, state)
@@ -573,6 +602,7 @@ class LogExport:
             records=state.records + sum(len(page.items) for page in batch),
             pages=state.pages + len(batch),
             done=last.done,
+            listing_order=state.listing_order,
         )
 
     def _result(self, base: Checkpoint, started: float) -> ExportStats:
@@ -590,8 +620,52 @@ class LogExport:
         for a page being written to finish, so the checkpoint on disk always
         matches the file. Raises ``SendcloudError`` subclasses for API failures
         and ``OSError`` for write failures.
+
+        A parts export takes the manifest first (continues from its checkpoint with
+        ``resume``, else removes the old parts) and lets it go when it ends, however
+        it ends: what was committed is published then, with its checkpoint.
         """
-        if self._sink is None:
+        self.open()
+        parts = self._parts
+        if parts is None:
+            return await self._run(client, progress)
+        try:
+            await self._begin_parts(parts, client)
+            stats = await self._run(client, progress)
+        except BaseException:
+            # What was committed is published, unless the fence said another writer owns
+            # the output now: then nothing more may appear in it.
+            close = parts.abandon if self._fenced_out else parts.aclose
+            with suppress(Exception):  # the first error is the one to report
+                await finish(asyncio.ensure_future(close()))
+            raise
+        await parts.aclose()
+        return stats
+
+    async def _first(self, client: SendcloudClient) -> Checkpoint:
+        """The first checkpoint of a new export: ``_fresh``, with a range the listing's order."""
+        fresh = await self._fresh(client)
+        query = self.query
+        if query.since is not None or query.until is not None:
+            order = await probe_order(client, query.integration_id)
+            fresh.listing_order = UNSET if order is None else order
+        return fresh
+
+    async def _begin_parts(self, parts: PartsOutput, client: SendcloudClient) -> None:
+        """Take the manifest: continue from its checkpoint, or start afresh (old parts removed)."""
+        if self._started:
+            return
+        state = await parts.begin(self.resume, lambda saved: self._verified(saved, parts.manifest))
+        if state is None:
+            self.resume = False  # nothing to continue: this run starts afresh
+            state = await self._first(client)
+            if state.done:  # nothing to export (no integration): say so in the manifest
+                await parts.commit([], state)
+        self._state = state
+        self._started = True
+
+    async def _run(self, client: SendcloudClient, progress: ProgressCallback | None) -> ExportStats:
+        if self._sink is None and self._parts is None:
             self.open()
         started = time.monotonic()
         if self.already_complete:
@@ -600,21 +674,18 @@ class LogExport:
         loop = asyncio.get_running_loop()
         if not self._started:
             state = self._state
-            fresh = await self._fresh(client) if state is None or state.pages == 0 else None
+            fresh = await self._first(client) if state is None or state.pages == 0 else None
+            await self._fenced()
             await finish(loop.run_in_executor(None, self._start, fresh))
         state = self._state
         assert state is not None
         base = msgspec.structs.replace(state)
         walks = self._walks(state)
-        todo = deque(i for i, (_, _, done) in enumerate(walks) if not done)
+        todo = [i for i, (_, _, done) in enumerate(walks) if not done]
         queue: asyncio.Queue[WalkPage | _Failed | None] = asyncio.Queue(
             maxsize=2 * self.concurrency
         )
-        walkers = [
-            loop.create_task(self._walker(client, walks, todo, queue))
-            for _ in range(min(self.concurrency, len(todo)))
-        ]
-        supervisor = loop.create_task(_supervise(walkers, queue))
+        supervisor = loop.create_task(self._feed(client, walks, todo, queue))
         try:
             while True:
                 item = await queue.get()
@@ -644,20 +715,27 @@ class LogExport:
             await stop_task(supervisor)
         return self._result(base, started)
 
-    async def _walker(
+    async def _feed(
         self,
         client: SendcloudClient,
         walks: list[tuple[int | None, str | None, bool]],
-        todo: deque[int],
+        todo: list[int],
         queue: asyncio.Queue[WalkPage | _Failed | None],
     ) -> None:
-        """Take walks from ``todo`` until none is left; each walk's pages go to ``queue`` in order.
+        """Run the walks of ``todo`` (``concurrency`` at once, on ``run_due``) into ``queue``.
 
-        ``walks`` are the walks as this run found them (a walk starts from its cursor there).
+        Each walk puts its pages in order, from its cursor in ``walks``. The queue
+        ends with ``None``, or with the first failure (the other walks stopped).
         """
-        while todo:
-            index = todo.popleft()
+
+        query = self.query
+        ranged = query.since is not None or query.until is not None
+        order = None if self._state is None else self._state.order
+
+        async def walk(index: int) -> None:
             integration_id, cursor, _ = walks[index]
+            if cursor is None:  # a walk not begun: a range begins it at its near end
+                cursor = start_cursor(order, query.since, query.until)
             pages = client.logs.pages(
                 integration_id=integration_id, cursor=cursor, page_size=self.query.page_size
             )
@@ -669,12 +747,27 @@ class LogExport:
                                 f"the server's next-page link has no cursor ({page.next_url}); "
                                 "the export cannot be checkpointed"
                             )
-                        await queue.put(WalkPage(index, page.items, page.next_cursor))
+                        if not ranged:
+                            await queue.put(WalkPage(index, page.items, page.next_cursor))
+                            continue
+                        kept, beyond = in_range(page.items, order, query.since, query.until)
+                        await queue.put(WalkPage(index, kept, None if beyond else page.next_cursor))
+                        if beyond:  # the range's far end: the rest of the listing is beyond
+                            break
             except NotFoundError:
                 if not self._gone_on_404:
                     raise
                 # The integration was deleted: its logs are no longer listed per integration.
                 await queue.put(WalkPage(index, [], None, gone=True))
+
+        try:
+            await run_due(todo, walk, concurrency=self.concurrency)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # the writer raises it after the pages before it
+            await queue.put(_Failed(exc))
+        else:
+            await queue.put(None)
 
 
 class WalkPage:
@@ -704,31 +797,6 @@ class _Failed:
         self.error = error
 
 
-async def _supervise(
-    walkers: Sequence[asyncio.Task[None]], queue: asyncio.Queue[WalkPage | _Failed | None]
-) -> None:
-    """Wait for the walkers; on the first failure stop the others. Ends the queue either way."""
-    try:
-        if walkers:
-            done, _ = await asyncio.wait(walkers, return_when=asyncio.FIRST_EXCEPTION)
-            failed = next((t for t in done if not t.cancelled() and t.exception()), None)
-            if failed is not None:
-                for task in walkers:
-                    task.cancel()
-                await asyncio.wait(walkers)
-                error = failed.exception()
-                assert error is not None
-                await queue.put(_Failed(error))
-                return
-    except asyncio.CancelledError:
-        for task in walkers:
-            task.cancel()
-        if walkers:
-            await asyncio.wait(walkers)
-        raise
-    await queue.put(None)
-
-
 async def export_logs(
     client: SendcloudClient,
     out_path: str | os.PathLike[str],
@@ -739,12 +807,24 @@ async def export_logs(
     resume: bool = False,
     progress: ProgressCallback | None = None,
     base_url: str | None = None,
+    compression: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    account: str = DEFAULT_ACCOUNT,
+    part_records: int | None = None,
 ) -> ExportStats:
     """Export the exception logs ``client`` can see to ``out_path``, exactly once.
 
     ``resume=True`` continues from ``out_path``'s checkpoint (and refuses one
     written for another query). ``base_url`` names the source in the
     checkpoint; it defaults to the client's base URL.
+
+    ``out_path`` may be a URL (``s3://BUCKET/PREFIX``, ``gs://``, ``az://``,
+    ``file://``), and ``fmt`` ``"parquet"``: the export is then a directory of parts
+    under ``account=ACCOUNT/`` (``part_records`` logs per part at most), whose
+    manifest holds the checkpoint. ``compression``: ``gzip`` or ``zstd`` for a file
+    (else the file name's ``.gz``/``.zst`` says it), a parts format's codec for parts.
+    ``since``/``until`` (aware date-times): only the logs created in ``[since, until)``.
     """
     job = LogExport(
         out_path,
@@ -753,6 +833,14 @@ async def export_logs(
         integration_id=integration_id,
         page_size=page_size,
         resume=resume,
+        compression=compression,
+        since=since,
+        until=until,
+        account=account,
+        part_records=part_records,
     )
-    with job:
+    job.open()
+    try:
         return await job.run(client, progress=progress)
+    finally:
+        await job.aclose()

@@ -38,6 +38,7 @@ from ._defaults import DEFAULT_WALKS
 from ._errors import InvalidInputError
 from ._export import (
     CHECKPOINT_VERSION,
+    DEFAULT_ACCOUNT,
     Checkpoint,
     ExportInputError,
     ExportStats,
@@ -48,6 +49,7 @@ from ._export import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from datetime import datetime
 
     from ._client import SendcloudClient
 
@@ -132,6 +134,13 @@ class PerIntegrationExport(LogExport):
         page_size: int | None = None,
         concurrency: int = DEFAULT_WALKS,
         resume: bool = False,
+        compression: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        account: str = DEFAULT_ACCOUNT,
+        account_column: bool = False,
+        part_records: int | None = None,
+        part_seconds: float | None = None,
     ) -> None:
         super().__init__(
             out_path,
@@ -140,6 +149,13 @@ class PerIntegrationExport(LogExport):
             integration_id=integration_id,
             page_size=page_size,
             resume=resume,
+            compression=compression,
+            since=since,
+            until=until,
+            account=account,
+            account_column=account_column,
+            part_records=part_records,
+            part_seconds=part_seconds,
         )
         self.concurrency = _concurrency(concurrency)
         self.query = msgspec.structs.replace(self.query, listing=LISTING)
@@ -193,6 +209,7 @@ class PerIntegrationExport(LogExport):
             records=state.records + sum(len(page.items) for page in batch),
             pages=state.pages + sum(0 if p.gone else 1 for p in batch),
             done=all(w.done for w in walks),
+            listing_order=state.listing_order,
             walks=walks,
         )
 
@@ -240,6 +257,11 @@ async def export_logs_per_integration(
     resume: bool = False,
     progress: Callable[[WalksStats], None] | None = None,
     base_url: str | None = None,
+    compression: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    account: str = DEFAULT_ACCOUNT,
+    part_records: int | None = None,
 ) -> WalksStats:
     """Export the exception logs of every integration ``client`` sees to ``out_path``, exactly once.
 
@@ -247,7 +269,9 @@ async def export_logs_per_integration(
     at most ``concurrency`` at once, through the client's rate gate (create the
     client with ``rate_limit=RateLimits()`` so that the walks together stay within
     the account's budget). ``resume=True`` continues from ``out_path``'s checkpoint.
-    Arguments are checked before any request: ``ExportInputError``.
+    Arguments are checked before any request: ``ExportInputError``. The destination,
+    ``compression``, ``since``, ``until``, ``account`` and ``part_records`` are as for
+    ``export_logs``.
     """
     job = PerIntegrationExport(
         out_path,
@@ -257,6 +281,14 @@ async def export_logs_per_integration(
         page_size=page_size,
         concurrency=concurrency,
         resume=resume,
+        compression=compression,
+        since=since,
+        until=until,
+        account=account,
+        part_records=part_records,
     )
-    with job:
+    job.open()
+    try:
         return await job.run(client, progress=progress)
+    finally:
+        await job.aclose()

@@ -39,7 +39,8 @@ LOGS_EXPORT: Final = Command(
     "fsync-ed and a checkpoint beside it (FILE.checkpoint.json) is replaced atomically; "
     "--resume continues after the last complete page, so every log is written exactly once "
     "even if the run was killed. Ctrl-C or SIGTERM lets the page in hand finish and saves "
-    "the checkpoint.",
+    "the checkpoint. A URL (s3://, gs://, az://, file://) or --format parquet is a "
+    "directory of parts instead, whose manifest holds the checkpoint.",
     handlers="logs_export:LOGS_EXPORT",
     examples=(
         f"{PROG} logs export --out logs.jsonl",
@@ -49,6 +50,8 @@ LOGS_EXPORT: Final = Command(
         f"{PROG} logs export --accounts accounts.toml --out-dir exports/",
         f"{PROG} logs export --out logs.jsonl --per-integration   # integrations side by side",
         f"{PROG} logs export --fake --out demo.jsonl         # no credentials needed",
+        f"{PROG} logs export --out s3://bucket/logs --format parquet   # parts in a bucket",
+        f"{PROG} logs export --out logs.jsonl.gz --since 2026-11-01T00:00:00Z",
     ),
     interrupt_hint=RESUME_HINT,
 )

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import TextIO
 
+from .._errors import MissingExtraError
 from .._export import ExportInputError, LogExport
 from .._observe import observing
 from .activity import Activity
@@ -118,9 +119,9 @@ class Context:
 
 
 def open_job(job: LogExport) -> LogExport:
-    """``job`` opened (checked and locked); a refusal is a ``UsageError``."""
+    """``job`` opened (checked and locked); a refusal (or a missing extra) is a ``UsageError``."""
     try:
         job.open()
-    except ExportInputError as exc:
+    except (ExportInputError, MissingExtraError) as exc:
         raise UsageError(str(exc)) from None
     return job

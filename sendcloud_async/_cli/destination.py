@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import msgspec
 
-from .._export import Checkpoint, checkpoint_path, holds_nothing
+from .._checkpoint import Checkpoint, checkpoint_path, holds_nothing
 from .common import UsageError
 
-__all__ = ["make_directory", "refuse_to_clobber"]
+__all__ = ["make_directory", "refuse_to_clobber", "refuse_unfinished"]
 
 
 def make_directory(directory: Path, *, what: str) -> None:
@@ -39,11 +40,23 @@ def refuse_to_clobber(out: Path, *, label: str = "") -> None:
     try:
         state = msgspec.json.decode(raw, type=Checkpoint)
     except (msgspec.DecodeError, msgspec.ValidationError):
-        held = "an unfinished export (its checkpoint is damaged)"
+        _refuse(str(out), "an unfinished export (its checkpoint is damaged)", label)
     else:
-        if state.done or holds_nothing(state.records):
-            return
-        held = f"an unfinished export ({state.records:,} records so far)"
+        refuse_unfinished(str(out), state.records, state.done, label=label)
+
+
+def refuse_unfinished(out: str, records: int, done: bool, *, label: str = "") -> None:
+    """The rule of every output: ``UsageError`` if it holds an unfinished export.
+
+    ``records`` and ``done`` are its checkpoint's (beside a file, or in the parts
+    manifest). A finished export, or one that holds no record, is replaced.
+    """
+    if done or holds_nothing(records):
+        return
+    _refuse(out, f"an unfinished export ({records:,} records so far)", label)
+
+
+def _refuse(out: str, held: str, label: str) -> NoReturn:
     raise UsageError(
         f"{label}{out} holds {held}; run again with --resume to continue it, "
         "or --restart to start over"

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final, TextIO
 
-from .._defaults import FORMATS
+from .._defaults import FORMATS, split_compression
 from .common import UsageError
 
 if TYPE_CHECKING:
@@ -19,14 +19,17 @@ __all__ = ["STDOUT", "StreamStats", "format_for", "implied_format", "stream_logs
 STDOUT: Final = "-"
 
 #: The format each file name extension implies.
-_EXTENSIONS: Final = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+_EXTENSIONS: Final = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 
 
 def implied_format(out: str | None) -> str | None:
-    """The format ``out``'s extension implies (``None``: none, or standard output)."""
+    """The format ``out``'s extension implies (``None``: none, or standard output).
+
+    A compression suffix is looked through: ``logs.csv.gz`` holds CSV.
+    """
     if out is None or out == STDOUT:
         return None
-    return _EXTENSIONS.get(Path(out).suffix.lower())
+    return _EXTENSIONS.get(Path(split_compression(out)[0]).suffix.lower())
 
 
 def format_for(out: str | None, given: str | None) -> str:
@@ -77,7 +80,7 @@ async def stream_logs(
     progress: Progress,
 ) -> StreamStats:
     """Write every log to ``out`` page by page (the same bytes a file export holds)."""
-    from .._export import csv_header, encode_csv, encode_jsonl  # here: --help does not load it
+    from .._records import csv_header, encode_csv, encode_jsonl  # here: --help does not load it
 
     binary = _binary(out)
 

@@ -66,15 +66,15 @@ def summary(stats: ExportStats) -> str:
         head += "; "
     return (
         f"{head}exported {stats.run_records:,} records in {stats.run_pages:,} pages "
-        f"({stats.rate:,.0f} rec/s, {stats.elapsed:.2f} s); {stats.path} holds "
-        f"{stats.records:,} records ({size(stats.bytes)})"
+        f"({stats.rate:,.0f} rec/s, {stats.elapsed:.2f} s); "
+        f"{stats.destination or stats.path} holds {stats.records:,} records ({size(stats.bytes)})"
     )
 
 
 def summary_fields(stats: ExportStats) -> dict[str, object]:
     """What ``summary()`` says, as the fields of its JSON line (``--log-format json``)."""
     fields: dict[str, object] = {
-        "path": str(stats.path),
+        "path": stats.destination or str(stats.path),
         "records": stats.records,
         "bytes": stats.bytes,
         "run_records": stats.run_records,

@@ -16,9 +16,16 @@ from .formats import STDOUT
 
 if TYPE_CHECKING:
     from .._export import ExportStats, LogExport
+    from .accounts import Account
     from .resume import Chosen
 
-__all__ = ["check_per_integration", "new_job", "per_integration_options", "walks_note"]
+__all__ = [
+    "check_per_integration",
+    "new_job",
+    "parts_job",
+    "per_integration_options",
+    "walks_note",
+]
 
 
 def per_integration_options(group: argparse._ArgumentGroup) -> None:
@@ -53,15 +60,22 @@ def check_per_integration(args: argparse.Namespace) -> None:
 
 
 def new_job(
-    args: argparse.Namespace, out: Path, *, base_url: str, chosen: Chosen | None = None
+    args: argparse.Namespace,
+    out: Path | str,
+    *,
+    base_url: str,
+    chosen: Chosen | None = None,
+    account: str | None = None,
 ) -> LogExport:
     """The export job the options ask for: per integration with ``--per-integration``.
 
     ``chosen`` is the query of this job (an account's, see ``resume.choose``); by
-    default the command line's, as ``logs export``'s check settled it.
+    default the command line's, as ``logs export``'s check settled it. ``out`` is a
+    file, or a parts destination (``account``: an account of ``--accounts`` there).
     """
     from .._export import ExportInputError, LogExport
     from .._export_walks import PerIntegrationExport
+    from .export_output import job_options
     from .resume import Chosen
 
     if chosen is None:
@@ -70,16 +84,24 @@ def new_job(
             page_size=args.page_size,
             integration_id=args.integration,
             per_integration=args.per_integration,
+            since=getattr(args, "since", None),
+            until=getattr(args, "until", None),
         )
+    options = job_options(args, account=account)
+    options.update(since=chosen.since, until=chosen.until)
     if not chosen.per_integration:
-        return LogExport(
-            out,
-            base_url=base_url,
-            fmt=chosen.fmt,
-            integration_id=chosen.integration_id,
-            page_size=chosen.page_size,
-            resume=args.resume,
-        )
+        try:
+            return LogExport(
+                out,
+                base_url=base_url,
+                fmt=chosen.fmt,
+                integration_id=chosen.integration_id,
+                page_size=chosen.page_size,
+                resume=args.resume,
+                **options,
+            )
+        except ExportInputError as exc:
+            raise UsageError(str(exc)) from None
     walks = getattr(args, "walks", None)
     try:
         return PerIntegrationExport(
@@ -90,6 +112,7 @@ def new_job(
             page_size=chosen.page_size,
             concurrency=DEFAULT_WALKS if walks is None else walks,
             resume=args.resume,
+            **options,
         )
     except ExportInputError as exc:
         raise UsageError(str(exc)) from None
@@ -103,3 +126,26 @@ def walks_note(stats: ExportStats) -> str:
         return ""
     gone = f", {stats.walks_gone} deleted meanwhile" if stats.walks_gone else ""
     return f"; {stats.walks:,} integrations walked side by side{gone}"
+
+
+def parts_job(args: argparse.Namespace, account: Account) -> LogExport:
+    """The export job of an account of ``--accounts`` into the parts destination (not opened)."""
+    from .common import FAKE_SOURCE
+    from .export_output import parts_destination
+    from .resume import Chosen
+
+    chosen = Chosen(
+        fmt=args.format,
+        page_size=args.page_size,
+        integration_id=account.integration_id,
+        per_integration=args.per_integration,
+        since=args.since,
+        until=args.until,
+    )
+    return new_job(
+        args,
+        parts_destination(args),
+        base_url=FAKE_SOURCE if args.fake else account.base_url,
+        chosen=chosen,
+        account=account.name,
+    )

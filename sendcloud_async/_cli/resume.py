@@ -1,7 +1,8 @@
 """``--resume`` continues the export its checkpoint records, whatever the command line leaves out.
 
 A checkpoint records its export's query: the format, the page size, the
-integration and the listing (account-wide, or ``--per-integration``). Resuming
+integration, the listing (account-wide, or ``--per-integration``) and the range
+(``--since``, ``--until``). Resuming
 continues that export, so an option the command line leaves out takes the
 checkpoint's value; an option given that contradicts it is refused in one line
 that says what the checkpoint holds, which option to drop to continue, and that
@@ -13,7 +14,10 @@ win and the export starts afresh.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+
+from msgspec import UNSET
 
 from .._export import (
     FORMATS,
@@ -39,6 +43,8 @@ class Query:
     page_size: int | None = None
     integration_id: int | None = None
     per_integration: bool = False
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +56,8 @@ class Chosen:
     page_size: int | None
     integration_id: int | None
     per_integration: bool
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 def choose(query: Query, out: Path, *, resume: bool, label: str = "") -> Chosen:
@@ -66,6 +74,8 @@ def choose(query: Query, out: Path, *, resume: bool, label: str = "") -> Chosen:
             page_size=DEFAULT_PAGE_SIZE if query.page_size is None else query.page_size,
             integration_id=query.integration_id,
             per_integration=query.per_integration,
+            since=query.since,
+            until=query.until,
         )
     saved, records = found
     chosen = Chosen(
@@ -75,6 +85,8 @@ def choose(query: Query, out: Path, *, resume: bool, label: str = "") -> Chosen:
         if query.integration_id is None
         else query.integration_id,
         per_integration=query.per_integration or saved.listing == LISTING,
+        since=saved.since if query.since is None else query.since,
+        until=saved.until if query.until is None else query.until,
     )
     asked = CheckpointQuery(
         base_url=saved.base_url,  # not an option: the job itself refuses another source
@@ -82,6 +94,9 @@ def choose(query: Query, out: Path, *, resume: bool, label: str = "") -> Chosen:
         format=chosen.fmt,
         page_size=chosen.page_size,
         listing=LISTING if chosen.per_integration else saved.listing,
+        codec=saved.codec,  # the file name's: the job refuses another one
+        start=UNSET if chosen.since is None else chosen.since,
+        end=UNSET if chosen.until is None else chosen.until,
     )
     if asked == saved or holds_nothing(records):
         return chosen
@@ -92,6 +107,8 @@ def choose(query: Query, out: Path, *, resume: bool, label: str = "") -> Chosen:
             ("--page-size", asked.page_size != saved.page_size),
             ("--integration", asked.integration_id != saved.integration_id),
             ("--per-integration", asked.listing != saved.listing),
+            ("--since", asked.since != saved.since),
+            ("--until", asked.until != saved.until),
         )
         if differs
     ]

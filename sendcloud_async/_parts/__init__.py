@@ -8,7 +8,7 @@ Optional extras: ``parquet`` (pyarrow), ``storage`` (obstore: S3, GCS, Azure),
 ``zstd`` (zstandard); a local directory needs none of them.
 """
 
-from .._export import ExportError, ExportInputError
+from .._errors import ExportError, ExportInputError
 from ._encode import COMPRESSIONS, FORMATS, PartFormat, part_format
 from ._errors import MissingExtraError, SecondWriterError
 from ._manifest import Manifest, PartEntry

@@ -38,8 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final, Protocol
 
-from .._export import ExportInputError, csv_header, encode_csv, encode_jsonl
+from .._errors import ExportInputError
 from .._models import IntegrationLog
+from .._records import csv_header, encode_csv, encode_jsonl
 from ._errors import require
 from ._layout import date_of, split_by_date
 from ._schema import DICTIONARY_COLUMNS, STATISTICS_COLUMNS, arrow_schema, arrow_table

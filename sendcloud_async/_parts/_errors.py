@@ -12,8 +12,7 @@ import os
 from types import ModuleType
 from typing import Final
 
-from .._errors import MissingExtraError, Redactor, require_extra
-from .._export import ExportError
+from .._errors import ExportError, MissingExtraError, Redactor, require_extra
 
 __all__ = [
     "CREDENTIAL_VARIABLES",

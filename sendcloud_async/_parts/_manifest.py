@@ -15,7 +15,7 @@ from typing import Final
 
 import msgspec
 
-from .._export import ExportInputError
+from .._errors import ExportInputError
 
 __all__ = [
     "MANIFEST_VERSION",

@@ -40,7 +40,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._export import ExportError, ExportInputError
+from .._errors import ExportError, ExportInputError
 from ._errors import SecondWriterError, clean, require
 
 if TYPE_CHECKING:

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from .._export import CSV_COLUMNS
 from .._models import IntegrationLog
+from .._records import CSV_COLUMNS
 
 if TYPE_CHECKING:
     import pyarrow as pa

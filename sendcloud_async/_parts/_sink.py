@@ -27,8 +27,9 @@ the manifest (``load()`` claims it, each flush replaces it only if it is still t
 version this writer wrote): the writer that did not claim it last gets
 ``SecondWriterError`` at its next flush and commits nothing. Object stores have
 no lock, so a writer refused that way may have published one part group before
-it found out: that group is not in the manifest and the next ``load()`` removes
-it. Several workers must not be given the same account: the many-worker export
+it found out: it removes the parts of that group the manifest does not list (a
+part the other writer listed has the same name and bytes, and stays). Several
+workers must not be given the same account: the many-worker export
 splits the accounts with a Redis lease for that.
 """
 
@@ -39,17 +40,17 @@ import os
 import secrets
 import socket
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any, Final
 
 import msgspec
 
 from .. import _validate as check
-from .._errors import InvalidInputError
-from .._export import ExportError, ExportInputError
+from .._errors import ExportError, ExportInputError, InvalidInputError
 from .._lifecycle import Lifecycle
 from .._models import IntegrationLog
 from ._encode import DEFAULT_ROW_GROUP, part_format
-from ._errors import clean
+from ._errors import SecondWriterError, clean
 from ._group import PartGroup
 from ._layout import LOCK_NAME, MANIFEST_NAME, account_prefix, lock_key, manifest_key, part_key
 from ._manifest import NULL, Manifest, PartEntry, decode_manifest, encode_manifest
@@ -122,6 +123,60 @@ class PartsSink(Lifecycle):
     def parts(self) -> list[str]:
         """The keys of the committed parts, in commit order."""
         return [] if self._manifest is None else [p.key for p in self._manifest.parts]
+
+    @property
+    def committed_bytes(self) -> int:
+        """Bytes in the committed parts (0 before ``load()``)."""
+        return 0 if self._manifest is None else sum(p.bytes for p in self._manifest.parts)
+
+    async def peek(self) -> msgspec.Raw | None:
+        """The committed state as its JSON, read without taking the manifest (``None``: none).
+
+        Neither locks nor claims anything, so it may be asked before deciding whether to
+        ``load()`` (continue) or ``restart()``; ``ExportInputError`` if the manifest
+        is damaged.
+        """
+        self.check_open()
+        where = f"{self.url}/{manifest_key(self.account)}"
+        found = await self._store.read(manifest_key(self.account))
+        if found is None:
+            return None
+        manifest = decode_manifest(found[0], where)
+        return None if bytes(manifest.state) == bytes(NULL) else manifest.state
+
+    async def restart(self) -> None:
+        """Start the account over: an empty manifest, then every other object removed.
+
+        Instead of ``load()``, or after it (before any commit); takes the manifest the
+        same way (lock, claim). The manifest goes first, so a kill in between leaves
+        parts no manifest lists, which the next writer removes; any format may have
+        been there before.
+        """
+        self.check_open()
+        if self._failed or self._pending is not None or self._group is not None:
+            raise ExportError(f"restart() the sink of {self.url} before writing to it")
+        store = self._store
+        expected = self._version
+        if self._manifest is None:
+            await store.check()
+            await store.lock(lock_key(self.account))
+            found = await store.read(manifest_key(self.account))
+            expected = None if found is None else found[1]
+        manifest = Manifest(
+            account=self.account,
+            format=self.format.name,
+            compression=self.format.compression,
+            writer=self._writer,
+        )
+        self._version = await store.replace(
+            manifest_key(self.account), encode_manifest(manifest), expected=expected
+        )
+        keep = {MANIFEST_NAME, LOCK_NAME}
+        prefix = account_prefix(self.account)
+        for key in await store.list(prefix):
+            if key[len(prefix) :] not in keep:
+                await store.delete(key)
+        self._manifest = manifest
 
     async def load(self) -> Any:
         """The committed state (``None``: nothing committed yet); opens the sink."""
@@ -240,9 +295,13 @@ class PartsSink(Lifecycle):
                 records=manifest.records + sum(e.records for e in entries),
                 parts=[*manifest.parts, *entries],
             )
-            self._version = await self._store.replace(
-                manifest_key(self.account), encode_manifest(updated), expected=self._version
-            )
+            try:
+                self._version = await self._store.replace(
+                    manifest_key(self.account), encode_manifest(updated), expected=self._version
+                )
+            except SecondWriterError:
+                await self._unpublish(entries)
+                raise
         except BaseException:
             self._failed = True
             raise
@@ -250,8 +309,33 @@ class PartsSink(Lifecycle):
         self._pending = None
         self._group = None
 
+    async def _unpublish(self, entries: list[PartEntry]) -> None:
+        """Remove the parts just published for a manifest another writer took: those of
+        them its manifest does not list (the same range gets the same name, so a part it
+        listed stays)."""
+        found = await self._store.read(manifest_key(self.account))
+        listed = (
+            set()
+            if found is None
+            else {
+                entry.key
+                for entry in decode_manifest(
+                    found[0], f"{self.url}/{manifest_key(self.account)}"
+                ).parts
+            }
+        )
+        for entry in entries:
+            if entry.key not in listed:
+                with suppress(Exception):  # the refusal is the error to report
+                    await self._store.delete(entry.key)
+
     def _write_error(self, exc: OSError) -> ExportError:
         return ExportError(f"cannot write a part file for {self.url}: {clean(exc)}")
+
+    async def abandon(self) -> None:
+        """Close without publishing: the buffered records (and their state) are dropped."""
+        self._failed = True
+        await self.aclose()
 
     async def _close(self) -> None:
         try:

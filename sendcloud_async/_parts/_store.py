@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
-from .._export import ExportError, ExportInputError
+from .._errors import ExportError, ExportInputError
 from .._fileio import lock_exclusively, writing
 from ._errors import SecondWriterError, clean
 

@@ -36,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 
 import msgspec
 
-from .._export import CSV_COLUMNS
+from .._records import CSV_COLUMNS
 from ._model import LogRow
 
 __all__ = [

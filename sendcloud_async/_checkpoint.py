@@ -1,0 +1,117 @@
+"""An export's checkpoint: what was asked for, and how far the output holds it."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+__all__ = [
+    "CHECKPOINT_SUFFIX",
+    "CHECKPOINT_VERSION",
+    "Checkpoint",
+    "CheckpointQuery",
+    "checkpoint_path",
+    "checkpoint_query",
+    "holds_nothing",
+]
+
+CHECKPOINT_SUFFIX: Final = ".checkpoint.json"
+CHECKPOINT_VERSION: Final = 1
+
+_ENCODER: Final = msgspec.json.Encoder()
+
+
+class CheckpointQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """What was asked for: a resume must ask for exactly the same."""
+
+    base_url: str
+    integration_id: int | None
+    format: str
+    page_size: int | None
+    #: ``"account"`` (one account-wide walk) or ``"per-integration"`` (see ``_export_walks``).
+    listing: str = "account"
+    # Written only when set, so that an export without them keeps the first version's
+    # shape; read them as ``compression``, ``since`` and ``until``.
+    codec: str | UnsetType = msgspec.field(default=UNSET, name="compression")
+    start: datetime | UnsetType = msgspec.field(default=UNSET, name="since")
+    end: datetime | UnsetType = msgspec.field(default=UNSET, name="until")
+
+    @property
+    def compression(self) -> str:
+        """``none``, ``gzip`` or ``zstd`` for a file; the codec of a parts export."""
+        return "none" if isinstance(self.codec, UnsetType) else self.codec
+
+    @property
+    def since(self) -> datetime | None:
+        """The range of ``created_at`` exported is ``[since, until)`` (``None``: unbounded)."""
+        return None if isinstance(self.start, UnsetType) else self.start
+
+    @property
+    def until(self) -> datetime | None:
+        return None if isinstance(self.end, UnsetType) else self.end
+
+
+class Checkpoint(msgspec.Struct, kw_only=True):
+    """The state of an export on disk, in ``FILE.checkpoint.json``.
+
+    ``offset`` bytes of the file hold ``records`` logs in ``pages`` pages: every
+    log before ``cursor`` (``None`` before the first page). ``done`` is set once
+    the last page is written.
+    """
+
+    version: int
+    query: CheckpointQuery
+    cursor: str | None
+    offset: int
+    records: int
+    pages: int
+    done: bool
+    #: The listing's order a ranged export found when it began (``_export_range``);
+    #: written only then (read it as ``order``).
+    listing_order: str | UnsetType = msgspec.field(default=UNSET, name="order")
+
+    @property
+    def order(self) -> str | None:
+        """``"oldest_first"``, ``"newest_first"``, or ``None``: not known, or no range."""
+        return None if isinstance(self.listing_order, UnsetType) else self.listing_order
+
+
+class _Recorded(msgspec.Struct):
+    """What every kind of checkpoint records: its query, and how many records it holds."""
+
+    query: CheckpointQuery
+    records: int
+
+
+def holds_nothing(records: int) -> bool:
+    """Whether a checkpoint accounting for ``records`` logs holds nothing worth keeping.
+
+    The one rule for an export that wrote nothing (its first request failed, say):
+    it does not stand in the way of a new run, whatever that run asks for.
+    """
+    return records == 0
+
+
+def checkpoint_query(out_path: str | os.PathLike[str]) -> tuple[CheckpointQuery, int] | None:
+    """The query recorded beside ``out_path`` and the records it holds.
+
+    ``None`` when there is no checkpoint or it cannot be read or decoded
+    (``LogExport.open()`` says why, when it matters).
+    """
+    try:
+        raw = checkpoint_path(out_path).read_bytes()
+        recorded = msgspec.json.decode(raw, type=_Recorded)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return recorded.query, recorded.records
+
+
+def checkpoint_path(out_path: str | os.PathLike[str]) -> Path:
+    """The checkpoint file of an export to ``out_path``: ``out_path + ".checkpoint.json"``."""
+    path = Path(out_path)
+    return path.with_name(path.name + CHECKPOINT_SUFFIX)
