@@ -5,29 +5,39 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from .._errors import MissingExtraError
 from .._export import FORMATS, ExportInputError, ExportStats, LogExport, checkpoint_path
 from .accounts import Account, open_accounts
 from .clients import auth_for, maybe_fake, rate_limit
 from .common import EXIT_FAILURE, EXIT_OK, FAKE_SOURCE, PROG, UsageError, extension, one_line
 from .context import Context
 from .destination import make_directory, refuse_to_clobber
+from .export_output import account_file, check_destinations
 from .output import failure, table
-from .per_integration import new_job
+from .per_integration import new_job, parts_job
 from .progress import account_var
 from .resume import choose
 from .signals import run as run_stoppable
 
 if TYPE_CHECKING:
     from .._pool import AccountPool
+    from ..testing import FakeSendcloud
 
 
-__all__ = ["NOTE_WIDTH", "export_accounts"]
+__all__ = [
+    "NOTE_WIDTH",
+    "AccountPools",
+    "account_job",
+    "account_pools",
+    "export_account",
+    "export_accounts",
+]
 
 #: The widest cell of the results table (a long error is cut: stderr has it whole).
 NOTE_WIDTH: Final = 72
@@ -43,37 +53,58 @@ class _AccountRun:
 
 
 def export_accounts(args: argparse.Namespace, ctx: Context) -> int:
-    """Check the file and open every output (exit 2 on any refusal), then export them all."""
-    if args.out_dir is None:
+    """Check the file and open every output (exit 2 on any refusal), then export them all.
+
+    With ``--redis`` this process is one of many workers sharing the accounts
+    (``export_workers``).
+    """
+    parts = getattr(args, "parts", False)  # every account's parts in one place
+    if args.out_dir is None and not parts:
         raise UsageError("--accounts needs --out-dir DIR (each account gets DIR/NAME.jsonl)")
     path = Path(args.accounts)
     accounts = open_accounts(path, ctx.env, ctx.warn)
-    out_dir = Path(args.out_dir)
-    make_directory(out_dir, what=f"into {out_dir}")
+    out_dir = Path(args.out_dir or ".")
+    if not parts:
+        make_directory(out_dir, what=f"into {out_dir}")
     runs: list[_AccountRun] = []
     try:
         for account in accounts:
-            label = f"account {account.name}: "
-            fmt = _resumed_format(args, out_dir, account.name) or args.format
-            out = out_dir / f"{account.name}.{extension(fmt)}"
-            if not args.resume and not args.restart:
-                refuse_to_clobber(out, label=label)
-            query = replace(args.query, implied_fmt=fmt, integration_id=account.integration_id)
-            job = new_job(
-                args,
-                out,
-                base_url=FAKE_SOURCE if args.fake else account.base_url,
-                chosen=choose(query, out, resume=args.resume, label=label),
-            )
+            job = account_job(args, out_dir, account)
             try:
                 job.open()
-            except ExportInputError as exc:
+            except (ExportInputError, MissingExtraError) as exc:
                 raise UsageError(f"account {account.name}: {exc}") from None
             runs.append(_AccountRun(account, job))
+        if parts:
+            labelled = [(f"account {run.account.name}: ", run.job) for run in runs]
+            run_stoppable(check_destinations(labelled, resume=args.resume, restart=args.restart))
         return run_stoppable(_run_accounts(args, ctx, runs))
     finally:
         for run in runs:
             run.job.close()
+
+
+def account_job(args: argparse.Namespace, out_dir: Path, account: Account) -> LogExport:
+    """The export job of ``account`` (not opened): ``DIR/NAME.EXT`` and its checkpoint.
+
+    Its query is the command line's, completed from the account's checkpoint with
+    ``--resume``; ``UsageError`` for an unfinished export without ``--resume`` or
+    ``--restart``, or a checkpoint of another query.
+    """
+    if getattr(args, "parts", False):
+        return parts_job(args, account)  # into the one place of every account's parts
+    label = f"account {account.name}: "
+    fmt = _resumed_format(args, out_dir, account.name) or args.format
+    out = out_dir / account_file(account.name, fmt, args)
+    if not args.resume and not args.restart:
+        refuse_to_clobber(out, label=label)
+    query = replace(args.query, implied_fmt=fmt, integration_id=account.integration_id)
+    return new_job(
+        args,
+        out,
+        base_url=FAKE_SOURCE if args.fake else account.base_url,
+        chosen=choose(query, out, resume=args.resume, label=label),
+    )
 
 
 def _resumed_format(args: argparse.Namespace, out_dir: Path, name: str) -> str | None:
@@ -90,7 +121,7 @@ def _resumed_format(args: argparse.Namespace, out_dir: Path, name: str) -> str |
     return found[0] if found else None
 
 
-class _Pools:
+class AccountPools:
     """One ``AccountPool`` per base URL, all on the first pool's session."""
 
     def __init__(self, args: argparse.Namespace, stack: AsyncExitStack) -> None:
@@ -120,9 +151,23 @@ class _Pools:
 
 
 @asynccontextmanager
-async def _pools(args: argparse.Namespace) -> AsyncIterator[_Pools]:
+async def account_pools(args: argparse.Namespace) -> AsyncIterator[AccountPools]:
+    """The pools of an export of many accounts, closed on leaving."""
     async with AsyncExitStack() as stack:
-        yield _Pools(args, stack)
+        yield AccountPools(args, stack)
+
+
+async def export_account(
+    job: LogExport,
+    account: Account,
+    pools: AccountPools,
+    fake: FakeSendcloud | None,
+    report: Callable[[ExportStats], None],
+) -> ExportStats:
+    """Run ``job`` (opened) for ``account`` on its base URL's pool: the export of one account."""
+    auth = auth_for(account.credentials, fake)
+    url = account.base_url if fake is None else fake.base_url
+    return await job.run(pools.get(url).client(auth), progress=report)
 
 
 async def _run_accounts(args: argparse.Namespace, ctx: Context, runs: list[_AccountRun]) -> int:
@@ -145,7 +190,7 @@ async def _run_accounts(args: argparse.Namespace, ctx: Context, runs: list[_Acco
         progress.update(records, pages, rate, elapsed, extra=extra, fields=fields, force=force)
 
     semaphore = asyncio.Semaphore(args.concurrency)
-    async with maybe_fake(args.fake) as fake, _pools(args) as pools, ctx.live():
+    async with maybe_fake(args.fake) as fake, account_pools(args) as pools, ctx.live():
 
         async def one(run: _AccountRun) -> None:
             name = run.account.name
@@ -155,15 +200,12 @@ async def _run_accounts(args: argparse.Namespace, ctx: Context, runs: list[_Acco
                 return
             async with semaphore:
                 try:
-                    auth = auth_for(run.account.credentials, fake)
-                    url = run.account.base_url if fake is None else fake.base_url
-                    client = pools.get(url).client(auth)
 
                     def report(stats: ExportStats) -> None:
                         latest[name] = stats
                         show()
 
-                    run.stats = await run.job.run(client, progress=report)
+                    run.stats = await export_account(run.job, run.account, pools, fake, report)
                     latest[name] = run.stats
                 except Exception as exc:  # a bug must not take the other accounts down either
                     run.error = one_line(failure(exc))
@@ -225,5 +267,5 @@ def _results(runs: list[_AccountRun]) -> list[tuple[str, str, str, str, str]]:
             status = "ok"
             records = f"{run.stats.records:,}"
             note = f"+{run.stats.run_records:,} this run" if run.stats.resumed else ""
-        rows.append((run.account.name, status, records, str(run.job.path), note))
+        rows.append((run.account.name, status, records, run.job.destination, note))
     return rows
