@@ -14,7 +14,10 @@ from .._defaults import (
     DEFAULT_WATCH_LEASE,
     DEFAULT_WATCH_LOOKBACK,
     DEFAULT_WATCH_START,
-    FORMATS,
+    EXPORT_COMPRESSIONS,
+    EXPORT_FORMATS,
+    split_compression,
+    writes_parts,
 )
 from .command import Handlers
 from .common import UsageError
@@ -25,9 +28,23 @@ from .options import listing_options, lookback_seconds, positive, seconds
 if TYPE_CHECKING:
     from .context import Context
 
-__all__ = ["DEFAULT_LEASE", "DEFAULT_WATCH_CONCURRENCY", "LOGS_WATCH"]
+__all__ = [
+    "DEFAULT_LEASE",
+    "DEFAULT_ROLL_SECONDS",
+    "DEFAULT_WATCH_CONCURRENCY",
+    "LOGS_WATCH",
+    "PARTS_OPTIONS",
+]
 
 DEFAULT_WATCH_CONCURRENCY: Final = 10
+#: ``--roll-seconds``: a part is published at most this long after its first log.
+DEFAULT_ROLL_SECONDS: Final = 300.0
+#: The options of a watch into parts (``writes_parts``), as ``(dest, flag)``.
+PARTS_OPTIONS: Final = (
+    ("compression", "--compression"),
+    ("roll_records", "--roll-records"),
+    ("roll_seconds", "--roll-seconds"),
+)
 #: ``--lease``: seconds an account stays with a worker of ``--redis`` that stopped renewing.
 DEFAULT_LEASE: Final = DEFAULT_WATCH_LEASE
 
@@ -53,13 +70,19 @@ def _start(text: str) -> str | datetime:
 
 def _configure(watch: argparse.ArgumentParser) -> None:
     output = watch.add_argument_group("output")
-    output.add_argument("--out", metavar="FILE", help="append new logs to FILE")
+    output.add_argument(
+        "--out",
+        metavar="FILE|URL",
+        help="append new logs to FILE; a URL (s3://, gs://, az://, file://) or --format "
+        "parquet writes parts into that folder instead",
+    )
     output.add_argument(
         "--format",
-        choices=FORMATS,
+        choices=EXPORT_FORMATS,
         default=None,
-        help="jsonl or csv (default: from the file name's extension, else jsonl)",
+        help="jsonl, csv or parquet (default: from the file name's extension, else jsonl)",
     )
+    _parts_options(output)
     output.add_argument(
         "--events", metavar="FILE", help="also append integration health events as JSON lines"
     )
@@ -94,7 +117,11 @@ def _configure(watch: argparse.ArgumentParser) -> None:
     many.add_argument(
         "--accounts", metavar="TOML", help="watch every account of this file (needs --out-dir)"
     )
-    many.add_argument("--out-dir", metavar="DIR", help="DIR/NAME.jsonl per account")
+    many.add_argument(
+        "--out-dir",
+        metavar="DIR|URL",
+        help="DIR/NAME.jsonl per account; parts: an account=NAME folder per account",
+    )
     many.add_argument(
         "--concurrency",
         type=positive,
@@ -106,10 +133,60 @@ def _configure(watch: argparse.ArgumentParser) -> None:
     metrics_option(watch)
 
 
+def _parts_options(output: argparse._ArgumentGroup) -> None:
+    """``--compression``, ``--roll-records``, ``--roll-seconds``: a watch into parts."""
+    output.add_argument(
+        "--compression",
+        choices=EXPORT_COMPRESSIONS,
+        help="of the parts: parquet zstd (default), snappy, gzip or none; jsonl and csv none "
+        "(default), gzip or zstd",
+    )
+    output.add_argument(
+        "--roll-records",
+        type=positive,
+        default=None,
+        metavar="N",
+        help="publish a part once it holds N logs (1,000,000, as an export's parts)",
+    )
+    output.add_argument(
+        "--roll-seconds",
+        type=seconds,
+        default=None,
+        metavar="S",
+        help="publish a part at most S seconds after its first log: the manifest (and so "
+        f"a resume) moves on only with published parts ({DEFAULT_ROLL_SECONDS:g})",
+    )
+
+
+def _check_parts(args: argparse.Namespace) -> None:
+    """The parts options go with parts only (``writes_parts``, checked after the format)."""
+    out = args.out if args.accounts is None else args.out_dir
+    if args.redis is None and writes_parts(out, args.format):
+        if args.roll_seconds is None:
+            args.roll_seconds = DEFAULT_ROLL_SECONDS
+        return
+    for dest, flag in PARTS_OPTIONS:
+        if getattr(args, dest) is not None:
+            where = "--redis" if args.redis is not None else "a file"
+            raise UsageError(
+                f"{flag} goes with parts (--out or --out-dir a URL, or --format parquet), "
+                f"not with {where}"
+            )
+    if args.redis is None and args.out is not None:
+        stem, compression = split_compression(args.out)
+        if compression is not None:
+            raise UsageError(
+                f"the watch appends to {args.out}, which cannot be a compressed file: drop "
+                f"{args.out[len(stem) :]}, or write compressed parts (--out URL or --format "
+                f"parquet, with --compression {compression})"
+            )
+
+
 def _check(args: argparse.Namespace) -> None:
     from .redis_watch import check_redis  # here: --help does not load the Redis watch
 
     if check_redis(args):
+        _check_parts(args)
         return
     if (args.out is None) == (args.accounts is None):
         raise UsageError("say where to write: --out FILE, or --accounts TOML --out-dir DIR")
@@ -129,6 +206,7 @@ def _check(args: argparse.Namespace) -> None:
                 "account's table"
             )
     args.format = format_for(args.out, args.format)
+    _check_parts(args)
     if args.concurrency is None:
         args.concurrency = DEFAULT_WATCH_CONCURRENCY
 

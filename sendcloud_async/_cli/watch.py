@@ -4,7 +4,8 @@ Each account's output ``FILE`` has its watch state beside it, ``FILE.watch.json`
 the ``AccountState`` of ``LogWatcher`` plus ``offset``, the bytes of ``FILE`` that
 hold committed logs. Each batch (a page at most) is committed through a
 ``FileSink`` (``_sinks``), as ``logs export`` commits its pages: every log lands in
-``FILE`` exactly once, whenever the process dies.
+``FILE`` exactly once, whenever the process dies. An output of parts (a URL, or
+``--format parquet``: ``_defaults.writes_parts``) is ``watch_parts.PartsStore``'s.
 
 Ctrl-C and SIGTERM let the batch in hand finish and save its state; the watch runs
 until it is stopped, so that ends it with status 0 (``--once``, stopped before it
@@ -18,8 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import random
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,15 +31,15 @@ from typing import IO, TYPE_CHECKING, Final
 import msgspec
 
 from .._auth import Auth
+from .._defaults import writes_parts
 from .._errors import InvalidInputError
-from .._export import csv_header, encode_csv, encode_jsonl
 from .._models import IntegrationLog
+from .._records import csv_header, encode_csv, encode_jsonl
 from .._sinks import FileSink, SinkError
 from .._watchers import (
     AccountFailed,
     AccountPolled,
     AccountState,
-    IntegrationFailing,
     LogWatcher,
     NewLogs,
     WatchEvent,
@@ -62,16 +63,12 @@ from .progress import Status, countdown
 from .redis_watch import run_redis
 from .signals import run as run_stoppable
 from .watch_events import ENCODER as _ENCODER
-from .watch_events import event_line as _event_line
-from .watch_events import event_record as _event_record
-from .watch_events import late_line, late_record
-
-if sys.platform != "win32":
-    pass
+from .watch_events import announce
 
 if TYPE_CHECKING:
     from .._pool import AccountPool
     from ..testing import FakeSendcloud
+    from .watch_parts import PartsStore
 
 __all__ = ["STATE_SUFFIX", "WatchFile", "run", "state_path"]
 
@@ -186,6 +183,9 @@ class _Output:
 
 class FileStore:
     """The ``WatchStore`` of the command: logs and state of a batch committed together."""
+
+    #: What the summary says was done with the new logs (``watch_parts.PartsStore``: published).
+    verb: Final = "appended"
 
     def __init__(self) -> None:
         self.outputs: dict[str, _Output] = {}
@@ -326,16 +326,7 @@ class _Reporter:
                 retry_in=round(event.retry_in, 1),
             )
         else:
-            record = _event_record(event)
-            self.ctx.progress.message(
-                _event_line(event, self.single),
-                level="warning" if isinstance(event, IntegrationFailing) else "info",
-                event=str(record["event"]),
-                **{key: value for key, value in record.items() if key != "event"},
-            )
-            if self.events is not None:
-                self.events.write(_ENCODER.encode(record).decode() + "\n")
-                self.events.flush()
+            announce(self.ctx.progress, self.events, event, single=self.single)
         self.draw(force=isinstance(event, AccountPolled | AccountFailed))
 
     def late(self, event: NewLogs) -> None:
@@ -343,16 +334,9 @@ class _Reporter:
         status = self.status
         status.late += len(event.late)
         status.worst_late = max(status.worst_late, event.lateness)
-        record = late_record(event)
-        self.ctx.progress.message(
-            late_line(event, self.single, status.worst_late),
-            level="info",
-            event="late_logs",
-            **{key: value for key, value in record.items() if key != "event"},
+        announce(
+            self.ctx.progress, self.events, event, single=self.single, worst_late=status.worst_late
         )
-        if self.events is not None:
-            self.events.write(_ENCODER.encode(record).decode() + "\n")
-            self.events.flush()
 
 
 # -- --fake: logs keep coming ------------------------------------------------------------------
@@ -395,28 +379,42 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.redis is not None:
         return run_redis(args, ctx)
     targets: list[_Target] = []
-    store = FileStore()
+    store: FileStore | PartsStore = FileStore()
+    if writes_parts(args.out if args.accounts is None else args.out_dir, args.format):
+        from .watch_parts import PartsStore  # here: a watch into files loads no parts code
+
+        store = PartsStore(args)
     if args.accounts is None:
         credentials, url = command_credentials(ctx.env, fake=args.fake)
-        out = Path(args.out)
-        make_directory(out.parent, what=str(out))
         targets.append(_Target(SINGLE, url, args.integration, credentials))
-        store.outputs[SINGLE] = _Output(out, fmt=args.format, source=url, label="")
+        if not isinstance(store, FileStore):
+            store.add(SINGLE, args.out, source=url, label="", account_column=False)
+        else:
+            out = Path(args.out)
+            make_directory(out.parent, what=str(out))
+            store.outputs[SINGLE] = _Output(out, fmt=args.format, source=url, label="")
     else:
         path = Path(args.accounts)
         accounts = open_accounts(path, ctx.env, ctx.warn)
         out_dir = Path(args.out_dir)
-        make_directory(out_dir, what=f"into {out_dir}")
+        if isinstance(store, FileStore):
+            make_directory(out_dir, what=f"into {out_dir}")
         for account in accounts:
             source = FAKE_SOURCE if args.fake else account.base_url
             targets.append(
                 _Target(account.name, source, account.integration_id, account.credentials)
             )
+            label = f"account {account.name}: "
+            if not isinstance(store, FileStore):
+                store.add(
+                    account.name, args.out_dir, source=source, label=label, account_column=True
+                )
+                continue
             store.outputs[account.name] = _Output(
                 out_dir / f"{account.name}.{extension(args.format)}",
                 fmt=args.format,
                 source=source,
-                label=f"account {account.name}: ",
+                label=label,
             )
     events: IO[str] | None = None
     try:
@@ -431,7 +429,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if args.once:
             ctx.progress.status_off()  # for cron: the summary (and what went wrong) only
         # Ctrl-C and SIGTERM: ``main`` prints the interrupt hint and gives the status.
-        failed = run_stoppable(_watch(args, ctx, targets, store, reporter))
+        watch = functools.partial(_watch, args, ctx, targets, store, reporter)
+        failed = run_stoppable(watch() if isinstance(store, FileStore) else store.watching(watch))
     finally:
         store.close()
         if events is not None:
@@ -442,7 +441,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     late = reporter.status.late
     worst = reporter.status.worst_late
     ctx.result(
-        f"appended {new:,} new logs ({total:,} in all)"
+        f"{store.verb} {new:,} new logs ({total:,} in all)"
         + (f"; {late:,} arrived late, the worst {worst:.1f} s behind" if late else ""),
         event="summary",
         new_logs=new,
@@ -465,7 +464,7 @@ async def _watch(
     args: argparse.Namespace,
     ctx: Context,
     targets: list[_Target],
-    store: FileStore,
+    store: FileStore | PartsStore,
     reporter: _Reporter,
 ) -> set[str]:
     """Watch until stopped (or once); the accounts whose last poll failed."""
