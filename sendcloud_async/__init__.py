@@ -28,6 +28,9 @@ if _typing.TYPE_CHECKING:
         BadRequestError,
         ClientClosedError,
         DecodeError,
+        ExportError,
+        ExportInputError,
+        ExportInUseError,
         InvalidInputError,
         MissingExtraError,
         NotFoundError,
@@ -39,7 +42,6 @@ if _typing.TYPE_CHECKING:
         StateConfigurationError,
         StateUnavailableError,
     )
-    from ._export import ExportError
     from ._export_walks import export_logs_per_integration
     from ._models import (
         ErrorObject,
@@ -56,6 +58,7 @@ if _typing.TYPE_CHECKING:
     )
     from ._oauth2 import OAuth2ClientCredentials
     from ._pagination import PaginationError
+    from ._parts._errors import SecondWriterError
     from ._pool import AccountPool
     from ._ratelimit import GateBlockedError, RateLimits
     from ._state import MemoryState
@@ -90,6 +93,8 @@ __all__ = [
     "DirectoryWatchStore",
     "ErrorObject",
     "ExportError",
+    "ExportInUseError",
+    "ExportInputError",
     "GateBlockedError",
     "Integration",
     "IntegrationFailing",
@@ -149,7 +154,9 @@ _DEFINED_IN: dict[str, str] = {
     "DecodeError": "._errors",
     "DirectoryWatchStore": "._watchers",
     "ErrorObject": "._models",
-    "ExportError": "._export",
+    "ExportError": "._errors",
+    "ExportInUseError": "._errors",
+    "ExportInputError": "._errors",
     "GateBlockedError": "._ratelimit",
     "Integration": "._models",
     "IntegrationFailing": "._watchers",

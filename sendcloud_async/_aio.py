@@ -13,8 +13,9 @@ Two idioms of asyncio code can lose a ``task.cancel()`` aimed at the caller:
   cancel that lands while a command is written is often lost, and the call returns
   as if nothing happened.
 
-The long-running pieces (``LogWatcher.run``, the Redis coordinator, the exports and
-the command line's background tickers) wait only through the two functions here:
+The long-running pieces (the engine's ``run_due`` under ``LogWatcher.run``, the
+exports' walks and each held account of the Redis coordinator; the coordinator's
+rounds; the command line's background tickers) wait only through the functions here:
 ``sleep_until`` waits for an event or a delay with a timer callback (no
 cancellation is used for the timeout, so nothing can race it), ``stop_task``
 cancels a task and waits for it while re-raising a cancel aimed at the caller,

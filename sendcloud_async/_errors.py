@@ -21,6 +21,7 @@
     ├── MissingExtraError               an optional extra is not installed (also an ImportError)
     ├── ExportError                     an export that cannot go on (output, checkpoint)
     │   ├── ExportInputError            ... because of its arguments (also a ValueError)
+    │   │   └── ExportInUseError        ... because another writer holds its output
     │   └── SecondWriterError           another writer took an export's parts over
     ├── StateUnavailableError           Redis cannot be reached now (an outage: retried)
     ├── StateConfigurationError         Redis refuses how it is reached (no retry helps)
@@ -30,7 +31,7 @@
     └── EventInFlightError              a webhook event another delivery is handling now
 
 The classes outside this module live where they are raised (``_ratelimit``,
-``_pagination``, ``_export``, ``_parts``, ``_redis_watch``, ``webhooks``); a test checks that
+``_pagination``, ``_parts``, ``_redis_watch``, ``webhooks``); a test checks that
 this drawing names every subclass of ``SendcloudError`` under its real parent.
 
 ``build_api_error`` is the one pure function that turns an error response
@@ -61,8 +62,6 @@ import importlib
 import json
 import time
 from collections.abc import Iterable, Mapping
-from datetime import UTC
-from email.utils import parsedate_to_datetime
 from types import ModuleType
 from typing import Any, Final
 from urllib.parse import quote, quote_plus
@@ -71,6 +70,7 @@ import msgspec
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._models import ErrorObject
+from ._time import http_date
 
 __all__ = [
     "APIConnectionError",
@@ -80,6 +80,9 @@ __all__ = [
     "BadRequestError",
     "ClientClosedError",
     "DecodeError",
+    "ExportError",
+    "ExportInUseError",
+    "ExportInputError",
     "InvalidInputError",
     "MissingExtraError",
     "NotFoundError",
@@ -330,6 +333,25 @@ def require_extra(module: str, extra: str, what: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError:
         raise missing_extra(module.split(".")[0], extra, what) from None
+
+
+class ExportError(SendcloudError):
+    """The export cannot go on (raised while running: exit status 1 in the CLI)."""
+
+
+class ExportInputError(ExportError, ValueError):
+    """The export cannot start: a bad argument, output path or checkpoint.
+
+    Raised by ``LogExport.open()``, before any request is sent.
+    """
+
+
+class ExportInUseError(ExportInputError):
+    """Another writer holds the output (its lock): wait for it or stop it.
+
+    The many-worker export (``logs export --redis``) waits for it instead of failing:
+    a worker that was paused past its lease still holds the lock until it finds out.
+    """
 
 
 class DecodeError(SendcloudError):
@@ -687,14 +709,9 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN / inf
             return None
         return max(0.0, seconds)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    when = http_date(value)
+    if when is None:
         return None
-    if when is None:  # pragma: no cover - defensive, older Pythons
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)
 

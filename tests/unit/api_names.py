@@ -106,6 +106,7 @@ CLI_COMMANDS: Final[dict[tuple[str, ...], frozenset[str]]] = {
             "--concurrency",
             "--fake",
             "--accounts",
+            "--redis",
             "--metrics",
         }
     ),
