@@ -88,7 +88,9 @@ def render(record: Record, style: Style, at: datetime) -> str:
     for key, value in record.fields.items():
         while key in line or key in _RESERVED:
             key += "_"
-        line[key] = value
+        # Every date-time of a line as its stamp is written (UTC, milliseconds), so that
+        # they compare with it and with each other as the instants they are.
+        line[key] = timestamp(value, precise=True) if isinstance(value, datetime) else value
     return _ENCODER.encode(line).decode()
 
 

@@ -24,8 +24,9 @@ class _Held:
     state: bytes | None = None
     seq: int = 0
     task: asyncio.Task[None] | None = None
-    #: Watch ends in a row since the last progress (the engine's count, for its backoff).
-    ends: dict[str, int] = field(default_factory=dict)
+    #: Watch ends in a row (for the backoff of its restarts).
+    failures: int = 0
+    retry_at: float = 0.0
     #: Ends the watch at ``deadline`` unless a renewal moves it (see ``_arm``).
     timer: asyncio.TimerHandle | None = None
     #: When the account last made progress here (monotonic): claimed, polled or written.
@@ -93,7 +94,3 @@ class _Committer:
 class _Overdue(Exception):
     """The lease was not renewed in time, or the account was dropped: the batch in hand
     is not written."""
-
-
-class _Ended(Exception):
-    """The watch's source stopped on its own: it is started again after a backoff."""

@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from typing import Final, Literal
 
 from .._aio import sleep_until, stop_task
-from .._engine import Backoff, Failed, RunEvent, run_due
 from .._errors import InvalidInputError, StateConfigurationError, StateUnavailableError
 from .._redis_conn import describe_failure
+from .._retry import capped_backoff
 from .._validate import account_name, positive_int, positive_seconds
-from ._commit import _Committer, _Ended, _Held, _Overdue
+from ._commit import _Committer, _Held, _Overdue
 from ._events import (
     AccountFailing,
     AccountRecovered,
@@ -36,7 +36,6 @@ from ._sources import AccountWatch
 from ._store import LeaseLostError, RedisWatchStore
 
 logger: Final = logging.getLogger("sendcloud_async")
-_AGAIN: Final = "account %s: failed again (%s); trying again in %.1f s"
 #: The longest wait before a failed watch is started again, in seconds.
 _MAX_RESTART_DELAY: Final = 60.0
 
@@ -139,10 +138,6 @@ class RedisWatchCoordinator:
         self._stalled_at = -math.inf
         #: A configuration error met by a watch: ``run()`` stops and raises it.
         self._fatal: StateConfigurationError | None = None
-        #: Restarts of a watch that ended: a refused configuration, a lost lease or an
-        #: overdue renewal end it for good.
-        fatal = (StateConfigurationError, LeaseLostError, _Overdue)
-        self._restart = Backoff(2 * self.tick, _MAX_RESTART_DELAY, fatal=fatal)
 
     @property
     def held(self) -> dict[str, int]:
@@ -245,7 +240,7 @@ class RedisWatchCoordinator:
         now = time.monotonic()
         for name in [n for n, h in self._held.items() if now > h.deadline]:
             await self._drop(name, "lost", "expired")
-        self._restart_ended()
+        self._restart_ended(now)
         return wait
 
     async def _hand_over(self) -> None:
@@ -356,30 +351,17 @@ class RedisWatchCoordinator:
             return
         now = time.monotonic()
         held.ok_at = self._progress_at = now
-        held.ends.clear()
+        held.failures = 0
         if held.failing_since is not None and held.failing_at is not None:
             self._publish(AccountRecovered(held.lease.account, held.failing_at, held.failed))
         held.failed = 0
         held.failing_since = held.failing_at = None
 
     async def _watch(self, held: _Held) -> None:
-        """Watch one account, every batch through the fence; the engine starts a watch
-        that ended (the source stopped or failed) again after its backoff."""
+        """Watch one account; every batch goes through the fence."""
         lease = held.lease
-
-        async def watch(account: str) -> float:
-            await self.watch(account, held.state, _Committer(self, held))
-            raise _Ended  # the source stopped: started again, backing off as after a failure
-
         try:
-            await run_due(
-                [lease.account],
-                watch,
-                concurrency=1,
-                backoff=self._restart,
-                on_event=lambda event: self._failed(held, event),
-                failures=held.ends,
-            )
+            await self.watch(lease.account, held.state, _Committer(self, held))
         except _Overdue:
             pass
         except LeaseLostError:
@@ -390,33 +372,38 @@ class RedisWatchCoordinator:
                     held.timer.cancel()
             self._lease_event("refused", lease, "fence")
 
-    def _failed(self, held: _Held, event: RunEvent[str]) -> None:
-        """A watch of ``held`` failed: ``AccountFailing`` once per failing stretch."""
-        if not isinstance(event, Failed) or isinstance(event.error, _Ended):
-            return
-        held.failed += 1
-        name, text, delay = event.item, error_text(event.error), event.retry_in
-        if held.failing_since is None:
-            held.failing_since, held.failing_at = time.monotonic(), datetime.now(UTC)
-            self._publish(AccountFailing(name, held.failing_at, text, delay))
-        else:
-            logger.warning(
-                "account %s: failed again (%s); trying again in %.1f s", name, text, delay
-            )
-
-    def _restart_ended(self) -> None:
-        """A watch task that ended: a configuration Redis refuses stops the worker; any
-        other end (its lease overdue, then renewed) starts the watch again."""
-        for held in self._held.values():
+    def _restart_ended(self, now: float) -> None:
+        """Watches that ended (the source stopped or failed) start again, with backoff."""
+        for name, held in list(self._held.items()):
             task = held.task
-            if task is None or not task.done():
+            if task is None:
+                if now >= held.retry_at:
+                    held.task = self._spawn(held)
                 continue
+            if not task.done():
+                continue
+            held.task = None
+            held.failures += 1
+            delay = capped_backoff(held.failures + 1, self.tick, _MAX_RESTART_DELAY)
+            held.retry_at = now + delay
             exc = None if task.cancelled() else task.exception()
             if isinstance(exc, StateConfigurationError):
                 self._fatal = exc
                 self._stopping.set()
                 return
-            held.task = self._spawn(held)
+            if exc is None:
+                continue
+            held.failed += 1
+            if held.failing_since is None:
+                held.failing_since, held.failing_at = now, datetime.now(UTC)
+                self._publish(AccountFailing(name, held.failing_at, error_text(exc), delay))
+            else:
+                logger.warning(
+                    "account %s: failed again (%s); trying again in %.1f s",
+                    name,
+                    error_text(exc),
+                    delay,
+                )
 
     async def _drop(
         self, name: str, kind: Literal["lost", "released"], reason: LeaseReason

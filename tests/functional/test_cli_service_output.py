@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import msgspec
@@ -171,6 +171,15 @@ async def test_a_watch_without_a_terminal_for_60_s_logs_timestamped_lines_at_a_b
     news = [r["new_logs"] for r in statuses]
     assert news == sorted(news)
     assert news[-1] > news[0]
+
+
+def test_date_times_in_a_json_line_are_written_as_its_stamp() -> None:
+    """A date-time field has the stamp's form and precision, so it compares with ``ts``."""
+    at = datetime(2026, 12, 6, 21, 36, 15, 823000, tzinfo=UTC)
+    polled = datetime(2026, 12, 6, 22, 36, 15, 823020, tzinfo=timezone(timedelta(hours=1)))
+    line = json.loads(render(Record("info", "status", "ok", {"last_poll": polled}), "json", at))
+    assert line["ts"] == "2026-12-06T21:36:15.823Z"
+    assert line["last_poll"] == "2026-12-06T21:36:15.823Z"
 
 
 def test_a_day_of_status_lines_is_bounded() -> None:

@@ -166,6 +166,10 @@ async def _wait_for_wait(event: asyncio.Event, delay: float | None) -> bool:
     return True
 
 
+def _cancel_noting(task: asyncio.Future[None], landed: list[bool]) -> None:
+    landed.append(task.cancel())
+
+
 async def swallowed_cancels(wait: Callable[[asyncio.Event, float | None], Awaitable[bool]]) -> int:
     """How many of 1,000 cancels ``wait`` swallows when they land as the event is set.
 
@@ -183,17 +187,21 @@ async def swallowed_cancels(wait: Callable[[asyncio.Event, float | None], Awaita
 
         task = asyncio.ensure_future(sleeper())
         await asyncio.sleep(0)  # it waits now
+        landed: list[bool] = []  # task.cancel() said the cancel reached a task still running
         if n % 2:
             loop.call_at(loop.time() + delay, event.set)
-            loop.call_at(loop.time() + delay, task.cancel)
+            loop.call_at(loop.time() + delay, _cancel_noting, task, landed)
         else:
             event.set()
-            task.cancel()
+            landed.append(task.cancel())
         try:
             await task
         except asyncio.CancelledError:
             continue
-        swallowed += 1
+        # A task that ended on its own before the cancel came (its timer fired first on a
+        # busy loop) swallowed nothing.
+        await asyncio.sleep(delay if n % 2 else 0)
+        swallowed += landed == [True]
     return swallowed
 
 
