@@ -273,6 +273,7 @@ async def test_joins_leaves_and_deaths_are_events(
     assert {e.reason for e in released} == {"stop"}
 
 
+@pytest.mark.alone  # leases must lapse within a bound while Redis is away
 async def test_redis_down_and_up_are_one_event_each_and_say_so_once(
     redis_server: RedisServer, namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
