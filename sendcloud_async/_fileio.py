@@ -13,8 +13,11 @@ nothing, and such a file cannot be cut back to it.
 
 ``lock_exclusively`` is the one way a writer (an export, a watch, a tail) keeps a
 second one off its file while it runs. ``write_at`` writes all of a buffer at an
-offset; ``atomic_write`` is the one way a state file is replaced (temporary file,
-fsync, rename, directory fsync): a reader finds the old bytes or the new, never a mix.
+offset; ``atomic_write`` is the one way a file is replaced (temporary file, fsync,
+rename, directory fsync): a reader finds the old bytes or the new, never a mix, and
+after a crash or a kill the new bytes are whole once it has returned. A file written
+whole beforehand (an export's part, written by its encoder) is put in place the same
+way by ``atomic_move``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 
 __all__ = [
     "FileWriteError",
+    "atomic_move",
     "atomic_write",
     "lock_exclusively",
     "output_file_problem",
@@ -129,7 +133,24 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
+    _rename_durably(tmp, path)
+
+
+def atomic_move(written: Path, path: Path) -> None:
+    """Replace ``path`` by the finished file ``written`` (in the same directory, closed by
+    whoever wrote it): fsync, rename, directory fsync, as ``atomic_write`` does."""
+    fd = os.open(written, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _rename_durably(written, path)
+
+
+def _rename_durably(written: Path, path: Path) -> None:
+    """Rename the fsync-ed ``written`` to ``path``, then fsync the directory: the rename
+    itself survives a crash."""
+    os.replace(written, path)
     if sys.platform != "win32":  # directories cannot be opened (or fsync-ed) there
         fd = os.open(path.parent, os.O_RDONLY)
         try:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Final, TextIO
 
 from .._report import IntegrationReport, Ranked, Report, describe, duration
-from .._report._stats import period_days
+from .._report._analysis import period_days
 from .._report._svg import spread
 from .output import _printable
 

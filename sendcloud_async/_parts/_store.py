@@ -7,13 +7,14 @@ Any other scheme, and credentials inside the URL, are refused with a one-line
 error before anything is written.
 
 A store moves whole objects only. ``publish(spool, key)`` makes a finished part
-file visible under ``key`` in one step: for files an ``fsync`` and an atomic
-``os.replace`` in the same directory (then an ``fsync`` of the directory); for an
-object store a single PUT, or a multipart upload that the store completes only
-once every byte is in. ``replace(key, data, expected=...)`` writes a small object
-(the manifest) atomically, and, on an object store, only if it still is the
-version ``expected`` (``None``: only if there is none): a second writer is
-refused there; a ``LocalStore`` relies on its lock instead (``lock``).
+file visible under ``key`` in one step: for files ``_fileio.atomic_move`` (an
+``fsync``, an atomic ``os.replace`` in the same directory, an ``fsync`` of the
+directory); for an object store a single PUT, or a multipart upload that the store
+completes only once every byte is in. ``replace(key, data, expected=...)`` writes a
+small object (the manifest) atomically (files: ``_fileio.atomic_write``), and, on an
+object store, only if it still is the version ``expected`` (``None``: only if there
+is none): a second writer is refused there; a ``LocalStore`` relies on its lock
+instead (``lock``).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
-from .._errors import ExportError, ExportInputError
-from .._fileio import lock_exclusively, writing
-from ._errors import SecondWriterError, clean
+from .._errors import ExportError, ExportInputError, SecondWriterError
+from .._fileio import atomic_move, atomic_write, lock_exclusively, writing
+from ._errors import clean
 
 __all__ = ["OBJECT_SCHEMES", "LocalStore", "Store", "open_store"]
 
@@ -69,16 +70,6 @@ class Store(Protocol):
         """Release the lock and local files. Idempotent."""
 
 
-def _fsync_dir(path: Path) -> None:
-    if os.name == "nt":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class LocalStore:
     """A directory: parts are renamed into place, the manifest replaced atomically."""
 
@@ -112,13 +103,7 @@ class LocalStore:
     @staticmethod
     def _publish(spool: Path, final: Path) -> None:
         with writing(final, "publishing a part"):
-            fd = os.open(spool, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(spool, final)
-            _fsync_dir(final.parent)
+            atomic_move(spool, final)
 
     async def read(self, key: str) -> tuple[bytes, str | None] | None:
         try:
@@ -135,19 +120,9 @@ class LocalStore:
 
     @staticmethod
     def _replace(path: Path, data: bytes) -> None:
-        temp = path.with_name(path.name + ".tmp")
         with writing(path, "replacing the manifest"):
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temp, path)
-            _fsync_dir(path.parent)
+            atomic_write(path, data)
 
     async def list(self, prefix: str) -> list[str]:
         return await asyncio.to_thread(self._list, prefix)

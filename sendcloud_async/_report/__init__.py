@@ -14,11 +14,13 @@ The modules:
   adds one, e.g. Parquet) as batches of ``LogRow``;
 * ``_masks``: similar messages grouped (numbers, ids, hosts, query values masked);
 * ``_sketch``: fixed-memory counting (Space-Saving top-k, the bucket widths);
-* ``_stats``: ``ReportBuilder``, the one pass, and the findings (started and stopped
-  failing, trends, unusual rates);
+* ``_stats``: ``ReportBuilder``, the one pass, its counts in bounded memory;
+* ``_analysis``: the findings read off those counts (started and stopped failing,
+  trends, unusual rates) and how the outputs name integrations and durations;
 * ``_model``: ``Report`` and its parts (msgspec Structs);
 * ``_feed``: ``read_export`` and ``read_account``;
-* ``_json``, ``_html`` (with ``_svg``, the charts): the outputs. The terminal table
+* ``_json``, ``_html`` (with ``_svg``, the charts, and ``_html_assets``, the page's
+  stylesheet, script and Content-Security-Policy): the outputs. The terminal table
   is the command line's (``sendcloud_async._cli.report_table``).
 """
 
@@ -26,16 +28,18 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:
+    from ._analysis import describe, duration
     from ._feed import read_account, read_export
     from ._html import render_html
     from ._json import from_json, schema, to_json
     from ._model import Finding, IntegrationReport, LogRow, Ranked, Report, Timeline, Trend
     from ._readers import READERS, STDIN, Reader, ReportInputError, Source, open_source, register
-    from ._stats import ReportBuilder, describe, duration
+    from ._stats import ReportBuilder
 
 #: Where each name is defined: they are imported on first use (PEP 562), so that the
 #: command line registering ``logs report`` (it needs ``_readers`` only) loads no more.
 _DEFINED_IN: _typing.Final = {
+    **dict.fromkeys(("describe", "duration"), "._analysis"),
     **dict.fromkeys(("read_account", "read_export"), "._feed"),
     "render_html": "._html",
     **dict.fromkeys(("from_json", "schema", "to_json"), "._json"),
@@ -47,7 +51,7 @@ _DEFINED_IN: _typing.Final = {
         ("READERS", "STDIN", "Reader", "ReportInputError", "Source", "open_source", "register"),
         "._readers",
     ),
-    **dict.fromkeys(("ReportBuilder", "describe", "duration"), "._stats"),
+    "ReportBuilder": "._stats",
 }
 
 __all__ = [

@@ -19,11 +19,12 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from sendcloud_async._export import CSV_COLUMNS, csv_header, encode_csv, encode_jsonl
+from sendcloud_async._fileio import FileWriteError
 from sendcloud_async._models import IntegrationLog, LogRequest, LogResponse
 from sendcloud_async._parts import ExportInputError, PartsSink, SecondWriterError, _schema
 from sendcloud_async._parts._layout import date_of
 from sendcloud_async._parts._schema import JSON_COLUMNS
+from sendcloud_async._records import CSV_COLUMNS, csv_header, encode_csv, encode_jsonl
 from tests._parts_data import export, make_logs
 
 LOGS = make_logs(1000)
@@ -437,3 +438,34 @@ def test_a_part_that_cannot_be_written_is_one_line_and_nothing_is_committed(
         "_manifest.json",
         "_manifest.lock",
     ]
+
+
+async def test_a_manifest_that_cannot_be_replaced_names_it_and_commits_nothing(
+    tmp_path: Path,
+) -> None:
+    """The failed replacement names the manifest; the committed one stays, and the next
+    writer removes the parts published for the one that was never written."""
+    await export(str(tmp_path), LOGS[:300])
+    manifest = tmp_path / "account=shop-a" / "_manifest.json"
+    parts = _manifest(tmp_path)["parts"]
+    assert isinstance(parts, list)
+    assert parts
+    listed = {part["key"] for part in parts}
+    sink = PartsSink(tmp_path, account="shop-a", part_records=10_000)
+    assert await sink.load() == {"next": 300}
+    committed = manifest.read_bytes()  # as the load claimed it
+    blocker = manifest.with_name("_manifest.json.tmp")
+    blocker.mkdir()  # the manifest's temporary file cannot be created
+    await sink.commit(LOGS[300:400], {"next": 400})
+    with pytest.raises(FileWriteError) as caught:
+        await sink.flush()
+    assert str(caught.value) == f"cannot write {manifest} (replacing the manifest): Is a directory"
+    await sink.aclose()
+    assert manifest.read_bytes() == committed
+    on_disk = {k for k in _files(tmp_path) if "part-" in k}
+    assert on_disk > listed  # the group was published before the manifest failed
+    blocker.rmdir()
+    resumed = PartsSink(tmp_path, account="shop-a")
+    assert await resumed.load() == {"next": 300}
+    await resumed.aclose()
+    assert {k for k in _files(tmp_path) if "part-" in k} == listed

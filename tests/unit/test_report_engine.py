@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sendcloud_async._report import LogRow, ReportBuilder
+from sendcloud_async._report import _analysis as analysis
 from sendcloud_async._report import _stats as stats
 from sendcloud_async._report._masks import MAX_LENGTH, Masker, endpoint, message
 from sendcloud_async._report._sketch import WIDTHS, TopK, next_width
@@ -310,32 +311,32 @@ def test_nothing_to_report() -> None:
 )
 def test_direction(first: int, last: int, expected: str) -> None:
     """Rising or falling: by half or more, and more than 3 sigma of two Poisson counts."""
-    assert stats.direction(first, last) == expected
+    assert analysis.direction(first, last) == expected
 
 
 def test_status_needs_a_long_and_unlikely_silence() -> None:
     """A silence is a finding when it is long and, at the integration's rate, unlikely."""
     day = 86_400.0
     period = (0.0, 30 * day)
-    assert stats.status(240, 10 * day, 30 * day, period)[0] == "started"
-    assert stats.status(216, 0.0, 18 * day, period)[0] == "stopped"
-    assert stats.status(100, 10 * day, 20 * day, period)[0] == "episode"
-    assert stats.status(360, 0.5 * day, 29.5 * day, period)[0] == "ongoing"  # short silences
-    assert stats.status(4, 10 * day, 30 * day, period)[0] == "ongoing"  # too few logs
-    assert stats.status(6, 12 * day, 30 * day, period)[0] == "ongoing"  # 3.6 expected: luck
+    assert analysis.status(240, 10 * day, 30 * day, period)[0] == "started"
+    assert analysis.status(216, 0.0, 18 * day, period)[0] == "stopped"
+    assert analysis.status(100, 10 * day, 20 * day, period)[0] == "episode"
+    assert analysis.status(360, 0.5 * day, 29.5 * day, period)[0] == "ongoing"  # short silences
+    assert analysis.status(4, 10 * day, 30 * day, period)[0] == "ongoing"  # too few logs
+    assert analysis.status(6, 12 * day, 30 * day, period)[0] == "ongoing"  # 3.6 expected: luck
 
 
 def test_robust_scores() -> None:
     """The modified z-score; the mean absolute deviation stands in for a MAD of 0."""
-    scores = stats.robust_scores([1.0, 2.0, 3.0, 4.0, 100.0])
+    scores = analysis.robust_scores([1.0, 2.0, 3.0, 4.0, 100.0])
     assert scores is not None
     assert scores[2] == 0
     assert scores[-1] > 3.5
-    same = stats.robust_scores([5.0, 5.0, 5.0, 5.0, 9.0])
+    same = analysis.robust_scores([5.0, 5.0, 5.0, 5.0, 9.0])
     assert same is not None
     assert same[-1] > 0
-    assert stats.robust_scores([2.0, 2.0, 2.0]) is None
-    assert stats.robust_scores([]) is None
+    assert analysis.robust_scores([2.0, 2.0, 2.0]) is None
+    assert analysis.robust_scores([]) is None
 
 
 @pytest.mark.parametrize(
@@ -350,4 +351,4 @@ def test_robust_scores() -> None:
 )
 def test_duration(seconds: float, text: str) -> None:
     """A silence's length as people say it."""
-    assert stats.duration(seconds) == text
+    assert analysis.duration(seconds) == text

@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from sendcloud_async import IntegrationLog, LogResponse
-from sendcloud_async._export import csv_header, encode_csv, encode_jsonl
+from sendcloud_async._records import csv_header, encode_csv, encode_jsonl
 from sendcloud_async._report import READERS, ReportInputError, open_source, read_export, to_json
 from sendcloud_async._report._json import from_json
 
