@@ -37,6 +37,7 @@ if _typing.TYPE_CHECKING:
         PermissionDeniedError,
         RateLimitError,
         ResponseTooLargeError,
+        SecondWriterError,
         SendcloudError,
         ServerError,
         StateConfigurationError,
@@ -58,11 +59,10 @@ if _typing.TYPE_CHECKING:
     )
     from ._oauth2 import OAuth2ClientCredentials
     from ._pagination import PaginationError
-    from ._parts._errors import SecondWriterError
     from ._pool import AccountPool
     from ._ratelimit import GateBlockedError, RateLimits
     from ._state import MemoryState
-    from ._watch import LateLog, LogBatch, WatchState
+    from ._watch_state import LateLog, LogBatch, WatchState
     from ._watchers import (
         AccountFailed,
         AccountPolled,
@@ -163,8 +163,8 @@ _DEFINED_IN: dict[str, str] = {
     "IntegrationLog": "._models",
     "IntegrationRecovered": "._watchers",
     "InvalidInputError": "._errors",
-    "LateLog": "._watch",
-    "LogBatch": "._watch",
+    "LateLog": "._watch_state",
+    "LogBatch": "._watch_state",
     "LogPage": "._models",
     "LogRequest": "._models",
     "LogResponse": "._models",
@@ -181,7 +181,7 @@ _DEFINED_IN: dict[str, str] = {
     "RateLimits": "._ratelimit",
     "ResponseTooLargeError": "._errors",
     "SendcloudClient": "._client",
-    "SecondWriterError": "._parts._errors",
+    "SecondWriterError": "._errors",
     "SendcloudError": "._errors",
     "ServerError": "._errors",
     "ShopOrderStatus": "._models",
@@ -192,7 +192,7 @@ _DEFINED_IN: dict[str, str] = {
     "StatusMappingEntry": "._models",
     "StatusTranslation": "._models",
     "WatchEvent": "._watchers",
-    "WatchState": "._watch",
+    "WatchState": "._watch_state",
     "WatchStore": "._watchers",
     "events": ".events",
     "export_logs_per_integration": "._export_walks",

@@ -51,12 +51,11 @@ from ._errors import (
     APIError,
     APITimeoutError,
     ClientClosedError,
-    Redactor,
     SendcloudError,
     StateUnavailableError,
-    sanitized_cause,
 )
 from ._oauth2 import OAuth2ClientCredentials
+from ._redact import Redactor, sanitized_cause
 from ._retry import RETRYABLE_STATUSES
 from ._token import Token, build_token_request, read_token_response, token_from_parts
 

@@ -39,15 +39,11 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from ._auth import Secret
-from ._errors import (
-    AuthenticationError,
-    DecodeError,
-    Redactor,
-    SendcloudError,
-    build_api_error,
-)
+from ._error_response import build_api_error
+from ._errors import AuthenticationError, DecodeError, SendcloudError
 from ._models import ErrorObject
 from ._oauth2 import OAuth2ClientCredentials
+from ._redact import Redactor
 
 __all__ = [
     "MAX_LIFETIME",

@@ -77,6 +77,13 @@ def boolean(value: object, name: str) -> bool:
     return value
 
 
+def callback(value: _T, name: str) -> _T:
+    """Something to call: a function, a bound method, an object with ``__call__``."""
+    if not callable(value):
+        raise InvalidInputError(f"{name} must be a callable, not {_type_name(value)}")
+    return value
+
+
 def choice(value: object, name: str, allowed: Sequence[str]) -> str:
     """One of ``allowed``."""
     if not isinstance(value, str) or value not in allowed:

@@ -175,10 +175,13 @@ def subscribe(callback: Callable[[Event], object]) -> Subscription:
     """Deliver every event of this process to ``callback`` until unsubscribed.
 
     Returns a ``Subscription``: call it, or use it as a context manager, to stop.
+    Something that cannot be called raises ``InvalidInputError`` (a ``ValueError``)
+    and subscribes nothing.
     """
-    if not callable(callback):
-        raise TypeError(f"subscribe() needs a callable, not {type(callback).__name__}")
-    _hub.add(callback)
+    # Here, not at the top: importing the events does not load the validators.
+    from . import _validate as check
+
+    _hub.add(check.callback(callback, "callback"))
     return Subscription(callback)
 
 

@@ -8,9 +8,8 @@ Optional extras: ``parquet`` (pyarrow), ``storage`` (obstore: S3, GCS, Azure),
 ``zstd`` (zstandard); a local directory needs none of them.
 """
 
-from .._errors import ExportError, ExportInputError
+from .._errors import ExportError, ExportInputError, MissingExtraError, SecondWriterError
 from ._encode import COMPRESSIONS, FORMATS, PartFormat, part_format
-from ._errors import MissingExtraError, SecondWriterError
 from ._manifest import Manifest, PartEntry
 from ._sink import DEFAULT_PART_BYTES, DEFAULT_PART_RECORDS, PartsSink
 from ._store import LocalStore, Store, open_store

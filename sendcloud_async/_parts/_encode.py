@@ -38,10 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final, Protocol
 
-from .._errors import ExportInputError
+from .._errors import ExportInputError, require_extra
 from .._models import IntegrationLog
 from .._records import csv_header, encode_csv, encode_jsonl
-from ._errors import require
 from ._layout import date_of, split_by_date
 from ._schema import DICTIONARY_COLUMNS, STATISTICS_COLUMNS, arrow_schema, arrow_table
 
@@ -240,10 +239,10 @@ def part_format(
     modules: tuple[Any, ...] = ()
     if fmt == "parquet":
         modules = (
-            require("pyarrow", "parquet", "--format parquet"),
-            require("pyarrow.compute", "parquet", "--format parquet"),
-            require("pyarrow.parquet", "parquet", "--format parquet"),
+            require_extra("pyarrow", "parquet", "--format parquet"),
+            require_extra("pyarrow.compute", "parquet", "--format parquet"),
+            require_extra("pyarrow.parquet", "parquet", "--format parquet"),
         )
     elif chosen == "zstd":
-        modules = (require("zstandard", "zstd", f"{fmt} parts compressed with zstd"),)
+        modules = (require_extra("zstandard", "zstd", f"{fmt} parts compressed with zstd"),)
     return PartFormat(fmt, chosen, row_group_records, modules)

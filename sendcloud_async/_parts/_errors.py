@@ -1,26 +1,21 @@
-"""The errors of the parts export, and the one rule for a missing optional extra.
+"""The messages of the parts export's storage errors: one line, no secret.
 
-Every message is one line, names what was being done and where (the URL without
-any credentials), and never holds a secret: the storage library's own message is
-cut to its first line and passed through ``clean`` (the credentials read from the
-environment are masked) before it is shown.
+Every message names what was being done and where (the URL without any
+credentials), and never holds a secret: the storage library's own message is cut
+to its first line and passed through ``clean`` (the credentials read from the
+environment are masked) before it is shown. The export's exceptions themselves
+(``ExportError``, ``ExportInputError``, ``SecondWriterError``) and the one rule for
+a missing optional extra (``require_extra``) are in ``sendcloud_async._errors``.
 """
 
 from __future__ import annotations
 
 import os
-from types import ModuleType
 from typing import Final
 
-from .._errors import ExportError, MissingExtraError, Redactor, require_extra
+from .._redact import Redactor
 
-__all__ = [
-    "CREDENTIAL_VARIABLES",
-    "MissingExtraError",
-    "SecondWriterError",
-    "clean",
-    "require",
-]
+__all__ = ["CREDENTIAL_VARIABLES", "clean"]
 
 #: Environment variables whose values are secrets of a storage (masked in every message).
 CREDENTIAL_VARIABLES: Final = (
@@ -32,15 +27,6 @@ CREDENTIAL_VARIABLES: Final = (
     "AZURE_STORAGE_SAS_TOKEN",
     "AZURE_CLIENT_SECRET",
 )
-
-
-class SecondWriterError(ExportError):
-    """Another writer holds (or took over) this export's manifest."""
-
-
-def require(module: str, extra: str, what: str) -> ModuleType:
-    """``require_extra``: the package's one rule for a missing optional extra."""
-    return require_extra(module, extra, what)
 
 
 def clean(message: object) -> str:

@@ -40,8 +40,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ExportError, ExportInputError
-from ._errors import SecondWriterError, clean, require
+from .._errors import ExportError, ExportInputError, SecondWriterError, require_extra
+from ._errors import clean
 
 if TYPE_CHECKING:
     from obstore.store import ObjectStore as _Backend
@@ -56,9 +56,11 @@ class ObjectStore:
 
     def __init__(self, scheme: str, bucket: str, prefix: str) -> None:
         self.url = f"{scheme}://{bucket}" + (f"/{prefix}" if prefix else "")
-        self._obstore: Any = require("obstore", _EXTRA, f"writing to {scheme}://")
-        self._exceptions: Any = require("obstore.exceptions", _EXTRA, f"writing to {scheme}://")
-        store_module: Any = require("obstore.store", _EXTRA, f"writing to {scheme}://")
+        self._obstore: Any = require_extra("obstore", _EXTRA, f"writing to {scheme}://")
+        self._exceptions: Any = require_extra(
+            "obstore.exceptions", _EXTRA, f"writing to {scheme}://"
+        )
+        store_module: Any = require_extra("obstore.store", _EXTRA, f"writing to {scheme}://")
         options: dict[str, Any] = {}
         endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
         if scheme in ("s3", "s3a") and endpoint.startswith("http://"):

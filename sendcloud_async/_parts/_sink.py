@@ -46,11 +46,11 @@ from typing import Any, Final
 import msgspec
 
 from .. import _validate as check
-from .._errors import ExportError, ExportInputError, InvalidInputError
+from .._errors import ExportError, ExportInputError, InvalidInputError, SecondWriterError
 from .._lifecycle import Lifecycle
 from .._models import IntegrationLog
 from ._encode import DEFAULT_ROW_GROUP, part_format
-from ._errors import SecondWriterError, clean
+from ._errors import clean
 from ._group import PartGroup
 from ._layout import LOCK_NAME, MANIFEST_NAME, account_prefix, lock_key, manifest_key, part_key
 from ._manifest import NULL, Manifest, PartEntry, decode_manifest, encode_manifest

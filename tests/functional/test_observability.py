@@ -33,7 +33,7 @@ import sendcloud_async as sc
 from sendcloud_async import events, otel
 from sendcloud_async._cli.metrics_server import Registry
 from sendcloud_async._export import LogExport
-from sendcloud_async._observe import NO_CALL, begin, observing
+from sendcloud_async._observe import NO_CALL, begin, listening, observing, publish
 from sendcloud_async.testing import FakeSendcloud, Fault, RetryEvent
 from tests.functional.test_secrets_sweep import CASES, Case, echo, leaks, make_auth
 
@@ -392,11 +392,29 @@ async def test_subscribers_get_every_event_of_a_call_and_can_leave(
     assert begin("GET", "http://x/") is NO_CALL  # nobody listens: nothing is built
 
 
-def test_subscribe_refuses_what_cannot_be_called() -> None:
-    """A clear TypeError, and nothing subscribed."""
-    with pytest.raises(TypeError, match="subscribe\\(\\) needs a callable, not int"):
-        events.subscribe(42)  # type: ignore[arg-type]
-    assert begin("GET", "http://x/") is NO_CALL
+@pytest.mark.parametrize(
+    ("wrong", "kind"), [(42, "int"), (None, "NoneType"), ("print", "str"), ([], "list")]
+)
+def test_subscribe_refuses_what_cannot_be_called(wrong: object, kind: str) -> None:
+    """A one-line InvalidInputError naming the type; nothing subscribed, nothing called."""
+    with pytest.raises(sc.InvalidInputError) as raised:
+        events.subscribe(wrong)  # type: ignore[arg-type]
+    assert str(raised.value) == f"callback must be a callable, not {kind}"
+    assert isinstance(raised.value, ValueError)
+    assert events._hub.callbacks == ()  # nothing subscribed
+    assert not listening()
+    assert begin("GET", "http://x/") is NO_CALL  # publishing builds nothing, calls nothing
+    publish(events.PollCompleted("acme", 1))  # reaches no one
+    # Beside a real subscriber: the refused one is not among those an event reaches.
+    seen: list[events.Event] = []
+    with events.subscribe(seen.append):
+        with pytest.raises(sc.InvalidInputError):
+            events.subscribe(wrong)  # type: ignore[arg-type]
+        assert list(events._hub.callbacks) == [seen.append]
+        publish(events.PollCompleted("acme", 2))
+    assert seen == [events.PollCompleted("acme", 2)]
+    assert events._hub.callbacks == ()
+    assert not listening()
 
 
 async def test_capture_responses_keeps_status_headers_attempts_and_rate_limits(

@@ -1,4 +1,7 @@
-"""Pure tests for ``sendcloud_async._errors``: status → class, messages, Retry-After, pickling."""
+"""Pure tests for the exceptions (``_errors``) and the error builder (``_error_response``).
+
+Status → class, messages, Retry-After, pickling, and the drawn exception tree.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
 import sendcloud_async as sc
+from sendcloud_async._error_response import build_api_error, decode_error_objects, parse_retry_after
 from sendcloud_async._errors import (
     APIConnectionError,
     APIError,
@@ -29,9 +33,6 @@ from sendcloud_async._errors import (
     RateLimitError,
     SendcloudError,
     ServerError,
-    build_api_error,
-    decode_error_objects,
-    parse_retry_after,
 )
 from sendcloud_async._models import ErrorObject, ErrorSource
 

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from sendcloud_async._error_response import build_api_error
 from sendcloud_async._errors import (
     APIError,
     AuthenticationError,
@@ -22,13 +23,12 @@ from sendcloud_async._errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
-    Redactor,
     ResponseTooLargeError,
     SendcloudError,
     ServerError,
-    build_api_error,
 )
 from sendcloud_async._models import ErrorObject, ErrorSource
+from sendcloud_async._redact import Redactor
 
 URL = "https://panel.sendcloud.sc/api/v3/integrations/42"
 PUBLIC = "pk-hostile-test"

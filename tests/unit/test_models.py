@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sendcloud_async._errors import decode_error_objects
+from sendcloud_async._error_response import decode_error_objects
 from sendcloud_async._models import (
     INTEGRATION_DECODER,
     INTEGRATION_LIST_DECODER,

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from sendcloud_async import _validate as check
+from sendcloud_async._error_response import build_api_error
 from sendcloud_async._errors import (
     APIError,
     AuthenticationError,
@@ -27,7 +28,6 @@ from sendcloud_async._errors import (
     PermissionDeniedError,
     RateLimitError,
     ServerError,
-    build_api_error,
 )
 from sendcloud_async._models import (
     INTEGRATION_DECODER,
