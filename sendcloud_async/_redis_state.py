@@ -3,7 +3,9 @@
 The public module is ``sendcloud_async.redis`` (its docstring has the key layout
 and the behaviour when Redis is unreachable); this module holds the state
 backend itself, so that the webhook ledger can build on it without importing the
-public module. Every call goes through the state's ``RedisConnection``
+public module. Its gates are ``_redis_gate`` and its token caches
+``_redis_tokens``; the state sends their scripts, batched into one pipeline per
+event-loop turn. Every call goes through the state's ``RedisConnection``
 (``_redis_conn``), which decides what an outage is; the state adds only its pause
 after one (``retry_interval``), during which the gates and the token cache fall
 back at once.
@@ -15,16 +17,12 @@ import asyncio
 import functools
 import itertools
 import logging
-import math
 import os
-import random
 import secrets
 import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
-
-import msgspec
 
 from ._errors import (
     ClientClosedError,
@@ -32,16 +30,11 @@ from ._errors import (
     StateConfigurationError,
     StateUnavailableError,
 )
-from ._flows import CachedToken
-from ._ratelimit import SAFE_METHODS, GateBlockedError, MemoryGate, RateLimits
-from ._redis_conn import (
-    NOW_LUA,
-    RedisConnection,
-    RedisPiece,
-    borrow,
-    check_namespace,
-    redis_failure,
-)
+from ._ratelimit import RateLimits
+from ._redis_conn import RedisConnection, RedisPiece, borrow
+from ._redis_gate import GATE_SCRIPTS, RedisGate
+from ._redis_rules import check_namespace, redis_failure
+from ._redis_tokens import TOKEN_SCRIPTS, RedisTokenCache
 from ._state import StateBackend
 from ._validate import positive_seconds
 
@@ -55,99 +48,6 @@ logger: Final = logging.getLogger("sendcloud_async")
 
 _T = TypeVar("_T")
 
-#: The longest pause between two asks for a slot held by requests in flight.
-_MAX_POLL: Final = 0.25
-
-
-#: KEYS: flight, cool, blocked. ARGV: limit, concurrency, window_ms, lease_ms, lease_id, poll_ms.
-#: Returns {1, 0} when granted, {0, ms} to wait for budget, {-1, ms} to wait out a block,
-#: {2, poll_ms} when the concurrency cap holds it (a release may come any time: poll).
-_ACQUIRE: Final = (
-    NOW_LUA
-    + """
-local blocked = tonumber(redis.call('GET', KEYS[3]) or '0')
-if blocked > now then return {-1, blocked - now} end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local flying = redis.call('ZCARD', KEYS[1])
-local cooling = redis.call('ZCARD', KEYS[2])
-if flying + cooling >= tonumber(ARGV[1]) then
-  -- budget spent: a slot frees when the first cooling one does, or a window after a release
-  local wait = tonumber(ARGV[3])
-  if cooling > 0 then
-    local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-    wait = math.min(wait, tonumber(first[2]) - now)
-  end
-  return {0, math.max(1, wait)}
-end
-if flying >= tonumber(ARGV[2]) then return {2, tonumber(ARGV[6])} end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[5])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) + tonumber(ARGV[3]))
-return {1, 0}
-"""
-)
-
-#: KEYS: flight, cool. ARGV: window_ms, lease_id, only_if_in_flight. The slot cools down
-#: from now (a lease that already expired still cools down, unless only_if_in_flight).
-_RELEASE: Final = (
-    NOW_LUA
-    + """
-local was_in_flight = redis.call('ZREM', KEYS[1], ARGV[2])
-if was_in_flight == 0 and ARGV[3] == '1' then return 0 end
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), ARGV[2])
-redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[1]))
-return 1
-"""
-)
-
-#: KEYS: blocked. ARGV: ms. Moves "blocked until" later, never earlier.
-_BLOCK: Final = (
-    NOW_LUA
-    + """
-local till = now + tonumber(ARGV[1])
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if till > current then redis.call('SET', KEYS[1], till, 'PX', tonumber(ARGV[1])) end
-return till
-"""
-)
-
-#: KEYS: token, lock. ARGV: owner, lock_ms, leeway_ms. Returns {value or false, pttl, locked}:
-#: the token while more than its leeway (capped at half its lifetime) is left; otherwise
-#: the lock for ``owner`` is taken if free (locked = 1), or said to be held if ``owner``
-#: holds it already (a call tried again after its reply was lost).
-_TOKEN_OR_LOCK: Final = """
-local value = redis.call('GET', KEYS[1])
-local pttl = redis.call('PTTL', KEYS[1])
-if value then
-  local ok, stored = pcall(cjson.decode, value)
-  if ok and type(stored) == 'table' and tonumber(stored.lifetime) then
-    local leeway = math.min(tonumber(ARGV[3]), tonumber(stored.lifetime) * 500)
-    if pttl > leeway then return {value, pttl, 0} end
-  end
-end
-local got = redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', tonumber(ARGV[2]))
-if got or redis.call('GET', KEYS[2]) == ARGV[1] then return {value or false, pttl, 1} end
-return {value or false, pttl, 0}
-"""
-
-#: KEYS: token. ARGV: access_token. Deletes the token only if it is still that one.
-_DISCARD_TOKEN: Final = """
-local value = redis.call('GET', KEYS[1])
-if value and cjson.decode(value).access_token == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-#: KEYS: token. ARGV: value, ms.
-_PUT_TOKEN: Final = "return redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2]))"
-
-#: KEYS: lock. ARGV: owner. Deletes the lock only if the caller still holds it.
-_UNLOCK: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
 
 def _again(
     exc: StateUnavailableError | StateConfigurationError | ClientClosedError,
@@ -158,17 +58,8 @@ def _again(
     return type(exc)(str(exc))
 
 
-class _StoredToken(msgspec.Struct):
-    access_token: str
-    lifetime: float
-    scope: str | None = None
-
-
 #: A script queued for the next pipeline: name, keys, args, and where its result goes.
 _Queued = tuple[str, list[str], list[str | int], "asyncio.Future[Any] | None"]
-
-_TOKEN_ENCODER: Final = msgspec.json.Encoder()
-_TOKEN_DECODER: Final = msgspec.json.Decoder(_StoredToken)
 
 
 class RedisState(StateBackend, RedisPiece):
@@ -241,18 +132,9 @@ class RedisState(StateBackend, RedisPiece):
         self.poll_interval = positive_seconds(poll_interval, "poll_interval")
         self.retry_interval = positive_seconds(retry_interval, "retry_interval")
         self._scripts: dict[str, AsyncScript] = {
-            name: connection.register_script(text)
-            for name, text in (
-                ("acquire", _ACQUIRE),
-                ("release", _RELEASE),
-                ("block", _BLOCK),
-                ("token_or_lock", _TOKEN_OR_LOCK),
-                ("put_token", _PUT_TOKEN),
-                ("discard_token", _DISCARD_TOKEN),
-                ("unlock", _UNLOCK),
-            )
+            name: connection.register_script(text) for name, text in (*GATE_SCRIPTS, *TOKEN_SCRIPTS)
         }
-        self._gates: weakref.WeakValueDictionary[str, _RedisGate] = weakref.WeakValueDictionary()
+        self._gates: weakref.WeakValueDictionary[str, RedisGate] = weakref.WeakValueDictionary()
         self._tasks: set[asyncio.Task[Any]] = set()
         #: Releases and blocks not sent yet: one pipeline per event-loop turn sends them all.
         self._outbox: list[_Queued] = []
@@ -281,15 +163,15 @@ class RedisState(StateBackend, RedisPiece):
 
     # -- StateBackend -----------------------------------------------------------------
 
-    def gate(self, account: str, limits: RateLimits) -> _RedisGate:
+    def gate(self, account: str, limits: RateLimits) -> RedisGate:
         gate = self._gates.get(account)
         if gate is None:
-            gate = _RedisGate(self, account, limits)
+            gate = RedisGate(self, account, limits)
             self._gates[account] = gate
         return gate
 
-    def token_cache(self, key: str) -> _RedisTokenCache:
-        return _RedisTokenCache(self, key)
+    def token_cache(self, key: str) -> RedisTokenCache:
+        return RedisTokenCache(self, key)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -424,161 +306,3 @@ class RedisState(StateBackend, RedisPiece):
 
     def __repr__(self) -> str:
         return f"<RedisState namespace={self.namespace!r} available={self.available}>"
-
-
-class _RedisLane:
-    __slots__ = ("concurrency", "cool", "flight", "limit", "lock")
-
-    def __init__(self, flight: str, cool: str, limit: int, concurrency: int) -> None:
-        self.flight = flight
-        self.cool = cool
-        self.limit = limit
-        self.concurrency = concurrency
-        #: Requests of this process queue here (FIFO) so that one at a time asks Redis.
-        self.lock = asyncio.Lock()
-
-
-class _Lease:
-    __slots__ = ("ident", "lane")
-
-    def __init__(self, lane: _RedisLane, ident: str) -> None:
-        self.lane = lane
-        self.ident = ident
-
-
-class _LocalLease:
-    __slots__ = ("inner",)
-
-    def __init__(self, inner: object) -> None:
-        self.inner = inner
-
-
-class _RedisGate:
-    """One account's gate in Redis (see ``RedisState``); ``_local`` while Redis is down."""
-
-    __slots__ = ("__weakref__", "_blocked", "_local", "_safe", "_state", "_unsafe", "limits")
-
-    def __init__(self, state: RedisState, account: str, limits: RateLimits) -> None:
-        self._state = state
-        self.limits = limits
-        key = state._key
-        self._blocked = key(account, "blocked")
-        self._safe = _RedisLane(
-            key(account, "safe:flight"),
-            key(account, "safe:cool"),
-            limits.get,
-            limits.get,  # no cap of its own: the budget caps it
-        )
-        self._unsafe = _RedisLane(
-            key(account, "unsafe:flight"),
-            key(account, "unsafe:cool"),
-            limits.unsafe,
-            limits.unsafe_concurrency,
-        )
-        self._local = MemoryGate(limits.scaled(state.local_share))
-
-    async def acquire(self, method: str) -> object:
-        state = self._state
-        lane = self._safe if method in SAFE_METHODS else self._unsafe
-        limits = self.limits
-        window_ms = int(limits.window * 1000)
-        lease_ms = int(state.lease * 1000)
-        poll_ms = max(1, int(state.poll_interval * 1000))
-        try:
-            async with lane.lock:
-                ident = state._lease_id()
-                keys = [lane.flight, lane.cool, self._blocked]
-                args: list[str | int] = [
-                    lane.limit,
-                    lane.concurrency,
-                    window_ms,
-                    lease_ms,
-                    ident,
-                    poll_ms,
-                ]
-                poll = state.poll_interval
-                while True:
-                    try:
-                        granted, wait_ms = await state._batched("acquire", keys, args)
-                    except asyncio.CancelledError:
-                        # Redis may have granted the lease before we were cancelled.
-                        state._send_later(
-                            "release", [lane.flight, lane.cool], [window_ms, ident, 1]
-                        )
-                        raise
-                    if granted == 1:
-                        return _Lease(lane, ident)
-                    wait = int(wait_ms) / 1000
-                    if granted == -1 and wait > limits.max_wait:
-                        raise GateBlockedError(method, wait, limits.max_wait)
-                    if granted == 2:  # waiting for a request in flight: poll, backing off
-                        wait = poll
-                        poll = min(poll * 2, _MAX_POLL)
-                    # a little jitter so that workers woken together do not ask together
-                    await asyncio.sleep(wait + random.uniform(0, 0.002))
-        except StateUnavailableError:
-            if state.on_unavailable == "raise":
-                raise
-        return _LocalLease(await self._local.acquire(method))
-
-    def release(self, lease: object) -> None:
-        if isinstance(lease, _LocalLease):
-            self._local.release(lease.inner)
-            return
-        assert isinstance(lease, _Lease)
-        lane = lease.lane
-        window_ms = int(self.limits.window * 1000)
-        self._state._send_later("release", [lane.flight, lane.cool], [window_ms, lease.ident, 0])
-
-    def block(self, seconds: float) -> None:
-        self._local.block(seconds)
-        ms = max(1, math.ceil(seconds * 1000))
-        self._state._send_later("block", [self._blocked], [ms])
-
-    def __repr__(self) -> str:
-        return f"<RedisGate {self.limits!r}>"
-
-
-class _RedisTokenCache:
-    """The ``TokenCache`` of one OAuth2 credential set in Redis."""
-
-    __slots__ = ("_key", "_lock", "_state", "fallback_local", "lock_ttl")
-
-    def __init__(self, state: RedisState, key: str) -> None:
-        self._state = state
-        self._key = state._key(key, "token")
-        self._lock = state._key(key, "lock")
-        self.fallback_local = state.on_unavailable == "local"
-        self.lock_ttl = state.lock_ttl
-
-    async def get_or_lock(self, owner: str, leeway: float) -> tuple[CachedToken | None, bool]:
-        value, pttl, locked = await self._state._batched(
-            "token_or_lock",
-            [self._key, self._lock],
-            [owner, int(self.lock_ttl * 1000), int(leeway * 1000)],
-        )
-        return self._decode(value, int(pttl)), bool(locked)
-
-    @staticmethod
-    def _decode(value: bytes | str | None, pttl: int) -> CachedToken | None:
-        if not value or pttl <= 0:
-            return None
-        try:
-            stored = _TOKEN_DECODER.decode(value)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            logger.warning("ignoring an undecodable OAuth2 token in Redis")
-            return None
-        return CachedToken(stored.access_token, stored.lifetime, pttl / 1000, stored.scope)
-
-    async def put(self, token: CachedToken) -> None:
-        px = int(token.remaining * 1000)
-        if px <= 0:
-            return
-        value = _TOKEN_ENCODER.encode(_StoredToken(token.access_token, token.lifetime, token.scope))
-        await self._state._batched("put_token", [self._key], [value.decode(), px])
-
-    async def unlock(self, owner: str) -> None:
-        await self._state._batched("unlock", [self._lock], [owner])
-
-    async def discard(self, access_token: str) -> None:
-        await self._state._batched("discard_token", [self._key], [access_token])

@@ -38,7 +38,7 @@ from typing import Any, Final, Literal, TypeVar
 from redis import exceptions as redis_errors
 
 from ._errors import InvalidInputError
-from ._redis_conn import redis_failure
+from ._redis_rules import redis_failure
 from ._redis_watch import RedisWatchStore
 from ._validate import ACCOUNT_NAME
 

@@ -54,7 +54,14 @@ from ._errors import (
 )
 from ._fileio import atomic_write
 from ._models import AwareDatetime, Integration, IntegrationLog
-from ._watch import DEFAULT_LOOKBACK, LateLog, WatchState, begin, check_lookback, check_start
+from ._watch_state import (
+    DEFAULT_LOOKBACK,
+    LateLog,
+    WatchState,
+    begin,
+    check_lookback,
+    check_start,
+)
 
 if TYPE_CHECKING:
     from ._pool import AccountPool

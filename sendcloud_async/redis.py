@@ -49,7 +49,7 @@ run a command — no retry can help and nothing falls back: every Redis piece
 raises ``StateConfigurationError`` (its ``reason`` is ``"authentication"``,
 ``"database"`` or ``"permission"``). A database that is not a number
 (``redis://host/abc``, which redis-py would take for database 0) is refused by
-``from_url`` with ``InvalidInputError``. ``_redis_conn.redis_failure`` is the one
+``from_url`` with ``InvalidInputError``. ``_redis_rules.redis_failure`` is the one
 place that tells a permanent error from an outage.
 
 **One connection pool for every piece.** Each ``from_url`` makes a pool of its

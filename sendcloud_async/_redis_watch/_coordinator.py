@@ -14,7 +14,7 @@ from typing import Final, Literal
 
 from .._aio import sleep_until, stop_task
 from .._errors import InvalidInputError, StateConfigurationError, StateUnavailableError
-from .._redis_conn import describe_failure
+from .._redis_rules import describe_failure
 from .._retry import capped_backoff
 from .._validate import account_name, positive_int, positive_seconds
 from ._commit import _Committer, _Held, _Overdue

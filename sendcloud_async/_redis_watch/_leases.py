@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from .._errors import InvalidInputError
-from .._redis_conn import RedisConnection, RedisPiece, borrow, check_namespace
+from .._redis_conn import RedisConnection, RedisPiece, borrow
+from .._redis_rules import check_namespace
 from .._validate import account_name, positive_seconds
 from ._events import ClaimKind
 from ._lua import SCRIPTS

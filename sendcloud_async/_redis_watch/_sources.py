@@ -18,7 +18,7 @@ import msgspec
 
 from .._defaults import DEFAULT_PAGE_SIZE, DEFAULT_WATCH_INTERVAL, DEFAULT_WATCH_START
 from .._validate import account_name, positive_seconds, required_page_size
-from .._watch import DEFAULT_LOOKBACK, WatchState, check_lookback, check_start
+from .._watch_state import DEFAULT_LOOKBACK, WatchState, check_lookback, check_start
 from .._watchers import AccountState, Handler, LogWatcher, MemoryWatchStore, decode_account_state
 
 if TYPE_CHECKING:
