@@ -28,17 +28,18 @@ B's first, ...), so every ratio is of figures taken side by side, under the same
 load. Figures are the median cycle.
 
 Beside each SDK run, a *hand-written* client makes the same requests for the same
-accounts (unless ``--no-baseline``): one ``aiohttp.ClientSession``, ``session.get``
-with the account's ``Authorization`` header, ``concurrency`` workers, each body
-decoded by a ``msgspec.json.Decoder`` into Structs. Its warm-up lists each
-account's logs once and takes the newest ``created_at``; every measured cycle then
-asks, per account, for ``GET /integrations`` and the very logs page an idle watch
-asks for (``cursor`` one microsecond below ``newest - lookback``, or below
-``newest`` once the newest log is more than ``lookback`` + 2 s old, as the seeded
-logs of 2023 are: the watch's window is then closed; ``page_size`` 100). It does
-what it takes to fetch and decode, nothing a watch does with the page (no state,
-no store, no rate gate, no retries): the SDK's CPU over its CPU is the price of
-everything the SDK adds to an idle poll.
+accounts (unless ``--no-baseline``): the code of the ``raw_msgspec`` contender
+(``contenders/raw_msgspec.py``: ``fetch``, its Structs and decoders) on one
+``aiohttp.ClientSession``, with the account's ``Authorization`` header,
+``concurrency`` workers, each body decoded by a ``msgspec.json.Decoder`` into
+Structs. Its warm-up lists each account's logs once and takes the newest
+``created_at``; every measured cycle then asks, per account, for
+``GET /integrations`` and the very logs page an idle watch asks for (``cursor`` one
+microsecond below ``newest - lookback``, or below ``newest`` once the newest log is
+more than ``lookback`` + 2 s old, as the seeded logs of 2023 are: the watch's window
+is then closed; ``page_size`` 100). It does what it takes to fetch and decode,
+nothing a watch does with the page (no state, no store, no rate gate, no retries):
+the SDK's CPU over its CPU is the price of everything the SDK adds to an idle poll.
 
 For the memory of many accounts, run one size alone with one window and no
 baseline (``--accounts 100000 --lookback 30 --no-baseline --cycles 1``): the
@@ -50,7 +51,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import statistics
 import subprocess
@@ -61,9 +61,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
-
-from sendcloud_async._watch import DEFAULT_LOOKBACK
+from sendcloud_async._defaults import DEFAULT_WATCH_LOOKBACK
 
 from ._process import ROOT, _cpu, _env, _rss
 
@@ -171,61 +169,7 @@ async def _cycles(cycle: Callable[[], Awaitable[None]]) -> None:
         print(json.dumps([time.perf_counter() - wall, _cpu() - cpu]), flush=True)
 
 
-# -- the hand-written client: aiohttp.ClientSession.get and msgspec Structs -----------
-
-
-class _Integration(msgspec.Struct):
-    id: int
-    shop_name: str | None = None
-    shop_url: str | None = None
-    type: str | None = None
-    started_failing_at: datetime | None = None
-    last_fetched_at: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    service_point_enabled: bool = False
-    service_point_carriers: list[str] = []
-    webhook_active: bool = False
-    webhook_url: str | None = None
-    feedback_type: str | None = None
-
-
-class _LogResponse(msgspec.Struct):
-    headers: dict[str, Any] | None = None
-    body: str | dict[str, Any] | None = None
-
-
-class _LogRequest(msgspec.Struct):
-    headers: dict[str, Any] | str | None = None
-    payload: dict[str, Any] | str | None = None
-
-
-class _Log(msgspec.Struct):
-    base_url: str
-    id: int | None = None
-    integration_id: int | None = None
-    full_url: str | None = None
-    method: str | None = None
-    response_code: int | None = None
-    response: _LogResponse | None = None
-    request: _LogRequest | None = None
-    created_at: datetime | None = None
-    exception_type: str | None = None
-    exception: str | None = None
-    protected: bool = False
-    additional_data: dict[str, Any] | str | None = ""
-
-
-class _Integrations(msgspec.Struct):
-    data: list[_Integration]
-
-
-class _Logs(msgspec.Struct):
-    data: list[_Log]
-
-
-_INTEGRATIONS = msgspec.json.Decoder(_Integrations)
-_LOGS = msgspec.json.Decoder(_Logs)
+# -- the hand-written client: ``contenders/raw_msgspec.py``'s GET and msgspec Structs -----
 
 
 async def _each(names: Iterable[str], work: Callable[[str], Awaitable[None]]) -> None:
@@ -242,12 +186,16 @@ async def _each(names: Iterable[str], work: Callable[[str], Awaitable[None]]) ->
 async def _measure_raw(port: int, accounts: int, lookback: float) -> Result:
     import aiohttp
 
+    from .contenders._common import basic_authorization
+    from .contenders.raw_msgspec import DECODER, INTEGRATIONS, fetch
+
     rss_before = _rss()
     base = f"http://127.0.0.1:{port}/api/v3"
+    integrations, logs = f"{base}/integrations", f"{base}/integrations/logs"
     headers = {
         f"acct-{n}": {
             "Accept": "application/json",
-            "Authorization": "Basic " + base64.b64encode(f"pk-{n}:sk-{n}".encode()).decode("ascii"),
+            "Authorization": basic_authorization(f"pk-{n}", f"sk-{n}"),
         }
         for n in range(accounts)
     }
@@ -259,38 +207,35 @@ async def _measure_raw(port: int, accounts: int, lookback: float) -> Result:
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as session:
 
-        async def get(url: str, name: str, params: dict[str, Any]) -> bytes | None:
-            nonlocal failures
-            async with session.get(url, headers=headers[name], params=params) as resp:
-                body = await resp.read()
-                if resp.status != 200:
-                    failures += 1
-                    return None
-                return body
-
         async def warm(name: str) -> None:
-            nonlocal delivered
+            nonlocal delivered, failures
             await poll(name)
-            body = await get(f"{base}/integrations/logs", name, {"page_size": PAGE_SIZE})
-            if body is not None:
-                logs = _LOGS.decode(body).data
-                delivered += len(logs)
-                newest = max(log.created_at for log in logs if log.created_at is not None)
-                # The page an idle watch asks for: from its window's bottom, which is the
-                # newest log itself once the server's clock is lookback + 2 s past it.
-                idle = newest < datetime.now(UTC) - back - timedelta(seconds=2)
-                cursors[name] = (newest - (tick if idle else back + tick)).isoformat()
+            try:
+                _, body = await fetch(session, logs, {"page_size": PAGE_SIZE}, headers[name])
+            except RuntimeError:
+                failures += 1
+                return
+            found = DECODER.decode(body).data
+            delivered += len(found)
+            newest = max(log.created_at for log in found if log.created_at is not None)
+            # The page an idle watch asks for: from its window's bottom, which is the
+            # newest log itself once the server's clock is lookback + 2 s past it.
+            idle = newest < datetime.now(UTC) - back - timedelta(seconds=2)
+            cursors[name] = (newest - (tick if idle else back + tick)).isoformat()
 
         async def poll(name: str) -> None:
-            body = await get(f"{base}/integrations", name, {})
-            if body is not None:
-                _INTEGRATIONS.decode(body)
-            cursor = cursors.get(name)
-            if cursor is not None:
-                params = {"cursor": cursor, "page_size": PAGE_SIZE}
-                body = await get(f"{base}/integrations/logs", name, params)
-                if body is not None:
-                    _LOGS.decode(body)
+            nonlocal failures
+            mine = headers[name]
+            try:
+                _, body = await fetch(session, integrations, None, mine)
+                INTEGRATIONS.decode(body)
+                cursor = cursors.get(name)
+                if cursor is not None:
+                    params = {"cursor": cursor, "page_size": PAGE_SIZE}
+                    _, body = await fetch(session, logs, params, mine)
+                    DECODER.decode(body)
+            except RuntimeError:
+                failures += 1
 
         await _each(headers, warm)
 
@@ -414,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="50 accounts, 1 cycle")
     parser.add_argument(
         "--lookback",
-        default=f"{DEFAULT_LOOKBACK.total_seconds():g},0",
+        default=f"{DEFAULT_WATCH_LOOKBACK:g},0",
         help="lookback windows to compare, seconds, comma-separated (the default and 0)",
     )
     parser.add_argument(

@@ -27,14 +27,19 @@ class BodyLimit:
 
     max_bytes: int = DEFAULT_MAX_RESPONSE_SIZE
 
+    def at_once(self, resp: aiohttp.ClientResponse) -> bool:
+        """Whether ``resp``'s body may be read in one call (``resp.read()``): it says
+        its length, within the limit, and arrives as it is. Else ``read`` it."""
+        length = resp.content_length
+        return length is not None and length <= self.max_bytes and hdrs_plain(resp)
+
     async def read(self, resp: aiohttp.ClientResponse, *, method: str, url: str) -> bytes:
         """The body of ``resp``; ``ResponseTooLargeError`` once it passes the limit."""
-        limit = self.max_bytes
-        length = resp.content_length
-        if length is not None and hdrs_plain(resp):
-            if length > limit:
-                raise ResponseTooLargeError(limit, method=method, url=url, status=resp.status)
+        if self.at_once(resp):
             return await resp.read()
+        limit = self.max_bytes
+        if resp.content_length is not None and hdrs_plain(resp):  # said to be too large
+            raise ResponseTooLargeError(limit, method=method, url=url, status=resp.status)
         chunks: list[bytes] = []
         total = 0
         async for chunk in resp.content.iter_chunked(_CHUNK):

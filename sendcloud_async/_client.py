@@ -57,7 +57,7 @@ class SendcloudClient(Facade):
     default); a larger one raises ``ResponseTooLargeError``.
     """
 
-    __slots__ = ("_auth", "_transport")
+    __slots__ = ("_auth", "_integrations", "_logs", "_shop_order_statuses", "_transport")
 
     def __init__(
         self,
@@ -96,24 +96,38 @@ class SendcloudClient(Facade):
         """The one place a client's fields are set: every way of making one ends here."""
         self._auth = auth
         self._transport = transport
+        self._integrations: Integrations | None = None
+        self._logs: Logs | None = None
+        self._shop_order_statuses: ShopOrderStatuses | None = None
 
-    # The resources are made when used (one small object, no I/O): a client of an
-    # ``AccountPool`` that watches 100,000 accounts holds only its transport.
+    # A resource is made at its first use (one small object, no I/O) and kept: a
+    # client of an ``AccountPool`` that watches 100,000 accounts holds its transport
+    # and the resources it uses. A resource holds no state of its own; after
+    # ``aclose()`` its calls raise ``ClientClosedError`` (the transport says so).
 
     @property
     def integrations(self) -> Integrations:
         """The account's integrations (``client.integrations.list()``, ...)."""
-        return Integrations(self._transport)
+        resource = self._integrations
+        if resource is None:
+            resource = self._integrations = Integrations(self._transport)
+        return resource
 
     @property
     def logs(self) -> Logs:
         """The account's exception logs (``client.logs.iter()``, ``.watch()``, ...)."""
-        return Logs(self._transport)
+        resource = self._logs
+        if resource is None:
+            resource = self._logs = Logs(self._transport)
+        return resource
 
     @property
     def shop_order_statuses(self) -> ShopOrderStatuses:
         """The account's shop order statuses and their mapping."""
-        return ShopOrderStatuses(self._transport)
+        resource = self._shop_order_statuses
+        if resource is None:
+            resource = self._shop_order_statuses = ShopOrderStatuses(self._transport)
+        return resource
 
     def with_options(
         self,

@@ -283,8 +283,14 @@ class Call:
 NO_CALL: Final = Call(None, "", "")
 
 
-def begin(method: str, url: str, operation: str = "", template: str = "") -> Call:
-    """A ``Call`` reporting to the current observers (``NO_CALL`` when there are none)."""
+def begin(
+    method: str, url: str | Callable[[], str], operation: str = "", template: str = ""
+) -> Call:
+    """A ``Call`` reporting to the current observers (``NO_CALL`` when there are none).
+
+    ``url`` is the URL as shown, or a function that gives it: called only when
+    someone observes.
+    """
     observer = _observer.get()
     hub = _hub
     if observer is None:
@@ -293,7 +299,7 @@ def begin(method: str, url: str, operation: str = "", template: str = "") -> Cal
         observer = hub
     elif hub is not None:
         observer = _Both(observer, hub)
-    return Call(observer, method, url, operation, template)
+    return Call(observer, method, url if isinstance(url, str) else url(), operation, template)
 
 
 def current_call() -> Call:

@@ -18,7 +18,7 @@ from ._models import (
     SHOP_ORDER_STATUS_LIST_DECODER,
     STATUS_MAPPING_DECODER,
 )
-from ._transport import NO_CONTENT, Operation
+from ._request import NO_CONTENT, Operation
 
 __all__ = [
     "ALL",

@@ -37,8 +37,8 @@ from ._defaults import (
 from ._lifecycle import Held, Lifecycle
 from ._options import ClientOptions
 from ._ratelimit import RateLimits
+from ._sessions import new_session, sdk_connector
 from ._state import StateBackend
-from ._transport import new_session, sdk_connector
 from ._validate import optional_session, positive_int
 
 __all__ = ["DEFAULT_CONNECTIONS", "TOKEN_CONNECTIONS", "AccountPool"]

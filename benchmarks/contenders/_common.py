@@ -51,9 +51,9 @@ USER = "bench-public-key"
 PASSWORD = "bench-secret-key"
 
 
-def basic_authorization() -> str:
-    """The ``Authorization`` header value for ``USER``/``PASSWORD`` (HTTP Basic)."""
-    return "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+def basic_authorization(user: str = USER, password: str = PASSWORD) -> str:
+    """The ``Authorization`` header value for ``user``/``password`` (HTTP Basic)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,9 @@ with a default ``Authorization: Basic`` header (``aiohttp.BasicAuth`` is depreca
 since aiohttp 3.14), one ``msgspec.json.Decoder`` built once for the page type,
 ``resp.links`` to follow ``rel="next"``. The Structs mirror the spec's
 ``integration-log`` schema, unions included; ``created_at`` becomes a ``datetime``.
+
+``fetch`` (one GET, its body read whole) and the decoders are also the
+hand-written client of ``benchmarks.watch``.
 """
 
 from __future__ import annotations
@@ -53,7 +56,42 @@ class LogList(msgspec.Struct):
     data: list[IntegrationLog]
 
 
+class Integration(msgspec.Struct):
+    id: int
+    shop_name: str | None = None
+    shop_url: str | None = None
+    type: str | None = None
+    started_failing_at: datetime | None = None
+    last_fetched_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    service_point_enabled: bool = False
+    service_point_carriers: list[str] = []
+    webhook_active: bool = False
+    webhook_url: str | None = None
+    feedback_type: str | None = None
+
+
+class IntegrationList(msgspec.Struct):
+    data: list[Integration]
+
+
 DECODER = msgspec.json.Decoder(LogList)
+INTEGRATIONS = msgspec.json.Decoder(IntegrationList)
+
+
+async def fetch(
+    session: aiohttp.ClientSession,
+    url: str | URL,
+    params: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[aiohttp.ClientResponse, bytes]:
+    """``GET url``: the (released) response and its body; ``RuntimeError`` unless 200."""
+    async with session.get(url, params=params, headers=headers) as resp:
+        body = await resp.read()
+    if resp.status != 200:
+        raise RuntimeError(f"HTTP {resp.status} for {resp.url}: {body[:300]!r}")
+    return resp, body
 
 
 async def main(options: Options, tally: Tally) -> None:
@@ -63,11 +101,8 @@ async def main(options: Options, tally: Tally) -> None:
         params: dict[str, int] | None = {"page_size": options.page_size}
         tally.start()
         while True:
-            async with session.get(url, params=params) as resp:
-                body = await resp.read()
-                if resp.status != 200:
-                    raise RuntimeError(f"HTTP {resp.status} for {resp.url}: {body[:300]!r}")
-                link = resp.links.get("next")
+            resp, body = await fetch(session, url, params)
+            link = resp.links.get("next")
             for log in DECODER.decode(body).data:
                 tally.add(log.id)
             await tally.page_done()

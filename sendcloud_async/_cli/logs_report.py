@@ -179,7 +179,7 @@ async def _from_account(args: argparse.Namespace, ctx: Context) -> Report | None
 
     from .._errors import InvalidInputError, SendcloudError
     from .._report import read_account
-    from .._transport import display_url
+    from .._request import display_url
     from .clients import single_client
     from .credentials import command_credentials
     from .output import failure

@@ -19,10 +19,13 @@ from .._errors import InvalidInputError
 from .._models import IntegrationLog, LogPage, LogRequest, LogResponse, LogStamp
 from .._operations import LOGS_CREATE, LOGS_LIST, LOGS_LIST_ONE, LOGS_LIST_STAMPS
 from .._pagination import PaginationError, cursor_in, cursor_to_str, find_next_link, follow_link
-from .._watch import DEFAULT_LOOKBACK, LogBatch, Page, WatchState, begin, check_lookback, watch
+from .._watch import watch
+from .._watch_pages import Page
+from .._watch_state import DEFAULT_LOOKBACK, LogBatch, WatchState, begin, check_lookback
 
 if TYPE_CHECKING:
-    from .._transport import Operation, Response, Transport
+    from .._request import Operation, Response
+    from .._transport import Transport
 
 
 #: Pages fetched ahead of the consumer by default (0 turns read-ahead off).
@@ -233,10 +236,9 @@ class Logs:
         resp = await self._transport.send(seen.op, url)
         repeated = resp.body == seen.last_body
         seen.last_body = resp.body
-        target = find_next_link(resp.headers.getall("Link", ()))
-        if target is None:
+        next_url = self._next_url(resp)
+        if next_url is None:
             return _Fetched(resp, None)
-        next_url = follow_link(target, response_url=resp.url, origin=self._transport.config.origin)
         key = hash(str(next_url))
         urls = seen.urls
         if urls is None:
@@ -253,6 +255,13 @@ class Logs:
             )
         urls.add(key)
         return _Fetched(resp, next_url)
+
+    def _next_url(self, resp: Response) -> URL | None:
+        """Where the page after ``resp`` is (its ``Link`` header), checked to be the API's."""
+        target = find_next_link(resp.headers.getall("Link", ()))
+        if target is None:
+            return None
+        return follow_link(target, response_url=resp.url, origin=self._transport.config.origin)
 
     async def _walk(self, seen: _Seen) -> AsyncGenerator[_Fetched, None]:
         # Strictly sequential: one request, yield, next request.
@@ -328,7 +337,7 @@ class Logs:
         ``lookback`` (seconds or a ``timedelta``, 30 s by default) behind the newest
         log delivered, so that a log that becomes visible late is still delivered
         once (``LogBatch.late`` says which and how late). Arguments are checked when
-        called, before any request. See ``_watch.py`` for how it works.
+        called, before any request. See ``_watch.py`` (and the modules it names) for how it works.
         """
         iid = None if integration_id is None else check.integration_id(integration_id)
         size = check.required_page_size(page_size)
@@ -355,19 +364,21 @@ class Logs:
 
         path = None if iid is None else {"id": iid}
         op = LOGS_LIST if path is None else LOGS_LIST_ONE
-        url = self._transport.url
+        transport = self._transport
+        url = transport.url
+        send = transport.send
 
         async def fetch(cursor: str | None) -> Page:
             # Each request stands alone: the watch itself refuses links that loop
-            # (``_watch.advance``), and it may ask for the same page twice on purpose.
+            # (``_watch_pages.advance``), and it may ask for the same page twice on purpose.
             # Its arguments were checked when the watch began (``_first`` checks them).
-            seen = _Seen(op, url(op, path, (("cursor", cursor), ("page_size", size))))
-            fetched = await self._fetch(seen.first, seen)
-            next_url = fetched.next_url
+            resp = await send(op, url(op, path, (("cursor", cursor), ("page_size", size))))
+            next_url = self._next_url(resp)
+            fetched = _Fetched(resp, next_url)
             cursor_next = None if next_url is None else cursor_in(next_url)
             # Stamps first: the watch decodes the logs in full only if it delivers one.
             # The server's ``Date`` goes as sent: the watch reads it once a poll, if at all.
-            date = fetched.resp.headers.get("Date")
+            date = resp.headers.get("Date")
             return Page(fetched.stamps(), next_url is not None, cursor_next, fetched.items, date)
 
         return watch(fetch, first, interval=wait, once=stop, lookback=window)

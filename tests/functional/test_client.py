@@ -28,6 +28,51 @@ async def test_use_after_close_is_clear(fake: FakeSendcloud) -> None:
     assert len(fake.requests) == 1
 
 
+async def test_resources_are_kept_and_closed_with_the_client(fake: FakeSendcloud) -> None:
+    """A resource is made once per client; a kept one raises ClientClosedError after
+    aclose() like the client, and sends nothing; a with_options copy has its own."""
+    client = sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url)
+    logs, integrations, statuses = client.logs, client.integrations, client.shop_order_statuses
+    assert client.logs is logs
+    assert client.integrations is integrations
+    assert client.shop_order_statuses is statuses
+    derived = client.with_options(max_retries=0)
+    assert derived.logs is not logs
+    assert derived.logs is derived.logs
+    await integrations.list()
+    await client.aclose()
+    sent = len(fake.requests)
+    with pytest.raises(sc.ClientClosedError, match="this SendcloudClient is closed"):
+        await integrations.list()
+    with pytest.raises(sc.ClientClosedError, match="this SendcloudClient is closed"):
+        await anext(logs.iter())
+    with pytest.raises(sc.ClientClosedError, match="this SendcloudClient is closed"):
+        await derived.integrations.list()
+    assert len(fake.requests) == sent
+
+
+async def test_only_the_sdks_connector_reads_the_attempt(fake: FakeSendcloud) -> None:
+    """The attempt is handed to the connector only on a session on the SDK's connector
+    (the client's own, a pool's); a borrowed session's attempts are told by tracing."""
+    from sendcloud_async._sessions import TRACE_CONFIG
+
+    async with sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url) as own:
+        await own.integrations.list()
+        assert own._transport._shared.connector_tells
+    async with sc.AccountPool(base_url=fake.base_url) as pool:
+        pooled = pool.client(fake.basic_auth)
+        await pooled.integrations.list()
+        assert pooled._transport._shared.connector_tells
+    async with (
+        aiohttp.ClientSession() as session,
+        sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url, session=session) as c,
+    ):
+        await c.integrations.list()
+        assert not c._transport._shared.connector_tells
+        assert TRACE_CONFIG in session.trace_configs
+    assert [r.auth_scheme for r in fake.requests] == ["basic"] * 3
+
+
 async def test_borrowed_session_is_never_closed(fake: FakeSendcloud) -> None:
     """A session passed in is used for requests and left open by aclose()."""
     async with aiohttp.ClientSession() as session:

@@ -74,9 +74,9 @@ async def test_a_borrowed_session_is_never_closed(fake: FakeSendcloud) -> None:
 def test_the_resources_share_one_lifecycle() -> None:
     from sendcloud_async._lifecycle import Facade
     from sendcloud_async._redis_conn import RedisConnection, RedisPiece
-    from sendcloud_async._transport import _Shared
+    from sendcloud_async._sessions import Shared
 
-    for resource in (sc.AccountPool, _Shared, RedisConnection, FakeSendcloud):
+    for resource in (sc.AccountPool, Shared, RedisConnection, FakeSendcloud):
         assert issubclass(resource, Lifecycle), resource
     # The client's lifecycle is its transport's (shared with with_options copies); a
     # Redis piece's is its connection handle's.

@@ -18,7 +18,7 @@ from sendcloud_async._operations import (
     LOGS_LIST_ONE,
     SHOP_ORDER_STATUSES_LIST,
 )
-from sendcloud_async._transport import NO_CONTENT, Operation
+from sendcloud_async._request import NO_CONTENT, Operation
 
 SPEC_FILE = Path(__file__).resolve().parents[1] / "spec" / "sendcloud-v3-integrations-openapi.yml"
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
