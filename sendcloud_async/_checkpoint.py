@@ -10,13 +10,18 @@ from typing import Final
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from ._errors import ExportInputError
+
 __all__ = [
     "CHECKPOINT_SUFFIX",
     "CHECKPOINT_VERSION",
+    "START_OVER",
     "Checkpoint",
     "CheckpointQuery",
     "checkpoint_path",
     "checkpoint_query",
+    "continued",
+    "describe_difference",
     "holds_nothing",
 ]
 
@@ -95,6 +100,52 @@ def holds_nothing(records: int) -> bool:
     it does not stand in the way of a new run, whatever that run asks for.
     """
     return records == 0
+
+
+#: How a refused resume starts over instead (``sendcloud-async logs export``).
+START_OVER: Final = "--restart (instead of --resume) starts over"
+
+#: The name a field of ``CheckpointQuery`` is shown (and read) by.
+_SHOWN: Final = {"codec": "compression", "start": "since", "end": "until"}
+
+
+def describe_difference(query: CheckpointQuery, other: CheckpointQuery) -> str:
+    """The fields where ``query`` (this run) differs from ``other`` (the checkpoint)."""
+    diffs = []
+    for field in CheckpointQuery.__struct_fields__:
+        name = _SHOWN.get(field, field)
+        mine, theirs = getattr(query, name), getattr(other, name)
+        if mine != theirs:
+            shown = ["all" if v is None and name == "integration_id" else v for v in (mine, theirs)]
+            if name == "page_size":
+                shown = ["default" if v is None else v for v in (mine, theirs)]
+            if name in ("since", "until"):
+                shown = ["none" if v is None else v.isoformat() for v in (mine, theirs)]
+            diffs.append(f"{name} {shown[0]} here but {shown[1]} in the checkpoint")
+    return "; ".join(diffs)
+
+
+def continued(state: Checkpoint, query: CheckpointQuery, where: str) -> Checkpoint | None:
+    """``state`` (found at ``where``) if an export of ``query`` continues it.
+
+    ``None`` if it holds nothing to continue (the export starts afresh);
+    ``ExportInputError`` for another version, damage, or another query.
+    """
+    if state.version != CHECKPOINT_VERSION:
+        raise ExportInputError(
+            f"the checkpoint {where} has version {state.version}, "
+            f"this sendcloud-async writes version {CHECKPOINT_VERSION}; {START_OVER}"
+        )
+    if state.records < 0 or state.pages < 0:
+        raise ExportInputError(f"the checkpoint {where} is damaged (negative counts)")
+    if state.query != query:
+        if holds_nothing(state.records):
+            return None
+        raise ExportInputError(
+            f"cannot resume: the checkpoint {where} is for another export "
+            f"({describe_difference(query, state.query)}); {START_OVER}, or pick another output"
+        )
+    return state
 
 
 def checkpoint_query(out_path: str | os.PathLike[str]) -> tuple[CheckpointQuery, int] | None:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ._checkpoint import Checkpoint
+from ._checkpoint import Checkpoint, CheckpointQuery, continued
 from ._errors import ExportInputError
 from ._parts import DEFAULT_PART_RECORDS, PartsSink
 from ._parts._layout import manifest_key
@@ -32,15 +32,23 @@ __all__ = ["PartsOutput"]
 
 
 class PartsOutput:
-    """The parts of one account of an export, and their manifest (module docstring)."""
+    """The parts of one account of an export, and their manifest (module docstring).
+
+    The same steps as ``_export_file.FileOutput``; ``state`` is the checkpoint
+    continued or committed last.
+    """
+
+    #: Bytes of an unfinished commit dropped when opened: none (the manifest lists parts).
+    discarded = 0
+    #: Never: the manifest is let go when the run ends, and a job keeps its parts output.
+    closed = False
 
     def __init__(
         self,
         out: str | os.PathLike[str],
+        query: CheckpointQuery,
         *,
         account: str,
-        fmt: str,
-        compression: str | None,
         part_records: int | None,
         account_column: bool,
         state_type: type[Checkpoint],
@@ -49,21 +57,22 @@ class PartsOutput:
         self.sink = PartsSink(
             out,
             account=account,
-            format=fmt,
-            compression=compression,
+            format=query.format,
+            compression=query.compression,
             part_records=DEFAULT_PART_RECORDS if part_records is None else part_records,
             account_column=account_column,
             state_type=state_type,
         )
+        self.query = query
         #: Where the checkpoint is: the manifest (as messages show it).
-        self.manifest = f"{self.sink.url}/{manifest_key(self.sink.account)}"
-        self._state_type = state_type
+        self.location = f"{self.sink.url}/{manifest_key(self.sink.account)}"
+        self.state: Checkpoint | None = None
+        self._begun = False
         self._flush_seconds = flush_seconds
         self._published = time.monotonic()
 
-    @property
-    def compression(self) -> str:
-        return self.sink.format.compression
+    def _damaged(self, exc: Exception) -> ExportInputError:
+        return ExportInputError(f"the checkpoint in {self.location} is damaged ({exc})")
 
     async def recorded(self) -> Checkpoint | None:
         """The checkpoint in the manifest, read without taking it (``None``: none).
@@ -76,30 +85,33 @@ class PartsOutput:
         try:
             return msgspec.json.decode(raw, type=Checkpoint)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise ExportInputError(
-                f"the checkpoint in {self.manifest} is damaged ({exc})"
-            ) from None
+            raise self._damaged(exc) from None
 
-    async def begin(
-        self, resume: bool, verify: Callable[[Checkpoint], Checkpoint | None]
-    ) -> Checkpoint | None:
-        """Take the manifest: its checkpoint to continue from (``resume``), or ``None`` after
-        removing the old parts. ``verify`` checks a checkpoint (``None``: start afresh)."""
+    async def begin(self, resume: bool) -> Checkpoint | None:
+        """Take the manifest: its checkpoint to continue from (``resume``, if it continues this
+        export's query), or ``None`` after removing the old parts. Idempotent."""
+        if self._begun:
+            return self.state
         sink = self.sink
+        state = None
         if resume:
             try:
                 saved: Any = await sink.load()
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                raise ExportInputError(
-                    f"the checkpoint in {self.manifest} is damaged ({exc})"
-                ) from None
-            state = verify(saved) if saved is not None else None
-            if state is not None:
-                self._published = time.monotonic()
-                return state
-        await sink.restart()
+                raise self._damaged(exc) from None
+            state = None if saved is None else continued(saved, self.query, self.location)
+        if state is None:
+            await sink.restart()
         self._published = time.monotonic()
-        return None
+        self.state, self._begun = state, True
+        return state
+
+    async def start(self, fresh: Checkpoint | None) -> None:
+        """Before the first page: a new export with nothing to export says so in the manifest."""
+        if fresh is not None:
+            self.state = fresh
+            if fresh.done:
+                await self.commit([], fresh)
 
     async def commit(self, items: Sequence[IntegrationLog], state: Checkpoint) -> None:
         """Add ``items`` and the checkpoint after them; publish when it is time."""
@@ -108,6 +120,7 @@ class PartsOutput:
         if state.done or time.monotonic() - self._published >= self._flush_seconds:
             await sink.flush()
             self._published = time.monotonic()
+        self.state = state
 
     @property
     def saved_records(self) -> int:
@@ -118,14 +131,14 @@ class PartsOutput:
     def saved_bytes(self) -> int:
         return self.sink.committed_bytes
 
-    async def abandon(self) -> None:
-        """Let the manifest go publishing nothing: this writer no longer owns the output.
+    async def end(self, *, abandon: bool = False) -> None:
+        """Publish what is buffered (its checkpoint with it) and let the manifest go; with
+        ``abandon``, publish nothing: this writer no longer owns the output.
 
-        What is buffered is dropped (the next holder fetches it again from the manifest's
-        checkpoint), so a writer that lost its lease leaves no part outside the manifest.
+        What an abandon drops is fetched again by the next holder from the manifest's
+        checkpoint, so a writer that lost its lease leaves no part outside the manifest.
         """
-        await self.sink.abandon()
+        await (self.sink.abandon() if abandon else self.sink.aclose())
 
-    async def aclose(self) -> None:
-        """Publish what is buffered (its checkpoint with it) and let the manifest go."""
-        await self.sink.aclose()
+    def close(self) -> None:
+        """Nothing to do: the manifest is let go by ``end()``, when the run ends."""

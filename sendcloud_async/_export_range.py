@@ -95,7 +95,7 @@ async def probe_order(client: SendcloudClient, integration_id: int | None) -> st
     times = [log.created_at for log in first.items if log.created_at is not None]
     if len(times) < 2 or times[0] == times[1]:
         return None
-    from ._watch import page_order  # the watch's rule for a page's direction
+    from ._watch_pages import page_order  # the watch's rule for a page's direction
 
     try:
         return page_order(times)

@@ -29,29 +29,22 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Any, Final, Unpack, cast
 
 import msgspec
 
 from . import _validate as check
+from ._checkpoint import Checkpoint
 from ._defaults import DEFAULT_WALKS
-from ._errors import InvalidInputError
-from ._export import (
-    CHECKPOINT_VERSION,
-    DEFAULT_ACCOUNT,
-    Checkpoint,
-    ExportInputError,
-    ExportStats,
-    LogExport,
-    ProgressCallback,
-    WalkPage,
-)
+from ._errors import ExportInputError, InvalidInputError
+from ._export import DEFAULT_ACCOUNT, ExportOptions, ExportStats, LogExport, ProgressCallback
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
     from ._client import SendcloudClient
+    from ._export_source import Walk, WalkPage
 
 __all__ = [
     "DEFAULT_WALKS",
@@ -90,9 +83,6 @@ class WalksCheckpoint(Checkpoint, kw_only=True):
     walks: list[WalkCursor] = msgspec.field(default_factory=list)
 
 
-_WALKS_DECODER: Final = msgspec.json.Decoder(WalksCheckpoint)
-
-
 @dataclass(frozen=True, slots=True)
 class WalksStats(ExportStats):
     """``ExportStats`` plus the walks: how many, how many finished, how many integrations gone."""
@@ -117,50 +107,28 @@ class PerIntegrationExport(LogExport):
 
     ``integration_id`` restricts the export to one integration (one walk, no
     listing). ``concurrency`` is not part of the query: a resume may change it.
-    Use it like ``LogExport``::
+    The other keywords are ``LogExport``'s. Use it like ``LogExport``::
 
         job = PerIntegrationExport("logs.jsonl", base_url=str(client.base_url), concurrency=8)
         with job:                 # checks everything, takes the lock; no request yet
             stats = await job.run(client)
     """
 
+    _checkpoint = WalksCheckpoint
+    _batch = _MAX_BATCH
+    _gone_on_404 = True
+
     def __init__(
         self,
         out_path: str | os.PathLike[str],
         *,
         base_url: str,
-        fmt: str = "jsonl",
-        integration_id: int | None = None,
-        page_size: int | None = None,
         concurrency: int = DEFAULT_WALKS,
-        resume: bool = False,
-        compression: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        account: str = DEFAULT_ACCOUNT,
-        account_column: bool = False,
-        part_records: int | None = None,
-        part_seconds: float | None = None,
+        **options: Unpack[ExportOptions],
     ) -> None:
-        super().__init__(
-            out_path,
-            base_url=base_url,
-            fmt=fmt,
-            integration_id=integration_id,
-            page_size=page_size,
-            resume=resume,
-            compression=compression,
-            since=since,
-            until=until,
-            account=account,
-            account_column=account_column,
-            part_records=part_records,
-            part_seconds=part_seconds,
-        )
+        super().__init__(out_path, base_url=base_url, **options)
         self.concurrency = _concurrency(concurrency)
         self.query = msgspec.structs.replace(self.query, listing=LISTING)
-
-    _checkpoint = WalksCheckpoint
 
     def _describe(self, state: Checkpoint) -> str:
         return f"appending the walks' pages up to page {state.pages:,}"
@@ -171,10 +139,7 @@ class PerIntegrationExport(LogExport):
         assert isinstance(state, WalksCheckpoint)
         return state
 
-    _batch = _MAX_BATCH
-    _gone_on_404 = True
-
-    def _walks(self, state: Checkpoint) -> list[tuple[int | None, str | None, bool]]:
+    def _walks(self, state: Checkpoint) -> list[Walk]:
         assert isinstance(state, WalksCheckpoint)
         return [(walk.integration_id, walk.cursor, walk.done) for walk in state.walks]
 
@@ -189,8 +154,8 @@ class PerIntegrationExport(LogExport):
             walks=[WalkCursor(integration_id=i) for i in ids],
         )
 
-    def _after(self, state: Checkpoint, batch: list[WalkPage]) -> Checkpoint:
-        """The checkpoint after whole pages of the walks (one group commit)."""
+    def _positions(self, state: Checkpoint, batch: list[WalkPage]) -> dict[str, Any]:
+        """Every walk's cursor after whole pages of the walks (one group commit)."""
         assert isinstance(state, WalksCheckpoint)
         walks = [msgspec.structs.replace(w) for w in state.walks]
         for page in batch:
@@ -201,31 +166,16 @@ class PerIntegrationExport(LogExport):
             walk.done = page.done
             if not page.done:
                 walk.cursor = page.next_cursor
-        return WalksCheckpoint(
-            version=CHECKPOINT_VERSION,
-            query=self.query,
-            cursor=None,
-            offset=state.offset,
-            records=state.records + sum(len(page.items) for page in batch),
-            pages=state.pages + sum(0 if p.gone else 1 for p in batch),
-            done=all(w.done for w in walks),
-            listing_order=state.listing_order,
-            walks=walks,
-        )
-
-    # -- statistics ----------------------------------------------------------------------------
+        return {"cursor": None, "done": all(w.done for w in walks), "walks": walks}
 
     def _result(self, base: Checkpoint, started: float) -> WalksStats:
-        stats = self._stats(base, started)
         walks = self._walks_state.walks
         return WalksStats(
-            **{name: getattr(stats, name) for name in ExportStats.__dataclass_fields__},
+            **self._totals(base, started),
             walks=len(walks),
             walks_done=sum(1 for w in walks if w.done),
             walks_gone=sum(1 for w in walks if w.gone),
         )
-
-    # -- the run ---------------------------------------------------------------------------------
 
     async def run(
         self,

@@ -1,8 +1,14 @@
-"""How an export writes logs: JSON Lines and CSV (the one column list, the one cell rule)."""
+"""How an export writes logs: JSON Lines and CSV (the one column list, the one cell rule).
+
+A compressed file (``file_encoding``) holds each commit as one complete gzip member
+(or Zstandard frame): a file of several members is one valid stream (``gzip -d``,
+``zstd -d``, ``gzip.open`` read it whole), and a commit always ends at a member's end.
+"""
 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -10,9 +16,12 @@ from typing import Any, Final
 
 import msgspec
 
+from ._errors import require_extra
 from ._models import IntegrationLog
 
-__all__ = ["CSV_COLUMNS", "ENCODERS", "csv_header", "encode_csv", "encode_jsonl"]
+__all__ = ["CSV_COLUMNS", "csv_header", "encode_csv", "encode_jsonl", "file_encoding"]
+
+Encode = Callable[[Sequence[IntegrationLog]], bytes]
 
 #: The CSV columns: the spec's ``integration-log`` fields in the spec's order,
 #: with ``response`` and ``request`` each split into two columns.
@@ -110,7 +119,23 @@ def encode_csv(items: Sequence[IntegrationLog]) -> bytes:
     return buffer.getvalue().encode()
 
 
-ENCODERS: Final[dict[str, Callable[[Sequence[IntegrationLog]], bytes]]] = {
-    "jsonl": encode_jsonl,
-    "csv": encode_csv,
-}
+def file_encoding(fmt: str, compression: str) -> tuple[Encode, bytes]:
+    """How a file of ``fmt`` (``jsonl``, ``csv``) compressed with ``compression`` (``none``,
+    ``gzip``, ``zstd``) is written: the encoder of a commit's logs, and the file's header."""
+    encode: Encode = encode_csv if fmt == "csv" else encode_jsonl
+    header = csv_header() if fmt == "csv" else b""
+    if compression == "none":
+        return encode, header
+    pack: Callable[[bytes], bytes]
+    if compression == "gzip":
+
+        def pack(data: bytes) -> bytes:
+            return gzip.compress(data, compresslevel=6, mtime=0)
+
+    else:
+        pack = require_extra("zstandard", "zstd", "a .zst export").ZstdCompressor(level=3).compress
+
+    def encode_packed(items: Sequence[IntegrationLog]) -> bytes:
+        return pack(encode(items))
+
+    return encode_packed, pack(header) if header else b""

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import TextIO
 
-from .._errors import MissingExtraError
-from .._export import ExportInputError, LogExport
+from .._errors import ExportInputError, MissingExtraError
+from .._export import LogExport
 from .._observe import observing
 from .activity import Activity
 from .common import UsageError

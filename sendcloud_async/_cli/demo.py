@@ -24,7 +24,8 @@ from pathlib import Path
 
 import msgspec
 
-from .._export import FORMATS, ExportStats, LogExport
+from .._defaults import FORMATS
+from .._export import ExportStats, LogExport
 from .._fileio import output_file_problem
 from .clients import client_for, maybe_fake
 from .command import Handlers

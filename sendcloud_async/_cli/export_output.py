@@ -192,8 +192,7 @@ async def check_destinations(
     for a file); without ``--resume`` or ``--restart``, an unfinished export is
     not replaced (``refuse_unfinished``, the rule of every output). Reads only.
     """
-    from .._errors import MissingExtraError
-    from .._export import ExportInputError
+    from .._errors import ExportInputError, MissingExtraError
     from .destination import refuse_unfinished
 
     for label, job in jobs:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .._errors import SendcloudError
-from .._export import ExportInputError, LogExport
+from .._errors import ExportInputError, SendcloudError
+from .._export import LogExport
 from .clients import single_client
 from .common import EXIT_FAILURE, EXIT_OK, UsageError
 from .context import Context, open_job

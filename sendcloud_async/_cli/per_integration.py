@@ -73,7 +73,8 @@ def new_job(
     default the command line's, as ``logs export``'s check settled it. ``out`` is a
     file, or a parts destination (``account``: an account of ``--accounts`` there).
     """
-    from .._export import ExportInputError, LogExport
+    from .._errors import ExportInputError
+    from .._export import LogExport
     from .._export_walks import PerIntegrationExport
     from .export_output import job_options
     from .resume import Chosen
@@ -88,32 +89,20 @@ def new_job(
             until=getattr(args, "until", None),
         )
     options = job_options(args, account=account)
-    options.update(since=chosen.since, until=chosen.until)
-    if not chosen.per_integration:
-        try:
-            return LogExport(
-                out,
-                base_url=base_url,
-                fmt=chosen.fmt,
-                integration_id=chosen.integration_id,
-                page_size=chosen.page_size,
-                resume=args.resume,
-                **options,
-            )
-        except ExportInputError as exc:
-            raise UsageError(str(exc)) from None
+    options.update(
+        fmt=chosen.fmt,
+        integration_id=chosen.integration_id,
+        page_size=chosen.page_size,
+        resume=args.resume,
+        since=chosen.since,
+        until=chosen.until,
+    )
     walks = getattr(args, "walks", None)
     try:
-        return PerIntegrationExport(
-            out,
-            base_url=base_url,
-            fmt=chosen.fmt,
-            integration_id=chosen.integration_id,
-            page_size=chosen.page_size,
-            concurrency=DEFAULT_WALKS if walks is None else walks,
-            resume=args.resume,
-            **options,
-        )
+        if chosen.per_integration:
+            concurrency = DEFAULT_WALKS if walks is None else walks
+            return PerIntegrationExport(out, base_url=base_url, concurrency=concurrency, **options)
+        return LogExport(out, base_url=base_url, **options)
     except ExportInputError as exc:
         raise UsageError(str(exc)) from None
 

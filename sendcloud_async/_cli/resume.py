@@ -19,14 +19,14 @@ from pathlib import Path
 
 from msgspec import UNSET
 
-from .._export import (
-    FORMATS,
+from .._checkpoint import (
     CheckpointQuery,
     checkpoint_path,
     checkpoint_query,
     describe_difference,
     holds_nothing,
 )
+from .._defaults import FORMATS
 from .._export_walks import LISTING
 from .common import DEFAULT_PAGE_SIZE, UsageError
 

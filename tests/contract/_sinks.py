@@ -10,8 +10,8 @@ from typing import Any
 
 import msgspec
 
-from sendcloud_async._export import csv_header, encode_csv, encode_jsonl
 from sendcloud_async._models import IntegrationLog
+from sendcloud_async._records import csv_header, encode_csv, encode_jsonl
 from sendcloud_async._sinks import FileSink, MemoryMedium, MemorySink, RedisSink
 
 #: The durable sinks (the kill test runs over these) and every sink.

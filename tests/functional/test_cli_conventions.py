@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from sendcloud_async._checkpoint import checkpoint_path
 from sendcloud_async._cli.common import FAKE_INTEGRATIONS
 from sendcloud_async._cli.many_accounts import NOTE_WIDTH
 from sendcloud_async._cli.parser import build_parser
-from sendcloud_async._export import checkpoint_path
 from sendcloud_async.testing import FakeSendcloud, Fault
 from tests.functional.test_cli import (
     PUBLIC_KEY,

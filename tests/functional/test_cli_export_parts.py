@@ -31,7 +31,9 @@ import zstandard
 from obstore.store import S3Store
 
 import sendcloud_async as sc
-from sendcloud_async._export import Checkpoint, ExportInputError, export_logs
+from sendcloud_async._checkpoint import Checkpoint
+from sendcloud_async._errors import ExportInputError
+from sendcloud_async._export import export_logs
 from sendcloud_async._parts import PartsSink
 from sendcloud_async.testing import FakeSendcloud
 from tests._s3server import ACCESS_KEY, SECRET_KEY, S3Server, running_s3_server

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import msgspec
 
-from sendcloud_async._export import checkpoint_path
+from sendcloud_async._checkpoint import checkpoint_path
 from sendcloud_async._export_walks import LISTING, WalksCheckpoint
 from sendcloud_async.testing import FakeSendcloud
 

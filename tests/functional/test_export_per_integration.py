@@ -17,7 +17,9 @@ import msgspec
 import pytest
 
 import sendcloud_async as sc
-from sendcloud_async._export import Checkpoint, ExportInputError, LogExport, checkpoint_path
+from sendcloud_async._checkpoint import Checkpoint, checkpoint_path
+from sendcloud_async._errors import ExportInputError
+from sendcloud_async._export import LogExport
 from sendcloud_async._export_walks import (
     LISTING,
     PerIntegrationExport,

@@ -22,7 +22,7 @@ import pytest
 from sendcloud_async import SendcloudClient
 from sendcloud_async._cli import main as cli_main
 from sendcloud_async._cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
-from sendcloud_async._export import csv_header
+from sendcloud_async._records import csv_header
 from sendcloud_async._report import Report, from_json, read_account, read_export
 from sendcloud_async._report._readers import _NEEDED
 from sendcloud_async.testing import FailurePatterns, FakeSendcloud

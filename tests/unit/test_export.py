@@ -14,19 +14,10 @@ import msgspec
 import pytest
 
 import sendcloud_async as sc
-from sendcloud_async._export import (
-    CSV_COLUMNS,
-    Checkpoint,
-    ExportError,
-    ExportInputError,
-    ExportStats,
-    LogExport,
-    checkpoint_path,
-    csv_header,
-    encode_csv,
-    encode_jsonl,
-    export_logs,
-)
+from sendcloud_async._checkpoint import Checkpoint, checkpoint_path
+from sendcloud_async._errors import ExportError, ExportInputError
+from sendcloud_async._export import ExportStats, LogExport, export_logs
+from sendcloud_async._records import CSV_COLUMNS, csv_header, encode_csv, encode_jsonl
 from sendcloud_async.testing import FakeSendcloud, ScriptedResponse
 
 # -- helpers -----------------------------------------------------------------------------------
