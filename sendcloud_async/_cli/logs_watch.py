@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from .context import Context
 
 __all__ = [
-    "DEFAULT_LEASE",
     "DEFAULT_ROLL_SECONDS",
     "DEFAULT_WATCH_CONCURRENCY",
     "LOGS_WATCH",
@@ -45,8 +44,6 @@ PARTS_OPTIONS: Final = (
     ("roll_records", "--roll-records"),
     ("roll_seconds", "--roll-seconds"),
 )
-#: ``--lease``: seconds an account stays with a worker of ``--redis`` that stopped renewing.
-DEFAULT_LEASE: Final = DEFAULT_WATCH_LEASE
 
 
 def _start(text: str) -> str | datetime:
@@ -59,7 +56,7 @@ def _start(text: str) -> str | datetime:
             f"not now, all or an ISO 8601 date-time: {text!r}"
         ) from None
     from .._errors import InvalidInputError  # here: --help does not load the watch
-    from .._watch import check_start
+    from .._watch_state import check_start
 
     try:
         check_start(value)
@@ -229,7 +226,8 @@ def _redis_options(parser: argparse.ArgumentParser) -> None:
         "--lease",
         type=seconds,
         metavar="S",
-        help=f"seconds an account stays with a worker that stopped renewing ({DEFAULT_LEASE:g})",
+        help="seconds an account stays with a worker that stopped renewing "
+        f"({DEFAULT_WATCH_LEASE:g})",
     )
 
 

@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING
 
 from yarl import URL
 
-from .._defaults import DEFAULT_WATCH_LEASE as DEFAULT_LEASE
+from .._defaults import DEFAULT_WATCH_LEASE
 from .._errors import InvalidInputError, StateUnavailableError, missing_extra
 from .._watchers import IntegrationFailing, IntegrationRecovered, NewLogs, WatchEvent
 from .accounts import Account, open_accounts
@@ -86,7 +86,7 @@ def check_redis_url(text: str) -> None:
     if url is None or url.scheme not in _SCHEMES:
         raise UsageError("--redis must be a redis://, rediss:// or unix:// URL")
     try:
-        from .._redis_conn import check_redis_url as check
+        from .._redis_rules import check_redis_url as check
     except ImportError:
         return  # the command says which extra to install
     try:
@@ -115,12 +115,9 @@ def run_redis(args: argparse.Namespace, ctx: Context) -> int:
 
     path = Path(args.accounts)
     accounts = open_accounts(path, ctx.env, ctx.warn)
-    events: IO[str] | None = None
-    if args.events is not None:
-        try:
-            events = open(args.events, "a", encoding="utf-8")  # noqa: SIM115
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.events}: {exc.strerror}") from None
+    from .watch_events import open_events
+
+    events = open_events(args.events)
     try:
         run_stoppable(_work(args, ctx, accounts, events))
     except InvalidInputError as exc:
@@ -242,7 +239,7 @@ async def _work(
         elif isinstance(event, IntegrationFailing | IntegrationRecovered):
             announce(ctx.progress, events, event, single=False)
 
-    lease = DEFAULT_LEASE if args.lease is None else args.lease
+    lease = DEFAULT_WATCH_LEASE if args.lease is None else args.lease
     async with (
         # One connection pool for the rate gates, the OAuth2 tokens and the leases.
         RedisConnection.from_url(args.redis) as connection,

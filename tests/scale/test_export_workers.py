@@ -23,13 +23,10 @@ import pytest
 import redis.asyncio
 
 import sendcloud_async as sc
-from sendcloud_async._cli.export_workers import DoneState, LeaseFence
-from sendcloud_async._export import (
-    Checkpoint,
-    ExportInUseError,
-    LogExport,
-    checkpoint_path,
-)
+from sendcloud_async._checkpoint import Checkpoint, checkpoint_path
+from sendcloud_async._cli.export_lease import DoneState, LeaseFence
+from sendcloud_async._errors import ExportInUseError
+from sendcloud_async._export import LogExport
 from sendcloud_async._redis_watch import LeaseLostError, RedisWatchStore
 from sendcloud_async.testing import FakeSendcloud, Fault
 from tests._s3server import S3Server, running_s3_server
