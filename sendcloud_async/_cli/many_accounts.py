@@ -1,9 +1,13 @@
-"""``logs export --accounts FILE --out-dir DIR``: every account of a file, on one AccountPool."""
+"""``logs export --accounts FILE --out-dir DIR``: every account of a file, on one AccountPool.
+
+Each account's export is one item of the engine's ``run_due``, run once, at most
+``--concurrency`` at once; a cancel (Ctrl-C, SIGTERM) stops the exports in flight,
+each after the commit in hand, so every account's checkpoint matches its file.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -11,8 +15,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from .._errors import MissingExtraError
-from .._export import FORMATS, ExportInputError, ExportStats, LogExport, checkpoint_path
+from .._checkpoint import checkpoint_path
+from .._defaults import FORMATS
+from .._engine import Backoff, Failed, RunEvent, run_due
+from .._errors import ExportInputError, MissingExtraError
+from .._export import ExportStats, LogExport
 from .accounts import Account, open_accounts
 from .clients import auth_for, maybe_fake, rate_limit
 from .common import EXIT_FAILURE, EXIT_OK, FAKE_SOURCE, PROG, UsageError, extension, one_line
@@ -41,6 +48,9 @@ __all__ = [
 
 #: The widest cell of the results table (a long error is cut: stderr has it whole).
 NOTE_WIDTH: Final = 72
+#: Whatever an account's export raises is that account's failure (a bug must not take
+#: the other accounts down either): reported, not retried in this run (``--resume`` does).
+_ACCOUNT_FAILURE: Final = Backoff(0.0, 0.0, retry=(Exception,))
 
 
 @dataclass(slots=True)
@@ -189,38 +199,46 @@ async def _run_accounts(args: argparse.Namespace, ctx: Context, runs: list[_Acco
         fields = {"accounts": len(runs), "accounts_finished": finished, "accounts_failed": failed}
         progress.update(records, pages, rate, elapsed, extra=extra, fields=fields, force=force)
 
-    semaphore = asyncio.Semaphore(args.concurrency)
+    def account_failed(event: RunEvent[str]) -> None:
+        assert isinstance(event, Failed)  # each account runs once: none recovers
+        run = by_name[event.item]
+        run.error = one_line(failure(event.error))
+        progress.message(
+            f"{PROG}: account {run.account.name}: failed: {run.error}",
+            level="error",
+            event="account_failed",
+            account=run.account.name,
+            error=run.error,
+        )
+        run.finished = True
+        show(force=True)
+
+    by_name = {run.account.name: run for run in runs}
+    for run in runs:
+        run.finished = run.job.already_complete  # nothing to run
     async with maybe_fake(args.fake) as fake, account_pools(args) as pools, ctx.live():
 
-        async def one(run: _AccountRun) -> None:
-            name = run.account.name
+        async def export(name: str) -> None:
             account_var.set(name)
-            if run.job.already_complete:
-                run.finished = True
-                return
-            async with semaphore:
-                try:
+            run = by_name[name]
 
-                    def report(stats: ExportStats) -> None:
-                        latest[name] = stats
-                        show()
+            def report(stats: ExportStats) -> None:
+                latest[name] = stats
+                show()
 
-                    run.stats = await export_account(run.job, run.account, pools, fake, report)
-                    latest[name] = run.stats
-                except Exception as exc:  # a bug must not take the other accounts down either
-                    run.error = one_line(failure(exc))
-                    progress.message(
-                        f"{PROG}: account {name}: failed: {run.error}",
-                        level="error",
-                        event="account_failed",
-                        account=name,
-                        error=run.error,
-                    )
-                finally:
-                    run.finished = True
-                    show(force=True)
+            run.stats = await export_account(run.job, run.account, pools, fake, report)
+            latest[name] = run.stats
+            run.finished = True
+            show(force=True)
 
-        await asyncio.gather(*(one(run) for run in runs))
+        await run_due(
+            [run.account.name for run in runs if not run.finished],
+            export,
+            concurrency=args.concurrency,
+            backoff=_ACCOUNT_FAILURE,
+            on_event=account_failed,
+            once=True,
+        )
     progress.finish()
     failed = [r for r in runs if r.error is not None]
     rows = _results(runs)

@@ -22,7 +22,9 @@ import asyncio
 import functools
 import random
 import time
+from collections import Counter
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,8 +32,8 @@ from typing import IO, TYPE_CHECKING, Final
 
 import msgspec
 
-from .._auth import Auth
 from .._defaults import writes_parts
+from .._engine import run_due
 from .._errors import InvalidInputError
 from .._models import IntegrationLog
 from .._records import csv_header, encode_csv, encode_jsonl
@@ -47,26 +49,16 @@ from .._watchers import (
 )
 from .accounts import open_accounts
 from .clients import auth_for, maybe_fake, rate_limit
-from .common import (
-    EXIT_FAILURE,
-    EXIT_OK,
-    FAKE_SOURCE,
-    PROG,
-    UsageError,
-    extension,
-    one_line,
-)
+from .common import EXIT_FAILURE, EXIT_OK, FAKE_SOURCE, PROG, UsageError, extension, one_line
 from .context import Context
 from .credentials import Credentials, command_credentials
 from .destination import make_directory
 from .progress import Status, countdown
 from .redis_watch import run_redis
 from .signals import run as run_stoppable
-from .watch_events import ENCODER as _ENCODER
-from .watch_events import announce
+from .watch_events import ENCODER, announce, open_events
 
 if TYPE_CHECKING:
-    from .._pool import AccountPool
     from ..testing import FakeSendcloud
     from .watch_parts import PartsStore
 
@@ -167,7 +159,7 @@ class _Output:
         try:
             saved = self.sink.read()
             if saved is not None:
-                decode_account_state(_ENCODER.encode(saved.state), self.state_path)
+                decode_account_state(ENCODER.encode(saved.state), self.state_path)
         except OSError as exc:
             raise UsageError(f"{self.label}cannot read {self.state_path}: {exc.strerror}") from None
         except (SinkError, InvalidInputError) as exc:
@@ -219,7 +211,7 @@ class _Status:
     """What the live line shows, per account and in total."""
 
     names: list[str]
-    new_logs: dict[str, int] = field(default_factory=dict)
+    new_logs: Counter[str] = field(default_factory=Counter)
     last_poll: dict[str, float] = field(default_factory=dict)
     next_poll: dict[str, float | None] = field(default_factory=dict)
     failing: dict[str, tuple[int, ...]] = field(default_factory=dict)
@@ -230,12 +222,8 @@ class _Status:
 
     def text(self, upcoming: float | None = None) -> str:
         """The live line; ``upcoming``: seconds to the next poll (default: now's)."""
-        total = sum(self.new_logs.values())
-        parts = [f"{total:,} new logs"]
-        if len(self.names) == 1:
-            name = self.names[0]
-            parts = [f"{self.new_logs.get(name, 0):,} new logs"]
-        else:
+        parts = [f"{self.new_logs.total():,} new logs"]
+        if len(self.names) > 1:
             parts.insert(0, f"{len(self.names)} accounts")
         if self.last_poll:
             name, at = max(self.last_poll.items(), key=lambda item: item[1])
@@ -271,7 +259,7 @@ class _Status:
         upcoming = self.next_poll_in()
         fields: dict[str, object] = {
             "accounts": len(self.names),
-            "new_logs": sum(self.new_logs.values()),
+            "new_logs": self.new_logs.total(),
             "last_poll": None if last is None else datetime.fromtimestamp(last, UTC),
             "next_poll_in": None if upcoming is None else round(upcoming, 1),
             "failing_integrations": failing,
@@ -301,9 +289,7 @@ class _Reporter:
     def __call__(self, event: WatchEvent) -> None:
         status = self.status
         if isinstance(event, NewLogs):
-            status.new_logs[event.account] = status.new_logs.get(event.account, 0) + len(
-                event.items
-            )
+            status.new_logs[event.account] += len(event.items)
             if event.late:
                 self.late(event)
         elif isinstance(event, AccountPolled):
@@ -378,53 +364,39 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     on a refusal), then watch (``--redis``: ``redis_watch``)."""
     if args.redis is not None:
         return run_redis(args, ctx)
-    targets: list[_Target] = []
+    if args.accounts is None:
+        credentials, url = command_credentials(ctx.env, fake=args.fake)
+        targets = [_Target(SINGLE, url, args.integration, credentials)]
+    else:
+        targets = [
+            _Target(
+                a.name, FAKE_SOURCE if args.fake else a.base_url, a.integration_id, a.credentials
+            )
+            for a in open_accounts(Path(args.accounts), ctx.env, ctx.warn)
+        ]
+    many = args.accounts is not None
+    out: str = args.out_dir if many else args.out
     store: FileStore | PartsStore = FileStore()
-    if writes_parts(args.out if args.accounts is None else args.out_dir, args.format):
+    if writes_parts(out, args.format):
         from .watch_parts import PartsStore  # here: a watch into files loads no parts code
 
         store = PartsStore(args)
-    if args.accounts is None:
-        credentials, url = command_credentials(ctx.env, fake=args.fake)
-        targets.append(_Target(SINGLE, url, args.integration, credentials))
-        if not isinstance(store, FileStore):
-            store.add(SINGLE, args.out, source=url, label="", account_column=False)
-        else:
-            out = Path(args.out)
-            make_directory(out.parent, what=str(out))
-            store.outputs[SINGLE] = _Output(out, fmt=args.format, source=url, label="")
     else:
-        path = Path(args.accounts)
-        accounts = open_accounts(path, ctx.env, ctx.warn)
-        out_dir = Path(args.out_dir)
-        if isinstance(store, FileStore):
-            make_directory(out_dir, what=f"into {out_dir}")
-        for account in accounts:
-            source = FAKE_SOURCE if args.fake else account.base_url
-            targets.append(
-                _Target(account.name, source, account.integration_id, account.credentials)
-            )
-            label = f"account {account.name}: "
-            if not isinstance(store, FileStore):
-                store.add(
-                    account.name, args.out_dir, source=source, label=label, account_column=True
-                )
-                continue
-            store.outputs[account.name] = _Output(
-                out_dir / f"{account.name}.{extension(args.format)}",
-                fmt=args.format,
-                source=source,
-                label=label,
-            )
+        make_directory(Path(out) if many else Path(out).parent, what=f"into {out}" if many else out)
+    for target in targets:
+        label = f"account {target.name}: " if many else ""
+        if not isinstance(store, FileStore):
+            store.add(target.name, out, source=target.base_url, label=label, account_column=many)
+            continue
+        path = Path(out) / f"{target.name}.{extension(args.format)}" if many else Path(out)
+        store.outputs[target.name] = _Output(
+            path, fmt=args.format, source=target.base_url, label=label
+        )
     events: IO[str] | None = None
     try:
         for target in targets:
             store.outputs[target.name].open(target.integration_id)
-        if args.events is not None:
-            try:
-                events = open(args.events, "a", encoding="utf-8")  # noqa: SIM115
-            except OSError as exc:
-                raise UsageError(f"cannot write {args.events}: {exc.strerror}") from None
+        events = open_events(args.events)
         reporter = _Reporter(ctx, [t.name for t in targets], events)
         if args.once:
             ctx.progress.status_off()  # for cron: the summary (and what went wrong) only
@@ -437,7 +409,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             events.close()
     ctx.progress.finish()
     total = sum(o.records for o in store.outputs.values())
-    new = sum(reporter.status.new_logs.values())
+    new = reporter.status.new_logs.total()
     late = reporter.status.late
     worst = reporter.status.worst_late
     ctx.result(
@@ -470,59 +442,51 @@ async def _watch(
     """Watch until stopped (or once); the accounts whose last poll failed."""
     from .._pool import AccountPool  # here: --help and --version do not load aiohttp
 
-    async with maybe_fake(args.fake) as fake, ctx.live(accounts=[t.name for t in targets]):
-        feeder = None
+    names = [t.name for t in targets]
+    async with maybe_fake(args.fake) as fake, ctx.live(accounts=names), AsyncExitStack() as stack:
         if fake is not None:
-            feeder = asyncio.create_task(_feed(fake, random.Random()))
-        pools: dict[str, AccountPool] = {}
-        try:
-            groups: dict[str, dict[str, Auth]] = {}
-            for target in targets:
-                url = fake.base_url if fake is not None else target.base_url
-                groups.setdefault(url, {})[target.name] = auth_for(target.credentials, fake)
-            watchers = []
-            for url, accounts in groups.items():
-                pool = AccountPool(
-                    base_url=url,
-                    timeout=args.timeout,
-                    max_retries=args.max_retries,
-                    rate_limit=rate_limit(args),
-                    connections=max(10, 2 * args.concurrency),
-                )
-                pools[url] = pool
-                scoped = {
-                    t.name: t.integration_id
-                    for t in targets
-                    if t.name in accounts and t.integration_id is not None
-                }
-                watchers.append(
-                    LogWatcher(
-                        pool,
-                        accounts,
-                        store=store,
-                        start=args.start,
-                        interval=args.interval,
-                        page_size=args.page_size,
-                        concurrency=args.concurrency,
-                        integrations=scoped,
-                        lookback=args.lookback,
-                    )
-                )
-            if not (args.once or ctx.quiet) and ctx.progress.style != "plain":
-                # Off a terminal the log says when a watch started (the status comes later).
-                count = f"{len(targets)} accounts" if len(targets) > 1 else "1 account"
-                ctx.progress.log(
-                    "info",
-                    f"watching {count}, polling every {args.interval:g} s",
-                    event="started",
-                    accounts=len(targets),
+            stack.callback(asyncio.create_task(_feed(fake, random.Random())).cancel)
+        groups: dict[str, list[_Target]] = {}
+        for target in targets:
+            groups.setdefault(target.base_url if fake is None else fake.base_url, []).append(target)
+        watchers = []
+        for url, group in groups.items():
+            pool = AccountPool(
+                base_url=url,
+                timeout=args.timeout,
+                max_retries=args.max_retries,
+                rate_limit=rate_limit(args),
+                connections=max(10, 2 * args.concurrency),
+            )
+            stack.push_async_callback(pool.aclose)
+            watchers.append(
+                LogWatcher(
+                    pool,
+                    {t.name: auth_for(t.credentials, fake) for t in group},
+                    store=store,
+                    start=args.start,
                     interval=args.interval,
+                    page_size=args.page_size,
+                    concurrency=args.concurrency,
+                    integrations={
+                        t.name: t.integration_id for t in group if t.integration_id is not None
+                    },
+                    lookback=args.lookback,
                 )
-            reporter.draw(force=True)
-            await asyncio.gather(*(w.run(reporter, once=args.once) for w in watchers))
-        finally:
-            if feeder is not None:
-                feeder.cancel()
-            for pool in pools.values():
-                await pool.aclose()
+            )
+        if not (args.once or ctx.quiet) and ctx.progress.style != "plain":
+            # Off a terminal the log says when a watch started (the status comes later).
+            count = f"{len(targets)} accounts" if len(targets) > 1 else "1 account"
+            ctx.progress.log(
+                "info",
+                f"watching {count}, polling every {args.interval:g} s",
+                event="started",
+                accounts=len(targets),
+                interval=args.interval,
+            )
+        reporter.draw(force=True)
+        # One watcher per base URL, all at once: one that fails stops (and awaits) the others.
+        await run_due(
+            watchers, lambda w: w.run(reporter, once=args.once), concurrency=len(watchers)
+        )
     return set(reporter.status.failed)

@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Final
 import msgspec
 
 from .._watchers import IntegrationFailing, IntegrationRecovered, NewLogs
-from .common import PROG
+from .common import PROG, UsageError
 
 if TYPE_CHECKING:
     from .._redis_watch import CoordinatorEvent
@@ -32,6 +32,7 @@ __all__ = [
     "event_record",
     "late_line",
     "late_record",
+    "open_events",
     "write_record",
 ]
 
@@ -56,6 +57,19 @@ def announce(
     fields = {key: value for key, value in record.items() if key != "event"}
     progress.message(line, level=level, event=str(record["event"]), **fields)
     write_record(events, record)
+
+
+def open_events(path: str | None) -> IO[str] | None:
+    """The ``--events`` file, opened to append (``None``: no such option given).
+
+    ``UsageError`` if it cannot be written: the command refuses before it sends anything.
+    """
+    if path is None:
+        return None
+    try:
+        return open(path, "a", encoding="utf-8")  # closed by the command
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def write_record(events: IO[str] | None, record: dict[str, object]) -> None:

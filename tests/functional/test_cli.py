@@ -20,9 +20,11 @@ import msgspec
 import pytest
 
 from sendcloud_async import AccountPool, SendcloudClient, __version__, _cli
+from sendcloud_async._checkpoint import Checkpoint, checkpoint_path
 from sendcloud_async._cli.common import FAKE_INTEGRATIONS, FAKE_LOGS_PER_INTEGRATION
 from sendcloud_async._cli.progress import Progress
-from sendcloud_async._export import CSV_COLUMNS, Checkpoint, LogExport, checkpoint_path
+from sendcloud_async._export import LogExport
+from sendcloud_async._records import CSV_COLUMNS
 from sendcloud_async.testing import FakeSendcloud, ScriptedResponse
 
 SCRIPT = Path(sys.executable).parent / "sendcloud-async"
@@ -588,6 +590,46 @@ async def test_accounts_share_one_session_with_bounded_concurrency(
     assert sessions[0] is not None
     assert all(session is sessions[0] for session in sessions)
     for n in range(6):
+        assert ids(tmp_path / "out" / f"acct{n}.jsonl") == [r["id"] for r in fake.logs]
+
+
+async def test_an_account_whose_export_raises_anything_fails_alone(
+    fake: FakeSendcloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever an account's export raises (here not an API error: a bug) is that account's
+    failure: one line on stderr, a failed row, exit 1; the other accounts finish."""
+    fake.seed(integrations=2, logs_per_integration=20, seed=17)
+    body = "".join(
+        f"[accounts.acct{n}]\npublic_key = '{PUBLIC_KEY}'\nsecret_key = '{SECRET_KEY}'\n"
+        f"base_url = '{fake.base_url}'\n\n"
+        for n in range(3)
+    )
+    accounts = accounts_file(tmp_path / "accounts.toml", body)
+    original_run = LogExport.run
+
+    async def broken_run(self: Any, client: Any, **kwargs: Any) -> Any:
+        if self.path.name == "acct1.jsonl":
+            raise RuntimeError("an unexpected state")
+        return await original_run(self, client, **kwargs)
+
+    monkeypatch.setattr(LogExport, "run", broken_run)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    argv = ["logs", "export", "--accounts", str(accounts), "--out-dir", str(tmp_path / "out")]
+    argv += ["--concurrency", "1"]
+    code = await asyncio.to_thread(_cli.main, argv, env=base_env(), stdout=stdout, stderr=stderr)
+    assert code == 1, stderr.getvalue()
+    failures = [line for line in stderr.getvalue().splitlines() if "acct1" in line]
+    assert len(failures) == 1
+    assert "account acct1: failed: " in failures[0]
+    assert "an unexpected state" in failures[0]
+    rows = [line.split() for line in stdout.getvalue().splitlines()]
+    assert [row[:2] for row in rows if row and row[0].startswith("acct")] == [
+        ["acct0", "ok"],
+        ["acct1", "failed"],
+        ["acct2", "ok"],
+    ]
+    assert "2 of 3 accounts" in stdout.getvalue()
+    for n in (0, 2):
         assert ids(tmp_path / "out" / f"acct{n}.jsonl") == [r["id"] for r in fake.logs]
 
 

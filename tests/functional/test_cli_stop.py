@@ -7,9 +7,12 @@ import random
 import signal
 from pathlib import Path
 
-from sendcloud_async._export import checkpoint_path
+from sendcloud_async._checkpoint import checkpoint_path
 from sendcloud_async.testing import FakeSendcloud, Fault
 from tests.functional.test_cli import (
+    PUBLIC_KEY,
+    SECRET_KEY,
+    accounts_file,
     as_csv,
     assert_one_error_line,
     checkpoint,
@@ -97,6 +100,52 @@ async def test_sigterm_stops_like_ctrl_c_with_exit_143(fake: FakeSendcloud, tmp_
     assert result.code == 0, result
     assert f"resumed after {state.records:,} records" in result.out
     assert csv_rows(out) == [as_csv(r) for r in fake.logs]
+
+
+async def test_many_accounts_sigterm_leaves_every_account_resumable(
+    fake: FakeSendcloud, tmp_path: Path
+) -> None:
+    """--accounts, SIGTERM while accounts export (two at once, one waiting its turn): exit
+    143, every started account's file ends where its checkpoint says (the page in hand was
+    finished), none is marked done; --resume completes each file exactly once."""
+    fake.seed(integrations=2, logs_per_integration=600, seed=26)
+    body = ""
+    for n in range(3):
+        fake.add_account(f"{PUBLIC_KEY}-{n}", SECRET_KEY)  # a rate budget each
+        body += (
+            f"[accounts.a{n}]\npublic_key = '{PUBLIC_KEY}-{n}'\n"
+            f"secret_key = '{SECRET_KEY}'\nbase_url = '{fake.base_url}'\n\n"
+        )
+    accounts = accounts_file(tmp_path / "accounts.toml", body)
+    out_dir = tmp_path / "out"
+    args: tuple[str, ...] = ("logs", "export", "--accounts", str(accounts), "--format", "csv")
+    args += ("--out-dir", str(out_dir), "--page-size", "5", "--concurrency", "2")
+    proc = await start(*args, env=fake_env(fake))
+    outs = [out_dir / f"a{n}.csv" for n in range(3)]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while loop.time() < deadline:
+        started = [out for out in outs if checkpoint_path(out).exists()]
+        if len(started) == 2 and all(checkpoint(out).records >= 50 for out in started):
+            break
+        await asyncio.sleep(0.002)
+    proc.send_signal(signal.SIGTERM)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 143, err
+    lines = err.decode().splitlines()
+    assert logged(lines[-1]) == ("WARNING", "interrupted; run again with --resume to continue")
+    started = [out for out in outs if checkpoint_path(out).exists()]
+    assert len(started) == 2  # the third was waiting for a free slot
+    for out in started:
+        state = checkpoint(out)
+        assert not state.done
+        assert state.records >= 50
+        assert state.offset == out.stat().st_size
+    result = await run(*args, "--resume", env=fake_env(fake))
+    assert result.code == 0, result
+    for out in outs:
+        assert csv_rows(out) == [as_csv(r) for r in fake.logs]
+        assert checkpoint(out).done
 
 
 async def test_sigterm_before_any_request_exits_143(fake: FakeSendcloud, tmp_path: Path) -> None:

@@ -167,6 +167,46 @@ base_url = "{fake.base_url}"
     assert ids_in(out_dir / "shop-wrong.jsonl") == []
 
 
+async def test_accounts_on_two_servers_and_a_watcher_that_stops_the_run(
+    fake: FakeSendcloud, tmp_path: Path
+) -> None:
+    """Accounts on two base URLs (a watcher each, on one runner): each file gets its own
+    server's logs. A watcher stopped by an error (its --events line cannot be written: a
+    full disk) stops the other at once: exit 1, one line; every state matches its file."""
+    fake.seed(integrations=2, logs_per_integration=4, seed=41)
+    async with FakeSendcloud() as other:
+        other.seed(integrations=3, logs_per_integration=3, seed=42)
+        accounts = tmp_path / "accounts.toml"
+        accounts.write_text(
+            f"[accounts.here]\npublic_key = 'fake-public-key'\nsecret_key = 'fake-secret-key'\n"
+            f"base_url = '{fake.base_url}'\n\n"
+            f"[accounts.there]\npublic_key = 'fake-public-key'\n"
+            f"secret_key = 'fake-secret-key'\nbase_url = '{other.base_url}'\nintegration = 2\n"
+        )
+        accounts.chmod(0o600)
+        out_dir = tmp_path / "out"
+        args: tuple[str, ...] = ("logs", "watch", "--accounts", str(accounts))
+        args += ("--out-dir", str(out_dir), "--start", "all", "--interval", "60")
+        once = await run(*args, "--once", env=base_env())
+        assert once.code == 0, once
+        assert ids_in(out_dir / "here.jsonl") == [r["id"] for r in fake.logs]
+        assert ids_in(out_dir / "there.jsonl") == [
+            r["id"] for r in other.logs if r["integration_id"] == 2
+        ]
+        other.start_failing(2)
+        fake.add_log(1)
+        began = asyncio.get_running_loop().time()
+        stopped = await asyncio.wait_for(run(*args, "--events", "/dev/full", env=base_env()), 30)
+        assert asyncio.get_running_loop().time() - began < 20  # not the next poll's 60 s
+        assert stopped.code == 1, stopped
+        assert "No space left on device" in stopped.err_lines[-1]
+        for name in ("here", "there"):
+            out = out_dir / f"{name}.jsonl"
+            saved = msgspec.json.decode(state_path(out).read_bytes(), type=WatchFile)
+            assert saved.offset == out.stat().st_size
+            assert saved.records == len(ids_in(out))
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
