@@ -265,6 +265,7 @@ async def test_a_saturated_lane_runs_at_limit_per_window_plus_hold_time() -> Non
     assert len(granted) >= limit * int(cycles) * 0.97
 
 
+@pytest.mark.alone  # a share of wall-clock time: other tests' load would take it
 async def test_sixteen_walks_at_the_ceiling_of_a_strict_server() -> None:
     """16 integration walks, 50 ms a page, 20 GET per 0.5 s: no 429, >= 85 % of the ceiling."""
     window, limit, latency = 0.5, 20, 0.05
