@@ -32,7 +32,12 @@ RUNTIME = (
     "sendcloud_async._models",
     "sendcloud_async._export",
     "sendcloud_async._export_walks",
+    "sendcloud_async._export_source",
+    "sendcloud_async._export_file",
     "sendcloud_async._watch",
+    "sendcloud_async._watch_pages",
+    "sendcloud_async._watch_state",
+    "sendcloud_async._watch_window",
     "sendcloud_async._watchers",
     "sendcloud_async._cli.context",
     "sendcloud_async._cli.progress",
@@ -92,7 +97,13 @@ def _module(command: Command) -> str:
 
 @pytest.mark.parametrize(
     "argv",
-    [["--help"], ["logs", "--help"], ["logs", "export", "--help"], ["logs", "watch", "--help"]],
+    [
+        ["--help"],
+        ["logs", "--help"],
+        ["logs", "export", "--help"],
+        ["logs", "watch", "--help"],
+        ["logs", "tail", "--help"],
+    ],
     ids=" ".join,
 )
 def test_help_loads_neither_the_runtime_nor_another_commands_module(argv: list[str]) -> None:
