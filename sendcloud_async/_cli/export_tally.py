@@ -7,19 +7,16 @@ from __future__ import annotations
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from .common import EXIT_FAILURE, EXIT_OK
 from .context import Context
-from .many_accounts import NOTE_WIDTH
-from .output import table
+from .many_accounts import AccountRow, show_results
 
 if TYPE_CHECKING:
     from .._export import ExportStats, LogExport
 
 __all__ = ["Row", "Tally"]
-
-_HEADERS: Final = ("ACCOUNT", "STATUS", "RECORDS", "FILE", "NOTE")
 
 
 @dataclass(slots=True)
@@ -116,31 +113,13 @@ class Tally:
         not done since) are left, else 0. ``done``: the accounts done by every worker."""
         ctx = self.ctx
         ctx.progress.finish()
-        names = sorted(self.rows)
-        rows = [
-            (
-                name,
-                self.rows[name].status,
-                "-" if self.rows[name].records is None else f"{self.rows[name].records:,}",
-                self.rows[name].path,
-                self.rows[name].note,
-            )
-            for name in names
-        ]
-        if ctx.log_format == "json":
-            for name, status, records, path, note in rows:
-                ctx.result(
-                    f"account {name}: {status}" + (f" ({note})" if note else ""),
-                    event="account_result",
-                    account=name,
-                    status=status,
-                    records=None if records == "-" else int(records.replace(",", "")),
-                    run_records=self.rows[name].run_records,
-                    path=path,
-                    note=note,
-                )
-        elif rows:
-            ctx.say(table(_HEADERS, rows, max_width=NOTE_WIDTH))
+        show_results(
+            ctx,
+            [
+                AccountRow(name, row.status, row.records, row.path, row.note, row.run_records)
+                for name, row in sorted(self.rows.items())
+            ],
+        )
         left = sorted(failed)
         total = sum(row.run_records for row in self.rows.values())
         exported = sum(1 for row in self.rows.values() if row.run_records)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from .._checkpoint import checkpoint_path
 from .._defaults import FORMATS
@@ -40,10 +40,12 @@ if TYPE_CHECKING:
 __all__ = [
     "NOTE_WIDTH",
     "AccountPools",
+    "AccountRow",
     "account_job",
     "account_pools",
     "export_account",
     "export_accounts",
+    "show_results",
 ]
 
 #: The widest cell of the results table (a long error is cut: stderr has it whole).
@@ -241,20 +243,7 @@ async def _run_accounts(args: argparse.Namespace, ctx: Context, runs: list[_Acco
         )
     progress.finish()
     failed = [r for r in runs if r.error is not None]
-    rows = _results(runs)
-    if ctx.log_format == "json":  # a JSON line per account instead of the table
-        for name, status, records, path, note in rows:
-            ctx.result(
-                f"account {name}: {status}" + (f" ({note})" if note else ""),
-                event="account_result",
-                account=name,
-                status=status,
-                records=None if records == "-" else int(records.replace(",", "")),
-                path=path,
-                note=note,
-            )
-    else:
-        ctx.say(table(_HEADERS, rows, max_width=NOTE_WIDTH))
+    show_results(ctx, _results(runs))
     total = sum(r.stats.run_records for r in runs if r.stats is not None)
     ok = len(runs) - len(failed)
     ctx.result(
@@ -273,17 +262,55 @@ async def _run_accounts(args: argparse.Namespace, ctx: Context, runs: list[_Acco
 _HEADERS: Final = ("ACCOUNT", "STATUS", "RECORDS", "FILE", "NOTE")
 
 
-def _results(runs: list[_AccountRun]) -> list[tuple[str, str, str, str, str]]:
-    """Every account's outcome: a row of the table (``_HEADERS``)."""
+class AccountRow(NamedTuple):
+    """One account's outcome: a row of the results table (``_HEADERS``)."""
+
+    account: str
+    status: str
+    records: int | None
+    path: str
+    note: str
+    #: Records this run (only the many-worker export's results say it).
+    run_records: int | None = None
+
+
+def show_results(ctx: Context, rows: Sequence[AccountRow]) -> None:
+    """Every account's outcome: a table, or with ``--log-format json`` a line per account."""
+    if ctx.log_format == "json":
+        for row in rows:
+            fields: dict[str, object] = {
+                "account": row.account,
+                "status": row.status,
+                "records": row.records,
+            }
+            if row.run_records is not None:
+                fields["run_records"] = row.run_records
+            ctx.result(
+                f"account {row.account}: {row.status}" + (f" ({row.note})" if row.note else ""),
+                event="account_result",
+                **fields,
+                path=row.path,
+                note=row.note,
+            )
+    elif rows:
+        cells = [
+            (r.account, r.status, "-" if r.records is None else f"{r.records:,}", r.path, r.note)
+            for r in rows
+        ]
+        ctx.say(table(_HEADERS, cells, max_width=NOTE_WIDTH))
+
+
+def _results(runs: list[_AccountRun]) -> list[AccountRow]:
+    """Every account's outcome."""
     rows = []
     for run in runs:
+        records: int | None = None
         if run.error is not None:
-            status, records, note = "failed", "-", run.error
+            status, note = "failed", run.error
         elif run.stats is None:
-            status, records, note = "complete", "-", "already complete (checkpoint)"
+            status, note = "complete", "already complete (checkpoint)"
         else:
-            status = "ok"
-            records = f"{run.stats.records:,}"
+            status, records = "ok", run.stats.records
             note = f"+{run.stats.run_records:,} this run" if run.stats.resumed else ""
-        rows.append((run.account.name, status, records, run.job.destination, note))
+        rows.append(AccountRow(run.account.name, status, records, run.job.destination, note))
     return rows
