@@ -11,6 +11,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from ._errors import ExportInputError
+from ._ties import Boundary
 
 __all__ = [
     "CHECKPOINT_SUFFIX",
@@ -23,6 +24,7 @@ __all__ = [
     "continued",
     "describe_difference",
     "holds_nothing",
+    "recorded_boundary",
 ]
 
 CHECKPOINT_SUFFIX: Final = ".checkpoint.json"
@@ -65,8 +67,9 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     """The state of an export on disk, in ``FILE.checkpoint.json``.
 
     ``offset`` bytes of the file hold ``records`` logs in ``pages`` pages: every
-    log before ``cursor`` (``None`` before the first page). ``done`` is set once
-    the last page is written.
+    log before ``cursor`` (``None`` before the first page), the next request's
+    cursor, but those of ``boundary``'s ids. ``done`` is set once the last page is
+    written.
     """
 
     version: int
@@ -80,10 +83,24 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     #: written only then (read it as ``order``).
     listing_order: str | UnsetType = msgspec.field(default=UNSET, name="order")
 
+    #: Where the walk's last page ended: the ``created_at`` of its last log and the ids
+    #: delivered at it, which the next request lists again (``_ties``). Not written
+    #: before a log is; a checkpoint of the first version has none.
+    boundary: Boundary | UnsetType = UNSET
+
     @property
     def order(self) -> str | None:
         """``"oldest_first"``, ``"newest_first"``, or ``None``: not known, or no range."""
         return None if isinstance(self.listing_order, UnsetType) else self.listing_order
+
+
+def recorded_boundary(boundary: Boundary | UnsetType) -> Boundary | None:
+    """A walk's ``boundary`` as recorded (``None``: none yet, or a first-version checkpoint).
+
+    A walk without one follows its cursor as recorded and drops nothing on the page
+    it lists first: what a first-version checkpoint's cursor means.
+    """
+    return None if isinstance(boundary, UnsetType) else boundary
 
 
 class _Recorded(msgspec.Struct):

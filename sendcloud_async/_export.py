@@ -42,6 +42,7 @@ from ._checkpoint import (
     CheckpointQuery,
     checkpoint_path,
     continued,
+    recorded_boundary,
 )
 from ._defaults import DEFAULT_EXPORT_ROLL_SECONDS, EXPORT_FORMATS, output_compression, writes_parts
 from ._errors import ExportInputError, InvalidInputError
@@ -345,7 +346,9 @@ class LogExport:
 
     def _walks(self, state: Checkpoint) -> list[Walk]:
         """Every walk of ``state``: the integration it lists (``None``: all), its cursor, done."""
-        return [(self.query.integration_id, state.cursor, state.done)]
+        return [
+            (self.query.integration_id, state.cursor, state.done, recorded_boundary(state.boundary))
+        ]
 
     def _after(self, state: Checkpoint, batch: list[WalkPage]) -> Checkpoint:
         """The checkpoint after ``state`` and the pages of ``batch``: counts and positions."""
@@ -359,7 +362,11 @@ class LogExport:
     def _positions(self, state: Checkpoint, batch: list[WalkPage]) -> dict[str, Any]:
         """Where the walks stand after ``batch`` (the fields of the checkpoint that say it)."""
         last = batch[-1]
-        return {"cursor": state.cursor if last.done else last.next_cursor, "done": last.done}
+        return {
+            "cursor": state.cursor if last.done else last.next_cursor,
+            "done": last.done,
+            "boundary": UNSET if last.boundary is None else last.boundary,
+        }
 
     # -- the run --------------------------------------------------------------------------------
 

@@ -14,12 +14,13 @@ every page is read and filtered: the result is the same, only slower.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
 from . import _validate as check
 from ._errors import InvalidInputError
 from ._pagination import PaginationError
+from ._ties import page_order, relist_cursor
 
 if TYPE_CHECKING:
     from ._client import SendcloudClient
@@ -29,7 +30,6 @@ __all__ = ["NEWEST_FIRST", "OLDEST_FIRST", "check_range", "in_range", "probe_ord
 
 OLDEST_FIRST: Final = "oldest_first"
 NEWEST_FIRST: Final = "newest_first"
-_TICK: Final = timedelta(microseconds=1)
 
 
 def check_range(since: object, until: object) -> tuple[datetime | None, datetime | None]:
@@ -49,7 +49,7 @@ def check_range(since: object, until: object) -> tuple[datetime | None, datetime
 def start_cursor(order: str | None, since: datetime | None, until: datetime | None) -> str | None:
     """The cursor a walk of the range begins with (``None``: the head of the listing)."""
     if order == OLDEST_FIRST and since is not None:
-        return (since - _TICK).isoformat()
+        return relist_cursor(since, OLDEST_FIRST)  # one microsecond before: ``since`` is listed
     if order == NEWEST_FIRST and until is not None:
         return until.isoformat()
     return None
@@ -95,8 +95,6 @@ async def probe_order(client: SendcloudClient, integration_id: int | None) -> st
     times = [log.created_at for log in first.items if log.created_at is not None]
     if len(times) < 2 or times[0] == times[1]:
         return None
-    from ._watch_pages import page_order  # the watch's rule for a page's direction
-
     try:
         return page_order(times)
     except PaginationError:

@@ -32,12 +32,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Unpack, cast
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from . import _validate as check
-from ._checkpoint import Checkpoint
+from ._checkpoint import Checkpoint, recorded_boundary
 from ._defaults import DEFAULT_WALKS
 from ._errors import ExportInputError, InvalidInputError
 from ._export import DEFAULT_ACCOUNT, ExportOptions, ExportStats, LogExport, ProgressCallback
+from ._ties import Boundary
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -75,6 +77,9 @@ class WalkCursor(msgspec.Struct, kw_only=True):
     gone: bool = False
     records: int = 0
     pages: int = 0
+    #: Where the walk's last page ended (``Checkpoint.boundary``); not written before a
+    #: log is, and absent from a checkpoint of the first version.
+    boundary: Boundary | UnsetType = UNSET
 
 
 class WalksCheckpoint(Checkpoint, kw_only=True):
@@ -141,7 +146,10 @@ class PerIntegrationExport(LogExport):
 
     def _walks(self, state: Checkpoint) -> list[Walk]:
         assert isinstance(state, WalksCheckpoint)
-        return [(walk.integration_id, walk.cursor, walk.done) for walk in state.walks]
+        return [
+            (walk.integration_id, walk.cursor, walk.done, recorded_boundary(walk.boundary))
+            for walk in state.walks
+        ]
 
     async def _fresh(self, client: SendcloudClient) -> Checkpoint:
         """One walk per integration (listed now), or the one ``integration_id``."""
@@ -166,6 +174,8 @@ class PerIntegrationExport(LogExport):
             walk.done = page.done
             if not page.done:
                 walk.cursor = page.next_cursor
+            if page.boundary is not None:
+                walk.boundary = page.boundary
         return {"cursor": None, "done": all(w.done for w in walks), "walks": walks}
 
     def _result(self, base: Checkpoint, started: float) -> WalksStats:

@@ -7,8 +7,9 @@ The cursor is a date-time, so a page boundary can fall inside a group of logs
 that share a ``created_at``; a server that pages "strictly after the last
 instant" would then skip the rest of the group. The watch therefore builds its
 own cursor one microsecond on the near side of the boundary (``mark - 1µs``
-oldest-first, ``pos + 1µs`` newest-first), so the boundary's instant is listed
-again, and drops the ids it has already seen there. Only when that request
+oldest-first, ``pos + 1µs`` newest-first: ``_ties.relist_cursor``, the rule the
+exports page by too), so the boundary's instant is listed again, and drops the
+ids it has already seen there (``_ties.listed_before``). Only when that request
 would not move (a whole page of logs at one instant, all seen) does it follow
 the server's link. A server whose cursor is inclusive, or that truncates it,
 works the same: logs on the far side of the boundary are dropped, never
@@ -21,29 +22,19 @@ page; the watch then follows the server's link past that instant.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import NamedTuple, Protocol, cast
+from typing import NamedTuple, cast
 
 import msgspec
 
 from ._models import IntegrationLog
 from ._pagination import PaginationError
-from ._watch_state import NEWEST_FIRST, OLDEST_FIRST, TICK, LateLog, Order, Walk, WatchState
+from ._ties import Stamped, listed_before, log_id, page_order, relist_cursor
+from ._watch_state import NEWEST_FIRST, OLDEST_FIRST, LateLog, Walk, WatchState
 from ._watch_window import Window, settle, window_bottom
 
-__all__ = ["Page", "Stamped", "Step", "advance", "next_cursor", "page_order"]
-
-
-class Stamped(Protocol):
-    """What the watch reads of a log: an ``IntegrationLog``, or its ``LogStamp``."""
-
-    @property
-    def id(self) -> int | None: ...
-
-    @property
-    def created_at(self) -> datetime | None: ...
+__all__ = ["Page", "Step", "advance", "next_cursor"]
 
 
 class Page(NamedTuple):
@@ -76,20 +67,16 @@ class Step(NamedTuple):
     late: tuple[LateLog, ...] = ()
 
 
-def _iso(value: datetime) -> str:
-    return value.isoformat()
-
-
 def next_cursor(state: WatchState) -> str | None:
     """The cursor of the next request of a poll (``None``: the listing's first page)."""
     if state.after is not None:
         return state.after
     if state.order == OLDEST_FIRST:
         if state.scan is not None:
-            return _iso(state.scan - TICK)
-        return None if state.mark is None else _iso(state.mark - TICK)
+            return relist_cursor(state.scan, OLDEST_FIRST)
+        return None if state.mark is None else relist_cursor(state.mark, OLDEST_FIRST)
     if state.order == NEWEST_FIRST and state.walk is not None and state.walk.pos is not None:
-        return _iso(state.walk.pos + TICK)
+        return relist_cursor(state.walk.pos, NEWEST_FIRST)
     return None
 
 
@@ -102,37 +89,10 @@ def _created(log: Stamped) -> datetime:
     return created
 
 
-def _ident(log: Stamped) -> int:
-    return 0 if log.id is None else log.id
-
-
 def _stop(state: WatchState, lookback: timedelta) -> datetime | None:
     """How far down a newest-first walk goes: the window's bottom, or the mark if lower."""
     bottom = window_bottom(state, lookback)
     return bottom if bottom is None or state.mark is None else min(bottom, state.mark)
-
-
-def page_order(times: Sequence[datetime]) -> Order | None:
-    """The direction of ``times``; ``None`` if all equal (or fewer than two).
-
-    Raises ``PaginationError`` if they go both ways.
-    """
-    up = down = False
-    for a, b in itertools.pairwise(times):
-        if b > a:
-            up = True
-        elif b < a:
-            down = True
-    if up and down:
-        raise PaginationError(
-            "the server listed logs neither oldest-first nor newest-first by created_at; "
-            "the watch cannot tell which are new"
-        )
-    if up:
-        return OLDEST_FIRST
-    if down:
-        return NEWEST_FIRST
-    return None
 
 
 def _merge_mark(
@@ -174,13 +134,13 @@ def _oldest_first(
     for item, t in zip(items, times, strict=True):
         i = item.id
         if i is None:
-            i = 0  # as ``_ident``: this loop is an idle poll's whole cost, so inlined
+            i = 0  # as ``log_id``: this loop is an idle poll's whole cost, so inlined
         if mark is None or t > mark:
             window.keep(mark, ids)
             mark, ids, scan = t, {i}, None
         elif t == mark:
             scan = None
-            if i in ids:
+            if i in ids:  # as ``listed_before`` at the mark: inlined, an idle poll's cost
                 continue  # delivered before
             ids.add(i)
         else:
@@ -235,8 +195,8 @@ def _newest_first(
     new: list[Stamped] = []
     reached = False
     for item, t in zip(items, times, strict=True):
-        i = _ident(item)
-        if pos is not None and (t > pos or (t == pos and i in pos_ids)):
+        i = log_id(item)
+        if pos is not None and listed_before(t, i, pos, pos_ids, NEWEST_FIRST):
             continue  # seen earlier in this walk
         if known and stop is not None and t < stop:
             reached = True

@@ -4,8 +4,8 @@ A source is where a job's records come from, with a state that says how far it g
 Each adapter says how to run its source from a state with a fresh client and how to
 read the state after each step, through the seam the SDK gives a job that resumes:
 
-* ``account-export``: the account-wide listing (``GET /integrations/logs``, its
-  date-time cursor in ``Link: rel="next"``) as ``export_logs`` walks it. The state:
+* ``account-export``: the account-wide listing (``GET /integrations/logs``, paged by
+  a date-time cursor) as ``export_logs`` walks it. The state:
   the checkpoint beside the output after each committed page (with the output's
   bytes up to its offset); a resume is ``resume=True`` over those two files.
 * ``per-integration-export``: one walk per integration, side by side
@@ -169,8 +169,6 @@ class Source:
     #: The error a refused state raises, and its message for each kind of damage.
     refused: ClassVar[type[Exception]]
     messages: ClassVar[dict[str, str]]
-    #: Whether the source loses logs that share a ``created_at`` across a page boundary.
-    loses_ties: ClassVar[bool] = False
 
     def __repr__(self) -> str:
         return self.name
@@ -221,7 +219,6 @@ class AccountExport(Source):
             r"--restart \(instead of --resume\) starts over$"
         ),
     }
-    loses_ties = True
 
     def export(
         self, client: sc.SendcloudClient, out: Path, *, resume: bool, progress: Progress | None

@@ -13,12 +13,6 @@ its records and the state after them. Then, with a fresh client each time:
   error before any request is sent, and nothing the state accounts for is changed.
 
 The adapters (``_sources.py``) say which seam each source's state comes from.
-
-Known: the exports follow the server's next-page cursor, which lists the logs
-strictly after the last ``created_at`` of a page, so a page boundary inside a group
-of logs that share one loses the rest of the group (the watch builds its own cursor
-and loses none). That one check is marked ``xfail(strict=True)`` for the exports:
-it fails the day they stop losing them, and the mark goes then.
 """
 
 from __future__ import annotations
@@ -32,13 +26,6 @@ import pytest_asyncio
 from sendcloud_async.testing import FakeSendcloud
 
 from ._sources import SOURCES, Record, Run, Source, World, straddles
-
-#: Why the exports do not yield every log yet (the module docstring).
-LOSES_TIES = (
-    "the exports walk the server's next-page cursor, so logs that share a created_at "
-    "with the last log of a page are never listed"
-)
-
 
 # One world and one full run per source, shared by its tests (no test changes the
 # fake's logs; every resume writes to paths of its own): one event loop for them all.
@@ -93,7 +80,7 @@ async def test_resuming_from_every_recorded_state_yields_exactly_the_rest(
 
 
 async def test_the_initial_state_yields_every_log_once_in_order(
-    source: Source, world: World, run: Run, request: pytest.FixtureRequest
+    source: Source, world: World, run: Run
 ) -> None:
     got = await source.resume(world, run.initial)
     every = world.listing()
@@ -102,10 +89,6 @@ async def test_the_initial_state_yields_every_log_once_in_order(
     listed = set(got)
     assert source.project(got, run) == source.project([r for r in every if r in listed], run)
     assert sorted(run.records) == sorted(got), "the full run and a fresh start differ"
-    if source.loses_ties:  # only this last check: everything above holds for every source
-        request.applymarker(
-            pytest.mark.xfail(reason=LOSES_TIES, raises=AssertionError, strict=True)
-        )
     assert sorted(set(every) - listed) == [], "missing from a start at the initial state"
 
 

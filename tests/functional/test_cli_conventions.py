@@ -257,7 +257,7 @@ async def test_verbose_shows_each_request_without_secrets(
     )  # fmt: skip
     assert result.code == 0, result
     debug = [line for line in result.err_lines if logged(line)[0] == "DEBUG"]
-    assert len(debug) == len(fake.requests) == 2
+    assert len(debug) == len(fake.requests) == 3  # 10 + 9 + 1: each page lists one log again
     assert all(f"GET {fake.base_url}/integrations/logs" in line for line in debug)
     assert all("-> 200 in " in line for line in debug)
     assert SECRET_KEY not in result.err

@@ -38,6 +38,7 @@ RUNTIME = (
     "sendcloud_async._watch_pages",
     "sendcloud_async._watch_state",
     "sendcloud_async._watch_window",
+    "sendcloud_async._ties",
     "sendcloud_async._watchers",
     "sendcloud_async._cli.context",
     "sendcloud_async._cli.progress",

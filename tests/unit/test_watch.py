@@ -11,7 +11,8 @@ import pytest
 import sendcloud_async as sc
 from sendcloud_async._models import LogStamp
 from sendcloud_async._pagination import PaginationError
-from sendcloud_async._watch_pages import Page, advance, next_cursor, page_order
+from sendcloud_async._ties import page_order
+from sendcloud_async._watch_pages import Page, advance, next_cursor
 from sendcloud_async._watch_state import NEWEST_FIRST, OLDEST_FIRST, Walk, begin, decode_state
 from sendcloud_async._watch_window import open_poll
 
