@@ -74,6 +74,10 @@ class TcpProxy:
         except OSError:
             self._reset(writer)
             return
+        if self.broken:  # cut while this connection was being made: it is cut too
+            self._reset(writer)
+            up_writer.close()
+            return
         self._open.update((writer, up_writer))
         drop = asyncio.Event()  # set: the next chunk from the server is not passed on
 
