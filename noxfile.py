@@ -137,6 +137,20 @@ def wheel(session: nox.Session) -> None:
         session.run("pytest", "-p", "no:cacheprovider", *session.posargs)
 
 
+def _newest_python() -> str:
+    """The newest of ``PYTHONS`` this machine has (pyenv's included); else the running one."""
+    for minor in reversed(PYTHONS):
+        if shutil.which(f"python{minor}"):
+            return minor
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+@nox.session(name="wheel-newest", python=_newest_python(), reuse_venv=False)
+def wheel_newest(session: nox.Session) -> None:
+    """``wheel`` once, on the newest supported Python this machine has (what CI runs)."""
+    wheel(session)
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
     """Bulk-export, many-accounts and report benchmarks (benchmarks/README.md); CI: -- --smoke."""
