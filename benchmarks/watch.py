@@ -4,6 +4,7 @@
     python -m benchmarks.watch --accounts 200 --cycles 2 --json benchmarks/_results/w.json
     python -m benchmarks.watch --smoke                # 50 accounts, seconds (CI)
     python -m benchmarks.watch --lookback 30,0        # the lookback window's cost, side by side
+    python -m benchmarks.watch --gc-freeze            # every client frozen after its warm-up
     python -m benchmarks.watch --accounts 100000 --lookback 30 --no-baseline --cycles 1
 
 A ``FakeSendcloud`` runs in its own process with N Basic accounts (two
@@ -51,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import statistics
 import subprocess
@@ -103,7 +105,7 @@ class Result:
     failures: int
 
 
-async def _measure(port: int, accounts: int, lookback: float) -> Result:
+async def _measure(port: int, accounts: int, lookback: float, freeze: bool) -> Result:
     import sendcloud_async as sc
 
     rss_before = _rss()
@@ -132,7 +134,7 @@ async def _measure(port: int, accounts: int, lookback: float) -> Result:
         async def cycle() -> None:
             await sc.LogWatcher(pool, auths, **options).run(handle, once=True)
 
-        await _cycles(cycle)
+        await _cycles(cycle, freeze)
         rss_after = _rss()
     return _result(accounts, SDK, lookback, rss_after - rss_before, delivered, failures)
 
@@ -155,12 +157,19 @@ def _result(
     )
 
 
-async def _cycles(cycle: Callable[[], Awaitable[None]]) -> None:
+async def _cycles(cycle: Callable[[], Awaitable[None]], freeze: bool) -> None:
     """Warmed up: one cycle per ``cycle`` line read, its wall and CPU seconds printed.
+
+    ``freeze`` (``--gc-freeze``): what exists after the warm-up is moved out of the
+    garbage collector's reach (``gc.freeze()``), as a program watching many accounts
+    may do; every client of a run alike.
 
     The parent alternates the clients of a size cycle by cycle, so their figures are
     taken side by side, under the same load; any other line ends the client.
     """
+    if freeze:
+        gc.collect()
+        gc.freeze()
     print("warm", flush=True)
     loop = asyncio.get_running_loop()
     while (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "cycle":
@@ -183,7 +192,7 @@ async def _each(names: Iterable[str], work: Callable[[str], Awaitable[None]]) ->
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
 
 
-async def _measure_raw(port: int, accounts: int, lookback: float) -> Result:
+async def _measure_raw(port: int, accounts: int, lookback: float, freeze: bool) -> Result:
     import aiohttp
 
     from .contenders._common import basic_authorization
@@ -242,12 +251,14 @@ async def _measure_raw(port: int, accounts: int, lookback: float) -> Result:
         async def cycle() -> None:
             await _each(headers, poll)
 
-        await _cycles(cycle)
+        await _cycles(cycle, freeze)
         rss_after = _rss()
     return _result(accounts, HAND_WRITTEN, lookback, rss_after - rss_before, delivered, failures)
 
 
-def _size(accounts: int, cycles: int, clients: list[tuple[float, str]]) -> list[Result]:
+def _size(
+    accounts: int, cycles: int, clients: list[tuple[float, str]], freeze: bool
+) -> list[Result]:
     """Every client of one size against one server, their cycles alternated."""
     server = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.watch", "--serve", str(accounts)],
@@ -263,7 +274,7 @@ def _size(accounts: int, cycles: int, clients: list[tuple[float, str]]) -> list[
         port = int(server.stdout.readline())
         # Each client in its own process, so that its RSS and CPU are its own.
         for lookback, contender in clients:
-            spec = f"{port},{accounts},{lookback},{contender}"
+            spec = f"{port},{accounts},{lookback},{contender},{int(freeze)}"
             print(
                 f"watch: {accounts:,} accounts, {contender}, lookback {lookback:g} s",
                 file=sys.stderr,
@@ -367,6 +378,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="leave out the hand-written aiohttp + msgspec client",
     )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() in every client after its warm-up (docs/watch.md)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--client", help=argparse.SUPPRESS)
@@ -375,9 +391,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_serve(args.serve))
         return 0
     if args.client is not None:
-        port, accounts, window, contender = args.client.split(",")
+        port, accounts, window, contender, freeze = args.client.split(",")
         measure = _measure if contender == SDK else _measure_raw
-        measured = measure(int(port), int(accounts), float(window))
+        measured = measure(int(port), int(accounts), float(window), freeze == "1")
         print(json.dumps(asdict(asyncio.run(measured))))
         return 0
     sizes = [50] if args.smoke else [int(v) for v in args.accounts.split(",")]
@@ -386,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     contenders = [SDK] if args.no_baseline else [SDK, HAND_WRITTEN]
     results = []
     for size in sizes:
-        results += _size(size, cycles, [(w, c) for w in windows for c in contenders])
+        clients = [(w, c) for w in windows for c in contenders]
+        results += _size(size, cycles, clients, args.gc_freeze)
     print(table(results))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
