@@ -238,7 +238,9 @@ async def test_cancelled_run_resumes_exactly_once(
     job.close()
     state = read_checkpoint(out)
     assert not state.done
-    assert state.records >= 45
+    # Five pages at least: the first brings 9 logs, each later one 8 (it lists again the
+    # previous page's last log, which the export drops: docs/export.md, ties).
+    assert state.records >= 9 + 4 * 8
     assert state.offset == out.stat().st_size
     stats = await export_logs(client, out, fmt="csv", page_size=9, resume=True)
     assert stats.resumed
