@@ -47,14 +47,13 @@ from pathlib import Path
 from typing import Final
 
 from .._defaults import DEFAULT_WATCH_LEASE
-from .._errors import ExportInputError, InvalidInputError, MissingExtraError
+from .._errors import ExportInputError, MissingExtraError
 from .accounts import Account, open_accounts
 from .common import UsageError
 from .context import Context
 from .destination import make_directory
 from .export_rounds import Worker, worker_job
 from .many_accounts import account_pools
-from .signals import run as run_stoppable
 
 __all__ = ["check_workers", "export_with_workers", "run_name"]
 
@@ -136,8 +135,7 @@ def export_with_workers(args: argparse.Namespace, ctx: Context) -> int:
     Redis refusing the URL's credentials or user ends the run with status 1 before
     anything is written (a database it does not have with status 2).
     """
-    from .._errors import StateConfigurationError
-    from .redis_watch import require_redis_extra
+    from .redis_watch import require_redis_extra, run_on_redis
 
     require_redis_extra()
 
@@ -155,14 +153,7 @@ def export_with_workers(args: argparse.Namespace, ctx: Context) -> int:
             finally:
                 job.close()
     run = run_name(args, accounts)
-    try:
-        return run_stoppable(_work(args, ctx, accounts, out_dir, run))
-    except InvalidInputError as exc:
-        raise UsageError(str(exc)) from None
-    except StateConfigurationError as exc:
-        if exc.reason == "database":
-            raise UsageError(f"--redis: {exc}") from None
-        raise
+    return run_on_redis(_work(args, ctx, accounts, out_dir, run))
 
 
 async def _work(

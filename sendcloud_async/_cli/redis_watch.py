@@ -19,10 +19,10 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from yarl import URL
 
@@ -95,12 +95,34 @@ def check_redis_url(text: str) -> None:
         raise UsageError(f"--redis: {exc}") from None
 
 
+_T = TypeVar("_T")
+
+
 def require_redis_extra() -> None:
     """``UsageError`` naming the ``pip install`` when the ``[redis]`` extra is missing."""
     try:
         from .. import redis as _redis  # noqa: F401  (the extra is installed)
     except ImportError:
         raise UsageError(str(missing_extra("redis", "redis", "--redis"))) from None
+
+
+def run_on_redis(work: Coroutine[Any, Any, _T]) -> _T:
+    """``work`` run until stopped, for a command that works through Redis.
+
+    What the options or Redis refuse before anything is done is a usage error
+    (exit 2): an invalid argument, a database the server does not have. Other
+    refusals (Redis's credentials) stay errors (exit 1, the line from ``main``).
+    """
+    from .._errors import StateConfigurationError
+
+    try:
+        return run_stoppable(work)
+    except InvalidInputError as exc:
+        raise UsageError(str(exc)) from None
+    except StateConfigurationError as exc:
+        if exc.reason == "database":
+            raise UsageError(f"--redis: {exc}") from None
+        raise
 
 
 def run_redis(args: argparse.Namespace, ctx: Context) -> int:
@@ -111,21 +133,12 @@ def run_redis(args: argparse.Namespace, ctx: Context) -> int:
     an outage is waited out (the status line says since when).
     """
     require_redis_extra()
-    from .._errors import StateConfigurationError
-
-    path = Path(args.accounts)
-    accounts = open_accounts(path, ctx.env, ctx.warn)
     from .watch_events import open_events
 
+    accounts = open_accounts(Path(args.accounts), ctx.env, ctx.warn)
     events = open_events(args.events)
     try:
-        run_stoppable(_work(args, ctx, accounts, events))
-    except InvalidInputError as exc:
-        raise UsageError(str(exc)) from None
-    except StateConfigurationError as exc:
-        if exc.reason == "database":
-            raise UsageError(f"--redis: {exc}") from None
-        raise
+        run_on_redis(_work(args, ctx, accounts, events))
     finally:
         ctx.progress.close()
         if events is not None:
