@@ -1,8 +1,10 @@
-"""Shared fixtures: a FakeSendcloud server on 127.0.0.1 and a client pointed at it."""
+"""Shared fixtures: a FakeSendcloud server on 127.0.0.1 and a client pointed at it; an
+S3-compatible server and a new bucket in it."""
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
 
@@ -13,6 +15,7 @@ import sendcloud_async as sc
 from sendcloud_async.testing import FakeSendcloud, RetryEvent, instant_retries
 from sendcloud_async.testing._spec import SpecCheck
 from tests._log_secrets import SecretScanner
+from tests._s3server import S3Server, running_s3_server
 
 # Every FakeSendcloud this suite starts checks the SDK's requests and its own
 # responses against the official OpenAPI spec; leaving it with a violation fails
@@ -68,3 +71,23 @@ def log_secrets() -> Iterator[SecretScanner]:
     with scanner.watching():
         yield scanner
     scanner.raise_for_findings()
+
+
+_buckets = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[S3Server]:
+    """An S3-compatible server (moto) on 127.0.0.1, one per test module."""
+    with running_s3_server() as server:
+        yield server
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new bucket; this process's environment points S3 clients at the server."""
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    name = f"bucket-{next(_buckets)}"
+    s3_server.create_bucket(name)
+    return name

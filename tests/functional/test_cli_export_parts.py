@@ -11,14 +11,13 @@ import asyncio
 import contextlib
 import gzip
 import io
-import itertools
 import json
 import random
 import re
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from sendcloud_async._errors import ExportInputError
 from sendcloud_async._export import export_logs
 from sendcloud_async._parts import PartsSink
 from sendcloud_async.testing import FakeSendcloud
-from tests._s3server import ACCESS_KEY, SECRET_KEY, S3Server, running_s3_server
+from tests._s3server import ACCESS_KEY, SECRET_KEY, S3Server
 
 from .test_cli import (
     PUBLIC_KEY,
@@ -49,25 +48,6 @@ from .test_cli import (
 )
 from .test_cli import SECRET_KEY as FAKE_SECRET
 from .test_parts_s3 import download
-
-_buckets = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[S3Server]:
-    with running_s3_server() as server:
-        yield server
-
-
-@pytest.fixture
-def bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A new bucket; this process's environment points S3 clients at the server."""
-    for name, value in s3_server.env.items():
-        monkeypatch.setenv(name, value)
-    name = f"export-{next(_buckets)}"
-    s3_server.create_bucket(name)
-    return name
-
 
 # -- reading what was written ---------------------------------------------------------------
 

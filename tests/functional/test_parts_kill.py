@@ -17,24 +17,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from tests._parts_data import make_logs
-from tests._s3server import S3Server, running_s3_server
+from tests._s3server import S3Server
 from tests.functional.test_parts_s3 import download
 
 COUNT = 4000
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[S3Server]:
-    with running_s3_server() as server:
-        yield server
 
 
 def _child(out: str, env: dict[str, str]) -> subprocess.Popen[str]:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -19,27 +17,10 @@ from obstore.store import S3Store
 from sendcloud_async._parts import ExportInputError, PartsSink, SecondWriterError
 from sendcloud_async._parts._errors import clean
 from tests._parts_data import export, make_logs
-from tests._s3server import ACCESS_KEY, SECRET_KEY, S3Server, running_s3_server
+from tests._s3server import ACCESS_KEY, SECRET_KEY, S3Server
 
 LOGS = make_logs(600)
-_names = itertools.count()
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[S3Server]:
-    with running_s3_server() as server:
-        yield server
-
-
-@pytest.fixture
-def bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A new bucket; the environment points S3 clients at the server."""
-    for name, value in s3_server.env.items():
-        monkeypatch.setenv(name, value)
-    name = f"parts-{next(_names)}"
-    s3_server.create_bucket(name)
-    return name
 
 
 def _store(bucket: str) -> S3Store:

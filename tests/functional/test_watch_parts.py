@@ -9,14 +9,13 @@ every log exactly once, whatever moments the watch was SIGKILLed at.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import random
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,12 +25,10 @@ import pytest
 from sendcloud_async._parts import DEFAULT_PART_RECORDS
 from sendcloud_async.testing import FakeSendcloud
 from tests._parts_data import export, make_logs
-from tests._s3server import ACCESS_KEY, SECRET_KEY, S3Server, running_s3_server
+from tests._s3server import ACCESS_KEY, SECRET_KEY, S3Server
 from tests.functional.test_cli import fake_env, run, start
 from tests.functional.test_parts_s3 import download
 from tests.functional.test_watch_cli import feed
-
-_buckets = itertools.count()
 
 
 @pytest.fixture
@@ -40,22 +37,6 @@ async def tied() -> AsyncIterator[FakeSendcloud]:
     async with FakeSendcloud(validate_spec=True, unique_log_times=False) as server:
         yield server
         assert server.spec_violations == []
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[S3Server]:
-    with running_s3_server() as server:
-        yield server
-
-
-@pytest.fixture
-def bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A new bucket; this process's environment points S3 clients at the server."""
-    for name, value in s3_server.env.items():
-        monkeypatch.setenv(name, value)
-    name = f"watch-{next(_buckets)}"
-    s3_server.create_bucket(name)
-    return name
 
 
 def rows(root: Path) -> list[tuple[int, str, str]]:

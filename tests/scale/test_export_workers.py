@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from sendcloud_async._errors import ExportInUseError
 from sendcloud_async._export import LogExport
 from sendcloud_async._redis_watch import LeaseLostError, RedisWatchStore
 from sendcloud_async.testing import FakeSendcloud, Fault
-from tests._s3server import S3Server, running_s3_server
+from tests._s3server import S3Server
 from tests.functional.test_cli import assert_one_error_line, base_env, ids, run, start
 
 from .conftest import RedisServer, free_port, redis_binary
@@ -457,12 +456,6 @@ async def test_a_done_mark_without_its_output_is_exported_again(
 
 
 # -- into a bucket -----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[S3Server]:
-    with running_s3_server() as server:
-        yield server
 
 
 def _bucket_objects(bucket: str) -> dict[str, bytes]:
