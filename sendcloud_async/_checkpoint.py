@@ -12,6 +12,7 @@ from msgspec import UNSET, UnsetType
 
 from ._errors import ExportInputError
 from ._ties import Boundary
+from ._watch_state import Order
 
 __all__ = [
     "CHECKPOINT_SUFFIX",
@@ -81,7 +82,7 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     done: bool
     #: The listing's order a ranged export found when it began (``_export_range``);
     #: written only then (read it as ``order``).
-    listing_order: str | UnsetType = msgspec.field(default=UNSET, name="order")
+    listing_order: Order | UnsetType = msgspec.field(default=UNSET, name="order")
 
     #: Where the walk's last page ended: the ``created_at`` of its last log and the ids
     #: delivered at it, which the next request lists again (``_ties``). Not written
@@ -89,7 +90,7 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     boundary: Boundary | UnsetType = UNSET
 
     @property
-    def order(self) -> str | None:
+    def order(self) -> Order | None:
         """``"oldest_first"``, ``"newest_first"``, or ``None``: not known, or no range."""
         return None if isinstance(self.listing_order, UnsetType) else self.listing_order
 

@@ -21,6 +21,7 @@ from . import _validate as check
 from ._errors import InvalidInputError
 from ._pagination import PaginationError
 from ._ties import page_order, relist_cursor
+from ._watch_state import Order
 
 if TYPE_CHECKING:
     from ._client import SendcloudClient
@@ -80,7 +81,7 @@ def in_range(
     return kept, beyond
 
 
-async def probe_order(client: SendcloudClient, integration_id: int | None) -> str | None:
+async def probe_order(client: SendcloudClient, integration_id: int | None) -> Order | None:
     """The listing's order, from its first two logs (one request of two logs).
 
     ``None`` when it cannot tell (fewer than two logs with distinct times at its head).

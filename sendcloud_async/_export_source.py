@@ -27,6 +27,7 @@ from ._errors import ExportError, NotFoundError
 from ._export_range import in_range, start_cursor
 from ._pagination import PaginationError
 from ._ties import Boundary, next_request, past_boundary
+from ._watch_state import Order
 
 if TYPE_CHECKING:
     from ._checkpoint import CheckpointQuery
@@ -77,7 +78,7 @@ async def walk_batches(
     walks: Sequence[Walk],
     query: CheckpointQuery,
     *,
-    order: str | None,
+    order: Order | None,
     concurrency: int,
     batch: int,
     gone_on_404: bool,

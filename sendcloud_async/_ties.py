@@ -68,7 +68,7 @@ class Boundary(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
     at: AwareDatetime
     ids: tuple[int, ...] = ()
-    order: str | None = None
+    order: Order | None = None
 
 
 def relist_cursor(at: datetime, order: Order | str) -> str:
@@ -116,7 +116,9 @@ def log_id(log: Stamped) -> int:
     return 0 if log.id is None else log.id
 
 
-def _direction(boundary: Boundary | None, times: list[datetime], order: str | None) -> str | None:
+def _direction(
+    boundary: Boundary | None, times: list[datetime], order: Order | None
+) -> Order | None:
     """The listing's order: as known, else as the page (or the page after the boundary) goes."""
     known = order or (None if boundary is None else boundary.order)
     seen = page_order(times)
@@ -135,7 +137,7 @@ def _direction(boundary: Boundary | None, times: list[datetime], order: str | No
 
 
 def past_boundary(
-    boundary: Boundary | None, items: Sequence[_L], order: str | None
+    boundary: Boundary | None, items: Sequence[_L], order: Order | None
 ) -> tuple[list[_L], Boundary | None]:
     """The logs of ``items`` not listed before ``boundary``, and the boundary after the page.
 

@@ -275,3 +275,39 @@ async def test_the_next_page_is_asked_for_while_a_page_is_written(
     commits = seen[1:]
     assert len(commits) == pages
     assert all(out >= min(k + 1, pages) for k, out in enumerate(commits, start=1)), commits
+
+
+@pytest.mark.parametrize(
+    ("boundary", "said"),
+    [
+        ({"at": "2023-03-01T00:00:00", "ids": [1]}, "Expected `datetime` with a timezone"),
+        ({"at": "2023-03-01T00:00:00+00:00", "ids": ["1"]}, "Expected `int`, got `str`"),
+        ({"at": "2023-03-01T00:00:00+00:00", "order": "sideways"}, "Invalid enum value"),
+    ],
+    ids=["naive-instant", "text-id", "unknown-order"],
+)
+async def test_a_checkpoint_with_a_bad_boundary_is_refused_before_any_request(
+    boundary: dict[str, object], said: str, tmp_path: Path
+) -> None:
+    """A damaged ``boundary`` is one clear error: nothing is asked for, nothing written."""
+    async with FakeSendcloud(unique_log_times=False) as fake:
+        seed(fake)
+        out = tmp_path / "logs.jsonl"
+        async with client(fake) as c:
+            await export_logs(c, out, page_size=PAGE)
+        raw = msgspec.json.decode(checkpoint_path(out).read_bytes())
+        raw["done"] = False
+        raw["boundary"] = boundary
+        checkpoint_path(out).write_bytes(msgspec.json.encode(raw))
+        before = (out.read_bytes(), checkpoint_path(out).read_bytes())
+        fake.clear_requests()
+        async with client(fake) as c:
+            with pytest.raises(sc.SendcloudError) as caught:
+                await export_logs(c, out, page_size=PAGE, resume=True)
+        assert fake.requests == []
+    message = str(caught.value)
+    assert message.startswith(f"the checkpoint {checkpoint_path(out)} is damaged (")
+    assert said in message
+    assert message.endswith("--restart (instead of --resume) starts over")
+    assert "\n" not in message
+    assert (out.read_bytes(), checkpoint_path(out).read_bytes()) == before

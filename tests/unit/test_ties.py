@@ -10,10 +10,12 @@ import pytest
 
 from sendcloud_async._pagination import PaginationError
 from sendcloud_async._ties import Boundary, next_request, past_boundary, relist_cursor
+from sendcloud_async._watch_state import NEWEST_FIRST as NEWEST
+from sendcloud_async._watch_state import OLDEST_FIRST as OLDEST
+from sendcloud_async._watch_state import Order
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TICK = timedelta(microseconds=1)
-OLDEST, NEWEST = "oldest_first", "newest_first"
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def test_ids_at_one_instant_add_up_across_pages() -> None:
 
 
 @pytest.mark.parametrize(("order", "near"), [(OLDEST, -1), (NEWEST, 1)])
-def test_logs_on_the_near_side_of_the_boundary_are_dropped(order: str, near: int) -> None:
+def test_logs_on_the_near_side_of_the_boundary_are_dropped(order: Order, near: int) -> None:
     """An inclusive (or truncating) server lists logs before the boundary again."""
     before = Boundary(at=s(5), ids=(7,), order=order)
     far = -near
