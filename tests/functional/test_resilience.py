@@ -476,18 +476,19 @@ async def test_pool_wait_timeout_retries_even_a_post(
     assert {e.reason for e in retries} == {"timeout"}
 
 
+@pytest.mark.alone  # its short timeouts assume the server answers at once once connected
 async def test_pool_wait_on_the_sdks_own_session_is_known_unsent(
     seeded: FakeSendcloud, retries: list[RetryEvent]
 ) -> None:
     """On a session the SDK made (an AccountPool's, no tracing): a POST that timed out
     waiting for a connection is retried, one that timed out after it got one is not."""
-    seeded.inject("GET", "/integrations/logs", Fault.delay(0.7))
+    seeded.inject("GET", "/integrations/logs", Fault.delay(1.2))
     async with sc.AccountPool(base_url=seeded.base_url, connections=1) as pool:
         assert pool.session.trace_configs == []  # the connector tells, not tracing
         client = pool.client(seeded.basic_auth)
         hog = asyncio.create_task(client.with_options(timeout=5).logs.pages().__anext__())
         await asyncio.sleep(0.1)  # the only connection is taken
-        await client.with_options(timeout=0.25, max_retries=8).logs.create(
+        await client.with_options(timeout=0.4, max_retries=8).logs.create(
             1, base_url="https://shop.example", exception="boom"
         )
         await hog
