@@ -37,6 +37,7 @@ from ._watch_state import NEWEST_FIRST, OLDEST_FIRST, TICK, Order
 __all__ = [
     "Boundary",
     "Stamped",
+    "follow_link",
     "listed_before",
     "log_id",
     "next_request",
@@ -197,14 +198,31 @@ def next_request(
     """The request after a page fetched with ``cursor`` that took the walk ``before`` to ``after``.
 
     A cursor of its own (``relist_cursor``) once the walk moved and its order is known;
-    else the server's (``server_cursor``), once: a server's cursor followed again
-    without the walk moving raises ``PaginationError`` instead of looping.
+    else the server's (``follow_link``).
     """
     moved = after is not None and (
         before is None or after.at != before.at or after.ids != before.ids
     )
     if moved and after is not None and after.order is not None:
         return Request(relist_cursor(after.at, after.order), frozenset())
+    return follow_link(server_cursor, cursor, moved, followed)
+
+
+def follow_link(
+    server_cursor: str | None,
+    cursor: str | None,
+    moved: bool,
+    followed: frozenset[str] = frozenset(),
+) -> Request:
+    """Follow the server's next-page link after a page fetched with ``cursor``.
+
+    ``moved``: the page took the walk somewhere new; ``followed``: the server's
+    cursors followed since it last moved. A link without a cursor, or one followed
+    again without the walk moving (the very request again, or a loop through several
+    links), raises ``PaginationError`` instead of looping.
+    """
+    if server_cursor is None:
+        raise PaginationError("the server's next-page link has no cursor; the walk cannot go on")
     if moved:
         followed = frozenset()
     if (server_cursor == cursor and not moved) or server_cursor in followed:

@@ -45,12 +45,13 @@ async def watch(
         state = open_poll(state, lookback)
         first = True
         date: str | None = None
+        followed: frozenset[str] = frozenset()
         while True:
             page = await fetch(next_cursor(state))
             if first:
                 first, date = False, page.date
-            step = advance(state, page, lookback)
-            state = step.state
+            step = advance(state, page, lookback, followed)
+            state, followed = step.state, step.followed
             if not step.more and not again:
                 state = close_poll(state, date, lookback)
             if step.items:

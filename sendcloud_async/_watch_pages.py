@@ -30,7 +30,7 @@ import msgspec
 
 from ._models import IntegrationLog
 from ._pagination import PaginationError
-from ._ties import Stamped, listed_before, log_id, page_order, relist_cursor
+from ._ties import Stamped, follow_link, listed_before, log_id, page_order, relist_cursor
 from ._watch_state import NEWEST_FIRST, OLDEST_FIRST, LateLog, Walk, WatchState
 from ._watch_window import Window, settle, window_bottom
 
@@ -58,13 +58,16 @@ class Page(NamedTuple):
 class Step(NamedTuple):
     """The result of a page: the new logs on it, the state after it, whether the poll goes on.
 
-    ``late``: those of ``items`` that were behind the mark (from the lookback window).
+    ``late``: those of ``items`` that were behind the mark (from the lookback window);
+    ``followed``: the server's cursors followed since the poll last moved (pass them to
+    the next ``advance`` of the poll).
     """
 
     items: list[IntegrationLog]
     state: WatchState
     more: bool
     late: tuple[LateLog, ...] = ()
+    followed: frozenset[str] = frozenset()
 
 
 def next_cursor(state: WatchState) -> str | None:
@@ -244,10 +247,16 @@ def _core(state: WatchState) -> WatchState:
     return msgspec.structs.replace(state, after=None) if state.after is not None else state
 
 
-def advance(state: WatchState, page: Page, lookback: timedelta = timedelta(0)) -> Step:
+def advance(
+    state: WatchState,
+    page: Page,
+    lookback: timedelta = timedelta(0),
+    followed: frozenset[str] = frozenset(),
+) -> Step:
     """The new logs on ``page`` (fetched with ``next_cursor(state)``) and the state after it.
 
-    ``lookback``: the window behind the mark the state remembers (0: none).
+    ``lookback``: the window behind the mark the state remembers (0: none);
+    ``followed``: the previous page's ``Step.followed`` in the same poll.
     """
     start = state
     before = _core(state)
@@ -293,16 +302,9 @@ def advance(state: WatchState, page: Page, lookback: timedelta = timedelta(0)) -
     # Follow the server's link: the order is not known yet (no cursor can be built),
     # or nothing moved and a cursor built from the state would repeat the request.
     # Once on the server's links, stay on them until something moves.
-    if page.next_cursor is None:
-        raise PaginationError(
-            "the server's next-page link has no cursor; the watch cannot go on from it"
-        )
-    if not moved and page.next_cursor == state.after:
-        raise PaginationError(
-            f"the server's next-page link repeats the cursor {page.next_cursor!r} "
-            "without listing anything new; stopping instead of looping"
-        )
-    return Step(delivered, msgspec.structs.replace(state, after=page.next_cursor), True, late)
+    link = follow_link(page.next_cursor, next_cursor(start), moved, followed)
+    after = msgspec.structs.replace(state, after=link.cursor)
+    return Step(delivered, after, True, late, link.followed)
 
 
 def _in_full(page: Page, new: list[Stamped]) -> list[IntegrationLog]:

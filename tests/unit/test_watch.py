@@ -12,6 +12,7 @@ import sendcloud_async as sc
 from sendcloud_async._models import LogStamp
 from sendcloud_async._pagination import PaginationError
 from sendcloud_async._ties import page_order
+from sendcloud_async._watch import watch
 from sendcloud_async._watch_pages import Page, advance, next_cursor
 from sendcloud_async._watch_state import NEWEST_FIRST, OLDEST_FIRST, Walk, begin, decode_state
 from sendcloud_async._watch_window import open_poll
@@ -104,6 +105,50 @@ def test_a_link_that_repeats_without_progress_stops_the_watch() -> None:
     state = sc.WatchState(order=OLDEST_FIRST, mark=at(2), mark_ids=(2,), after="srv-1")
     with pytest.raises(PaginationError, match="repeats the cursor 'srv-1'"):
         advance(state, Page([log(2, 2)], True, "srv-1"))
+
+
+def test_links_that_loop_without_progress_stop_the_watch() -> None:
+    """Two server cursors sent in turn and nothing new: an error on the first one repeated."""
+    state = sc.WatchState(order=OLDEST_FIRST, mark=at(2), mark_ids=(2,))
+    first = advance(state, Page([log(2, 2)], True, "srv-1"))
+    second = advance(first.state, Page([log(2, 2)], True, "srv-2"), followed=first.followed)
+    assert (second.state.after, second.followed) == ("srv-2", frozenset({"srv-1", "srv-2"}))
+    with pytest.raises(PaginationError, match="repeats the cursor 'srv-1'"):
+        advance(second.state, Page([log(2, 2)], True, "srv-1"), followed=second.followed)
+
+
+async def test_a_poll_on_looping_links_stops_after_the_loop_and_delivers_nothing_twice() -> None:
+    """The poll itself carries the cursors it followed: a loop stops it, it does not spin."""
+    state = sc.WatchState(order=OLDEST_FIRST, mark=at(2), mark_ids=(2,))
+    cursors: list[str | None] = []
+
+    async def fetch(cursor: str | None) -> Page:
+        cursors.append(cursor)
+        following = "srv-2" if cursor == "srv-1" else "srv-1"
+        return Page([log(2, 2)], True, following)
+
+    delivered = []
+
+    async def poll() -> None:
+        async for batch in watch(fetch, state, interval=0, once=True):
+            delivered.append(batch)
+
+    with pytest.raises(PaginationError, match="repeats the cursor"):
+        await poll()
+    assert delivered == []
+    assert cursors == [(at(2) - TICK).isoformat(), "srv-1", "srv-2"]
+
+
+def test_a_link_without_a_cursor_stops_the_watch_when_it_must_follow_it() -> None:
+    """Nothing moved and the server's link has no cursor: the watch cannot go on."""
+    state = sc.WatchState(order=OLDEST_FIRST, mark=at(2), mark_ids=(2,))
+    with pytest.raises(PaginationError, match="next-page link has no cursor"):
+        advance(state, Page([log(2, 2)], True, None))
+    # A page that moved goes on with a cursor of its own: the link's cursor is not needed.
+    step = advance(state, Page([log(3, 3)], True, None))
+    assert step.more
+    assert step.state.after is None
+    assert next_cursor(step.state) == (at(3) - TICK).isoformat()
 
 
 def test_newest_first_walk_stops_at_the_mark_and_moves_it_to_the_head() -> None:
