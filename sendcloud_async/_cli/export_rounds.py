@@ -1,11 +1,14 @@
 """One worker of a many-worker export (``logs export --redis``): its rounds and the export
 of each account it holds.
 
-Each round renews the leases held here, reads which accounts are done, and claims
-free ones, this worker's own first (rendezvous hashing, ``_members``), then helps
-with the others, ``--concurrency`` at most. Each account held is exported by its own
-task from its checkpoint, every write behind the lease's fence (``export_lease``),
-and marked done in Redis once its output is complete. What it says is
+Each round renews the leases held here, reads which accounts were done since the
+last round (the run's record of finished accounts, ``export_finished``; now and then a
+full sweep of every unfinished account's done mark), and tries to claim as many
+accounts as it has free slots under ``--concurrency``, this worker's own first
+(rendezvous hashing), then the others' (``export_plan``): a round's Redis commands do
+not grow with the number of accounts. Each account held is exported by its own task
+from its checkpoint, every write behind the lease's fence (``export_lease``), marked
+done in Redis once its output is complete, then added to the record. What it says is
 ``export_tally``'s.
 """
 
@@ -27,7 +30,9 @@ from .._errors import ExportInputError, ExportInUseError, SendcloudError, StateU
 from .accounts import Account
 from .common import PROG, UsageError, one_line
 from .context import Context
+from .export_finished import DamagedRecordError, FinishedRecord
 from .export_lease import LeaseFence, done_state, is_done
+from .export_plan import ClaimPlan
 from .export_tally import Tally
 from .many_accounts import AccountPools, account_job, export_account
 from .output import failure
@@ -36,7 +41,6 @@ from .progress import account_var
 if TYPE_CHECKING:
     from .._export import ExportStats, LogExport
     from .._redis_watch import RedisWatchStore, WatchLease
-    from .._redis_watch._members import Membership
 
 __all__ = ["Worker", "worker_job"]
 
@@ -89,8 +93,6 @@ class Worker:
         run: str,
         pools: AccountPools,
     ) -> None:
-        from .._redis_watch._members import Membership
-
         self.args = args
         self.ctx = ctx
         self.store = store
@@ -100,7 +102,14 @@ class Worker:
         self.lease = store.lease
         self.round = min(_ROUND, self.lease / 3)
         self.retry = min(_IN_USE_RETRY, self.lease / 2)
-        self.membership: Membership = Membership(store.worker_id, list(self.accounts))
+        #: What to claim, in which order, and when to sweep.
+        self.plan = ClaimPlan(store.worker_id, list(self.accounts), self.lease)
+        #: The run's record of finished accounts, read from where the last round stopped.
+        self.record = FinishedRecord(store)
+        #: Accounts marked done here whose record entry is still to be added.
+        self.to_record: list[str] = []
+        #: Whether the record was said to be damaged (once).
+        self.told_damaged = False
         self.held: dict[str, Held] = {}
         self.done: set[str] = set()
         #: Accounts whose export failed here (not tried again by this worker), and why.
@@ -130,8 +139,7 @@ class Worker:
         )
         try:
             while True:
-                left = await self._round()
-                if left is not None and self._finished(left):
+                if await self._round():
                     break
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), self.round)
@@ -151,15 +159,12 @@ class Worker:
         failed = [name for name in self.failed if name not in self.done]
         return self.tally.report(done=len(self.done), failed=failed)
 
-    async def _round(self) -> dict[str, float] | None:
-        """One round; the seconds left on the lease of every account not done (0: free),
-        or ``None`` when Redis could not be reached."""
+    async def _round(self) -> bool | None:
+        """One round; whether this worker is finished (``_finished``), or ``None`` when
+        Redis could not be reached (the next round does it all again: nothing is lost)."""
         store = self.store
         try:
-            if self.to_release:
-                leases = self.to_release[:]
-                await store.release(leases)
-                del self.to_release[: len(leases)]  # a release that failed is tried again
+            await self._settle()
             sent = time.monotonic()
             held = [h for h in self.held.values() if not h.lost]
             live, lost = await store.renew_live([h.lease for h in held])
@@ -170,25 +175,10 @@ class Worker:
                     self._lose(h, "its lease lapsed or was taken over")
                 else:
                     h.fence.renewed(sent)
-            self.membership.update(live)
-            undone = [name for name in self.accounts if name not in self.done]
-            states = await store.read_many(undone)
-            for name, state in states.items():
-                if name not in self.held and is_done(state) and await self._complete_here(name):
-                    self.done.add(name)
-            undone = [name for name in undone if name not in self.done]
-            left = await store.probe(undone)
-            now = time.monotonic()
-            await self._claim(
-                [
-                    name
-                    for name in undone
-                    if left.get(name, 0) == 0
-                    and name not in self.held
-                    and name not in self.failed
-                    and self.in_use_until.get(name, 0.0) <= now
-                ]
-            )
+            self.plan.update(live)
+            await self._learn_done()
+            await self._claim()
+            finished = await self._finished()
         except StateUnavailableError as exc:
             self._unreachable(exc)
             return None
@@ -198,34 +188,91 @@ class Worker:
                 f"{PROG}: Redis answers again", level="info", event="redis_up"
             )
         self._show()
-        return left
+        return finished
 
-    async def _claim(self, free: list[str]) -> None:
-        """Claim accounts of ``free``, this worker's own first (rendezvous hashing), then
-        the others by this worker's place in their ranking; ``--concurrency`` held at most."""
-        room = self.args.concurrency - len(self.held)
-        if room <= 0 or not free:
+    async def _settle(self) -> None:
+        """Add the accounts marked done to the record, and release the leases let go (the
+        round an export ends in is woken at once: right after its done mark)."""
+        if self.to_record:
+            names = self.to_record[:]
+            try:
+                await self.record.add(names)
+            except DamagedRecordError as exc:  # the sweeps find them instead
+                self._damaged(f"{exc}; every round reads every unfinished account instead")
+            del self.to_record[: len(names)]  # an add that failed is tried again
+        if self.to_release:
+            leases = self.to_release[:]
+            await self.store.release(leases)
+            del self.to_release[: len(leases)]  # a release that failed is tried again
+
+    async def _learn_done(self) -> None:
+        """Take in the accounts done since the last round: those the record's new entries
+        name and, at a full sweep (``export_plan``), every account whose done mark Redis
+        holds. Each is believed once its checkpoint at the destination says done too."""
+        plan, record = self.plan, self.record
+        try:
+            news = await record.read(self.accounts)
+        except DamagedRecordError as exc:  # every round sweeps instead
+            self._damaged(f"{exc}; every round reads every unfinished account instead")
+            news, sweep = [], True
+        else:
+            sweep = plan.sweep_due()
+        if (damage := record.damage()) is not None:
+            self._damaged(damage)
+        if sweep:
+            undone = [n for n in self.accounts if n not in self.done and n not in self.held]
+            states = await self.store.read_many(undone)
+            news += [name for name, state in states.items() if is_done(state)]
+        newly = 0
+        for name in dict.fromkeys(news):
+            # One held here is known done when its export (or its next claim) says so.
+            if name not in self.held and name not in self.done and await self._complete_here(name):
+                self.done.add(name)
+                newly += 1
+        if newly:
+            plan.finished(newly, lambda name: name not in self.done)
+        if sweep:
+            plan.swept()
+
+    async def _claim(self) -> None:
+        """Try to claim as many accounts as there are free slots (``--concurrency``), in
+        this worker's order (``export_plan``): its own first, then the others'."""
+        now = time.monotonic()
+        order = self.plan.candidates(
+            self.args.concurrency - len(self.held),
+            lambda name: (
+                name in self.done
+                or name in self.held
+                or name in self.failed
+                or self.in_use_until.get(name, 0.0) > now
+            ),
+        )
+        if not order:
             return
-        membership = self.membership
-        order = [name for name in free if membership.mine(name)][:room]
-        if len(order) < room:  # its own are all done or held: help with the others
-            others = [name for name in free if not membership.mine(name)]
-            order += sorted(others, key=lambda name: (membership.rank(name), name))[
-                : room - len(order)
-            ]
         claimed_at = time.monotonic()
-        leases, _ = await self.store.claim(order)
+        leases, others = await self.store.claim(order)
+        self.plan.busy(others)
         for lease in leases:
             await self._start(lease, claimed_at)
 
-    def _finished(self, left: dict[str, float]) -> bool:
+    async def _finished(self) -> bool:
         """Whether every account is done, or failed here and held by no other worker."""
-        if self.held:
+        failed = [name for name in self.failed if name not in self.done]
+        if self.held or len(self.done) + len(failed) < len(self.accounts):
             return False
-        return all(
-            name in self.done or (name in self.failed and left.get(name, 0) == 0)
-            for name in self.accounts
-        )
+        left = await self.store.probe(failed)
+        return all(left.get(name, 0) == 0 for name in failed)
+
+    def _damaged(self, why: str) -> None:
+        """The run's record of finished accounts cannot be trusted: said once."""
+        if not self.told_damaged:
+            self.told_damaged = True
+            self.ctx.progress.message(
+                f"{PROG}: warning: {why}",
+                level="warning",
+                event="record_damaged",
+                key=self.record.key,
+            )
 
     def _unreachable(self, exc: StateUnavailableError) -> None:
         if not self.unreachable:
@@ -244,6 +291,7 @@ class Worker:
         account = self.accounts[name]
         if is_done(lease.state) and await self._complete_here(name):
             self.done.add(name)
+            self.to_record.append(name)  # its record entry may have been lost
             self.to_release.append(lease)
             self.wake.set()
             return
@@ -339,6 +387,7 @@ class Worker:
                 await asyncio.sleep(min(0.5, self.round))
                 continue
             self.done.add(held.account.name)
+            self.to_record.append(held.account.name)  # added by the next round (woken)
             return
 
     def _lose(self, held: Held, why: str) -> None:
@@ -443,5 +492,8 @@ class Worker:
         if self.left:
             return
         self.left = True
+        names, self.to_record = self.to_record, []
+        with contextlib.suppress(SendcloudError, DamagedRecordError):  # the sweeps find them
+            await self.record.add(names)
         with contextlib.suppress(SendcloudError):  # unreachable, refused: the leases lapse
             await self.store.release(leases, leave=True)

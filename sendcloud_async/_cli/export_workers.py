@@ -35,7 +35,9 @@ too: the same command run again after the files were removed exports them again.
 
 Here: the options' check, the run's name, and the run's start. A worker's rounds
 and its exports are ``export_rounds``; the done state and the fence,
-``export_lease``; what a worker says, ``export_tally``.
+``export_lease``; the run's record of finished accounts (``NS:watch:{export:RUN}:finished``),
+``export_finished``; what a round claims and when it sweeps, ``export_plan``; what a
+worker says, ``export_tally``.
 """
 
 from __future__ import annotations
