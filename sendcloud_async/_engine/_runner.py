@@ -1,4 +1,5 @@
-"""``run_due``: run items when they are due, at most ``concurrency`` at once."""
+"""``Runner``: run items when they are due, at most ``concurrency`` at once, while items
+come and go; ``run_due``: a fixed set of items run that way."""
 
 from __future__ import annotations
 
@@ -6,17 +7,209 @@ import asyncio
 import heapq
 import inspect
 from collections.abc import Awaitable, Callable, Hashable, Iterable, MutableMapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-from .._aio import sleep_until, stop_task
+from .._aio import finish, sleep_until
 from .._errors import InvalidInputError
 from .._validate import positive_int
 from ._backoff import Backoff
 from ._events import Failed, Recovered, RunEvent
 
-__all__ = ["run_due"]
+__all__ = ["Runner", "run_due"]
 
 K = TypeVar("K", bound=Hashable)
+OnEvent = Callable[[RunEvent[K]], Awaitable[None] | None]
+
+
+class Runner(Generic[K]):
+    """Runs items when they are due, at most ``concurrency`` at once; ``add``,
+    ``remove`` and ``discard`` change the items while ``run()`` goes on (an item
+    removed has its run in flight cancelled at once, not at the next wake-up).
+
+    ``await run(item)`` does one run of an item and returns the seconds until it is
+    due again (``None``: it is done and leaves the runner). An item due while all
+    runs are busy runs as soon as one ends, earliest due first (then first added).
+
+    A run that raises asks ``backoff.decide(error, failures)``: a wait reports
+    ``Failed`` and runs the item again after it, while the others go on; ``None``
+    (and any error without a ``backoff``) stops ``run()``: the runs in flight are
+    cancelled and awaited, then the error is raised as it is. A success after
+    failures reports ``Recovered``, and so does ``progress(item)``, said by a run
+    that never returns (a watch) when it works again. ``failures`` (failures in a
+    row per item) may be kept by the caller across runners. ``on_event`` may be a
+    coroutine function; an error it raises stops ``run()`` like a fatal one.
+
+    ``once``: every item runs one time (a failure is reported, not retried).
+    ``run()`` returns when no item is left, or, with ``keep_open``, only when
+    ``stop()`` is called (or ``stop``, the event given, is set). Stopped, or its
+    caller cancelled: the runs in flight are cancelled and awaited (a commit in
+    progress finishes: the sinks see to it), then ``run()`` returns, or raises
+    ``CancelledError``. A bad ``concurrency``: ``InvalidInputError``.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[K], Awaitable[float | None]],
+        *,
+        concurrency: int,
+        backoff: Backoff | None = None,
+        on_event: OnEvent[K] | None = None,
+        once: bool = False,
+        failures: MutableMapping[K, int] | None = None,
+        keep_open: bool = False,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        self._run = run
+        self._limit = positive_int(concurrency, "concurrency")
+        self._backoff = backoff
+        self._on_event = on_event
+        self._once = once
+        self._keep_open = keep_open
+        self._counts: MutableMapping[K, int] = {} if failures is None else failures
+        self._stopping = asyncio.Event() if stop is None else stop
+        #: The items held, each with the number of its ``add`` (a later add is a new item).
+        self._items: dict[K, int] = {}
+        self._added = 0
+        #: ``(due, add number, item)``; an entry whose add number is stale is skipped.
+        self._due: list[tuple[float, int, K]] = []
+        #: The run in flight of each item held.
+        self._runs: dict[K, asyncio.Task[None]] = {}
+        #: Every task not yet ended, removed runs and reports in the background included.
+        self._live: set[asyncio.Task[None]] = set()
+        self._error: BaseException | None = None
+        self._wake = asyncio.Event()
+
+    def add(self, item: K) -> None:
+        """Hold ``item``, due now; ``InvalidInputError`` if it is held already."""
+        if item in self._items:
+            raise InvalidInputError(f"{item!r} is given twice")
+        self._added += 1
+        self._items[item] = self._added
+        heapq.heappush(self._due, (asyncio.get_running_loop().time(), self._added, item))
+        self._wake.set()
+
+    def discard(self, item: K) -> asyncio.Task[None] | None:
+        """Stop holding ``item`` now: its run in flight (returned) is cancelled at once
+        and ends in the background; its due time and failures in a row are forgotten.
+        An item not held: nothing happens."""
+        if self._items.pop(item, None) is None:
+            return None
+        self._counts.pop(item, None)
+        run = self._runs.pop(item, None)
+        if run is not None:
+            run.cancel()
+        self._wake.set()
+        return run
+
+    async def remove(self, item: K) -> None:
+        """``discard(item)``, then wait until its run in flight has ended."""
+        run = self.discard(item)
+        if run is not None:
+            await finish(run, check=False)
+
+    def progress(self, item: K) -> None:
+        """The run in flight of ``item`` works: its failures in a row end (``Recovered``)."""
+        failed = self._counts.pop(item, 0) if item in self._items else 0
+        if failed:
+            try:
+                result = self._on_event(Recovered(item, failed)) if self._on_event else None
+            except Exception as exc:
+                self._fail(exc)
+                return
+            if inspect.isawaitable(result):
+                self._track(asyncio.get_running_loop().create_task(_wait(result)))
+
+    def stop(self) -> None:
+        """Ask ``run()`` to end: the runs in flight are cancelled and awaited."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Run the items until none is left (``keep_open``: until ``stop()``)."""
+        loop = asyncio.get_running_loop()
+        stopper = loop.create_task(self._stopping.wait())
+        stopper.add_done_callback(lambda _: self._wake.set())
+        try:
+            while not self._stopping.is_set():
+                if self._error is not None:
+                    raise self._error
+                self._wake.clear()
+                while len(self._runs) < self._limit:
+                    when = self._next()
+                    if when is None or when > loop.time():
+                        break
+                    item = heapq.heappop(self._due)[2]
+                    task = loop.create_task(self._attempt(item), name=f"run {item}")
+                    self._runs[item] = task
+                    self._track(task)
+                if not self._items and not self._keep_open:
+                    return
+                when = self._next() if len(self._runs) < self._limit else None
+                await sleep_until(self._wake, None if when is None else when - loop.time())
+        finally:
+            await _halt([*self._live, stopper])
+
+    def _next(self) -> float | None:
+        """When the first item waiting is due (stale entries dropped), or ``None``."""
+        while self._due:
+            when, added, item = self._due[0]
+            if self._items.get(item) == added and item not in self._runs:
+                return when
+            heapq.heappop(self._due)
+        return None
+
+    def _current(self, item: K) -> bool:
+        """Whether the task running now is ``item``'s run (not a removed one)."""
+        return self._runs.get(item) is asyncio.current_task()
+
+    async def _attempt(self, item: K) -> None:
+        try:
+            after = await self._run(item)
+        except Exception as exc:
+            if not self._current(item):
+                return
+            failed = self._counts.get(item, 0) + 1
+            wait = None if self._backoff is None else self._backoff.decide(exc, failed)
+            if wait is None:
+                self._fail(exc)
+                return
+            self._counts[item] = failed
+            event: RunEvent[K] = Failed(item, exc, failed, wait)
+            after = wait
+        else:
+            if not self._current(item):
+                return
+            failed = self._counts.pop(item, 0)
+            event = Recovered(item, failed)
+        if failed and self._on_event is not None:
+            try:
+                await _report(self._on_event, event)
+            except Exception as exc:
+                self._fail(exc)
+                return
+        if not self._current(item):
+            return
+        del self._runs[item]
+        if after is None or self._once:
+            del self._items[item]
+        else:
+            when = asyncio.get_running_loop().time() + after
+            heapq.heappush(self._due, (when, self._items[item], item))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._live.add(task)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._live.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._fail(task.exception())
+        self._wake.set()
+
+    def _fail(self, error: BaseException | None) -> None:
+        """``error`` stops ``run()`` (the first one is raised)."""
+        if self._error is None:
+            self._error = error
+        self._wake.set()
 
 
 async def run_due(
@@ -25,109 +218,51 @@ async def run_due(
     *,
     concurrency: int,
     backoff: Backoff | None = None,
-    on_event: Callable[[RunEvent[K]], Awaitable[None] | None] | None = None,
+    on_event: OnEvent[K] | None = None,
     once: bool = False,
     failures: MutableMapping[K, int] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Run every item of ``items`` (all due now, in the order given) until none is due again.
-
-    ``await run(item)`` does one run of an item and returns the seconds until it is
-    due again (``None``: it is done). At most ``concurrency`` runs are in flight; an
-    item due while all are busy runs as soon as one ends, earliest due first.
-
-    A run that raises asks ``backoff.decide(error, failures)``: a wait reports
-    ``Failed`` and runs the item again after it, while the others go on; ``None``
-    (and any error without a ``backoff``) stops the run: the runs in flight are
-    cancelled and awaited, then the error is raised as it is. A success after
-    failures reports ``Recovered``. ``failures`` (failures in a row per item) may be
-    kept by the caller across runs. ``on_event`` may be a coroutine function; an
-    error it raises stops the run like a fatal one.
-
-    ``once``: every item runs one time (a failure is reported, not retried).
-    ``stop`` set, or the caller cancelled: the runs in flight are cancelled and
-    awaited (a commit in progress finishes: the sinks see to it), then ``run_due``
-    returns, or raises ``CancelledError``. A bad ``concurrency`` or an item given
-    twice: ``InvalidInputError``, before anything runs.
-    """
-    limit = positive_int(concurrency, "concurrency")
-    loop = asyncio.get_running_loop()
-    order: dict[K, int] = {}
+    """Run every item of ``items`` (all due now, in the order given) until none is due
+    again: a ``Runner`` of these items (see it for ``run``, ``backoff``, ``on_event``,
+    ``once``, ``failures`` and ``stop``). A bad ``concurrency`` or an item given twice:
+    ``InvalidInputError``, before anything runs."""
+    runner = Runner(
+        run,
+        concurrency=concurrency,
+        backoff=backoff,
+        on_event=on_event,
+        once=once,
+        failures=failures,
+        stop=stop,
+    )
     for item in items:
-        if item in order:
-            raise InvalidInputError(f"{item!r} is given twice")
-        order[item] = len(order)
-    due = [(0.0, n, item) for item, n in order.items()]
-    counts: MutableMapping[K, int] = {} if failures is None else failures
-    running: set[asyncio.Task[tuple[K, float | None]]] = set()
-    ended: list[asyncio.Task[tuple[K, float | None]]] = []
-    wake = asyncio.Event()
-
-    async def attempt(item: K) -> tuple[K, float | None]:
-        try:
-            after = await run(item)
-        except Exception as exc:
-            failed = counts.get(item, 0) + 1
-            wait = None if backoff is None else backoff.decide(exc, failed)
-            if wait is None:
-                raise
-            counts[item] = failed
-            await _report(on_event, Failed(item, exc, failed, wait))
-            return item, wait
-        failed = counts.pop(item, 0)
-        if failed:
-            await _report(on_event, Recovered(item, failed))
-        return item, after
-
-    def end(task: asyncio.Task[tuple[K, float | None]]) -> None:
-        ended.append(task)
-        wake.set()
-
-    stopper = None
-    if stop is not None:
-        stopper = loop.create_task(stop.wait())
-        stopper.add_done_callback(lambda _: wake.set())
-    try:
-        while stop is None or not stop.is_set():
-            while ended:
-                task = ended.pop()
-                running.discard(task)
-                item, after = task.result()  # a fatal error: raised, the others stopped below
-                if after is not None and not once:
-                    heapq.heappush(due, (loop.time() + after, order[item], item))
-            while due and len(running) < limit and due[0][0] <= loop.time():
-                item = heapq.heappop(due)[2]
-                task = loop.create_task(attempt(item), name=f"run {item}")
-                task.add_done_callback(end)
-                running.add(task)
-            if not running and not due:
-                return
-            wake.clear()
-            free = len(running) < limit
-            await sleep_until(wake, due[0][0] - loop.time() if due and free else None)
-    finally:
-        await _halt([*running] if stopper is None else [*running, stopper])
+        runner.add(item)
+    await runner.run()
 
 
 async def _halt(tasks: Sequence[asyncio.Task[Any]]) -> None:
-    """Cancel ``tasks`` and wait for every one to end, even if the caller is cancelled
-    meanwhile (its ``CancelledError`` is raised afterwards)."""
+    """Cancel ``tasks`` (once: a removed run already told is not cut short again) and wait
+    for every one to end, even if the caller is cancelled meanwhile (its
+    ``CancelledError`` is raised afterwards)."""
     for task in tasks:
-        task.cancel()
+        if not task.cancelling():
+            task.cancel()
     interrupted = False
     for task in tasks:
         try:
-            await stop_task(task)
+            await finish(task, check=False)
         except asyncio.CancelledError:
             interrupted = True
     if interrupted:
         raise asyncio.CancelledError
 
 
-async def _report(
-    on_event: Callable[[RunEvent[K]], Awaitable[None] | None] | None, event: RunEvent[K]
-) -> None:
-    if on_event is not None:
-        result = on_event(event)
-        if inspect.isawaitable(result):
-            await result
+async def _wait(awaitable: Awaitable[None]) -> None:
+    await awaitable
+
+
+async def _report(on_event: OnEvent[K], event: RunEvent[K]) -> None:
+    result = on_event(event)
+    if inspect.isawaitable(result):
+        await result

@@ -23,10 +23,6 @@ class _Held:
     #: The state and seq written last (what a restarted watch continues from).
     state: bytes | None = None
     seq: int = 0
-    task: asyncio.Task[None] | None = None
-    #: Watch ends in a row (for the backoff of its restarts).
-    failures: int = 0
-    retry_at: float = 0.0
     #: Ends the watch at ``deadline`` unless a renewal moves it (see ``_arm``).
     timer: asyncio.TimerHandle | None = None
     #: When the account last made progress here (monotonic): claimed, polled or written.

@@ -1,5 +1,5 @@
-"""``RedisWatchCoordinator``: one worker's rounds (heartbeat, renewals, hand-overs, claims)
-and one watch task per account it holds, every batch written through the fence."""
+"""``RedisWatchCoordinator``: one worker's rounds (heartbeat, renewals, hand-overs, claims);
+the accounts it holds are watched on the engine's ``Runner``, every batch through the fence."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Final, Literal
 
-from .._aio import sleep_until, stop_task
+from .._aio import finish, sleep_until
+from .._engine import Backoff, Failed, RunEvent, Runner
 from .._errors import InvalidInputError, StateConfigurationError, StateUnavailableError
 from .._redis_rules import describe_failure
-from .._retry import capped_backoff
 from .._validate import account_name, positive_int, positive_seconds
 from ._commit import _Committer, _Held, _Overdue
 from ._events import (
@@ -38,6 +38,11 @@ from ._store import LeaseLostError, RedisWatchStore
 logger: Final = logging.getLogger("sendcloud_async")
 #: The longest wait before a failed watch is started again, in seconds.
 _MAX_RESTART_DELAY: Final = 60.0
+
+
+class _Ended(Exception):
+    """The watch's source stopped on its own: it is started again, backing off as after
+    a failure (but the account is not failing)."""
 
 
 class RedisWatchCoordinator:
@@ -136,8 +141,15 @@ class RedisWatchCoordinator:
         self._free_since: dict[str, float] = {}
         self._progress_at = 0.0
         self._stalled_at = -math.inf
-        #: A configuration error met by a watch: ``run()`` stops and raises it.
-        self._fatal: StateConfigurationError | None = None
+        #: Runs the watch of each account held; a watch that ends is started again after
+        #: ``2 × tick``, doubling while it keeps ending, and a configuration error stops it.
+        self._runner: Runner[str] = Runner(
+            self._watch,
+            concurrency=len(names),
+            backoff=Backoff(2 * self.tick, _MAX_RESTART_DELAY, fatal=(StateConfigurationError,)),
+            on_event=self._ran,
+            keep_open=True,
+        )
 
     @property
     def held(self) -> dict[str, int]:
@@ -198,14 +210,20 @@ class RedisWatchCoordinator:
         Raises ``StateConfigurationError`` (after releasing what it can) when Redis
         refuses the URL's credentials, database or user.
         """
+        runner = asyncio.get_running_loop().create_task(self._runner.run(), name="watches")
+        runner.add_done_callback(lambda _: self._stopping.set())  # a configuration error
         try:
             while not self._stopping.is_set():
                 wait = await self._tick()
                 await sleep_until(self._stopping, wait)
         finally:
-            await self._shutdown()
-        if self._fatal is not None:
-            raise self._fatal
+            try:
+                await self._shutdown()
+            finally:
+                self._runner.stop()
+                await finish(runner, check=False)
+        if not runner.cancelled() and (error := runner.exception()) is not None:
+            raise error
 
     async def _tick(self) -> float:
         """One round: renew + heartbeat, drop what is lost, hand over, claim; the wait."""
@@ -240,7 +258,6 @@ class RedisWatchCoordinator:
         now = time.monotonic()
         for name in [n for n, h in self._held.items() if now > h.deadline]:
             await self._drop(name, "lost", "expired")
-        self._restart_ended(now)
         return wait
 
     async def _hand_over(self) -> None:
@@ -323,8 +340,7 @@ class RedisWatchCoordinator:
         if self._held.get(name) is not held or time.monotonic() < held.deadline:
             return
         del self._held[name]
-        if held.task is not None:
-            held.task.cancel()
+        self._runner.discard(name)  # its watch is cancelled now, not at the next tick
         self._lease_event("lost", held.lease, "expired")
 
     def _start(self, lease: WatchLease, renewed: float) -> None:
@@ -337,72 +353,55 @@ class RedisWatchCoordinator:
         self._held[lease.account] = held
         self._free_since.pop(lease.account, None)
         self.claims += 1
-        held.task = self._spawn(held)
+        self._runner.add(lease.account)
         self._lease_event("claimed", lease, lease.how)
-
-    def _spawn(self, held: _Held) -> asyncio.Task[None]:
-        return asyncio.get_running_loop().create_task(
-            self._watch(held), name=f"watch {held.lease.account}"
-        )
 
     def _progress(self, held: _Held) -> None:
         """The account made progress (a poll or a write succeeded): it is not failing."""
         if self._held.get(held.lease.account) is not held:
             return
-        now = time.monotonic()
-        held.ok_at = self._progress_at = now
-        held.failures = 0
-        if held.failing_since is not None and held.failing_at is not None:
-            self._publish(AccountRecovered(held.lease.account, held.failing_at, held.failed))
-        held.failed = 0
-        held.failing_since = held.failing_at = None
+        held.ok_at = self._progress_at = time.monotonic()
+        self._runner.progress(held.lease.account)  # failing: ``Recovered``, see ``_ran``
 
-    async def _watch(self, held: _Held) -> None:
-        """Watch one account; every batch goes through the fence."""
-        lease = held.lease
+    async def _watch(self, name: str) -> None:
+        """Watch one account held, every batch through the fence; a watch that stops
+        (the source ended, a write overdue) is started again after the runner's backoff."""
+        held = self._held.get(name)
+        if held is None:
+            return  # dropped meanwhile: the runner forgets it
         try:
-            await self.watch(lease.account, held.state, _Committer(self, held))
-        except _Overdue:
-            pass
+            await self.watch(name, held.state, _Committer(self, held))
         except LeaseLostError:
             self.refused += 1
-            if self._held.get(lease.account) is held:
-                del self._held[lease.account]
+            if self._held.get(name) is held:
+                del self._held[name]
                 if held.timer is not None:
                     held.timer.cancel()
-            self._lease_event("refused", lease, "fence")
+            self._lease_event("refused", held.lease, "fence")
+            return  # done: the runner forgets it
+        raise _Ended
 
-    def _restart_ended(self, now: float) -> None:
-        """Watches that ended (the source stopped or failed) start again, with backoff."""
-        for name, held in list(self._held.items()):
-            task = held.task
-            if task is None:
-                if now >= held.retry_at:
-                    held.task = self._spawn(held)
-                continue
-            if not task.done():
-                continue
-            held.task = None
-            held.failures += 1
-            delay = capped_backoff(held.failures + 1, self.tick, _MAX_RESTART_DELAY)
-            held.retry_at = now + delay
-            exc = None if task.cancelled() else task.exception()
-            if isinstance(exc, StateConfigurationError):
-                self._fatal = exc
-                self._stopping.set()
-                return
-            if exc is None:
-                continue
+    def _ran(self, event: RunEvent[str]) -> None:
+        """The runner's word on a held account's watch: ``AccountFailing`` when it first
+        fails, ``AccountRecovered`` when it works again."""
+        name = event.item
+        held = self._held.get(name)
+        if held is None:
+            return
+        if not isinstance(event, Failed):
+            if held.failing_since is not None and held.failing_at is not None:
+                self._publish(AccountRecovered(name, held.failing_at, held.failed))
+            held.failed = 0
+            held.failing_since = held.failing_at = None
+        elif not isinstance(event.error, (_Ended, _Overdue)):
             held.failed += 1
+            text, delay = error_text(event.error), event.retry_in
             if held.failing_since is None:
-                held.failing_since, held.failing_at = now, datetime.now(UTC)
-                self._publish(AccountFailing(name, held.failing_at, error_text(exc), delay))
+                held.failing_since, held.failing_at = time.monotonic(), datetime.now(UTC)
+                self._publish(AccountFailing(name, held.failing_at, text, delay))
             else:
                 logger.warning(
-                    "account %s: failed again (%s); trying again in %.1f s",
-                    name,
-                    error_text(exc),
-                    delay,
+                    "account %s: failed again (%s); trying again in %.1f s", name, text, delay
                 )
 
     async def _drop(
@@ -415,12 +414,11 @@ class RedisWatchCoordinator:
             return
         if held.timer is not None:
             held.timer.cancel()
-        task, held.task = held.task, None
         if kind == "released" and held.writing.locked():
             with contextlib.suppress(TimeoutError):
                 limit = max(0.0, held.deadline - time.monotonic())
                 await asyncio.wait_for(held.writing.acquire(), limit)
-        await stop_task(task)
+        await self._runner.remove(name)
         self._lease_event(kind, held.lease, reason)
 
     async def _give_up_stalled(self) -> None:

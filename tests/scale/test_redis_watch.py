@@ -346,9 +346,7 @@ class _Workers:
         task = self.running.pop(coordinator)
 
         async def vanish() -> None:  # no release, no leave: the leases must lapse
-            for held in coordinator._held.values():
-                if held.task is not None:
-                    held.task.cancel()
+            coordinator._runner.stop()  # the watches end, the leases stay
 
         coordinator._shutdown = vanish  # type: ignore[method-assign]
         task.cancel()

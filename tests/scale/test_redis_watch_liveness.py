@@ -252,9 +252,7 @@ async def test_joins_leaves_and_deaths_are_events(
             gone = sorted(doomed.held)
 
             async def vanish() -> None:  # a crash: nothing released, the leases lapse
-                for held in doomed._held.values():
-                    if held.task is not None:
-                        held.task.cancel()
+                doomed._runner.stop()  # the watches end, the leases stay
 
             doomed._shutdown = vanish  # type: ignore[method-assign]
             doomed_task.cancel()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 
 import pytest
 
-from sendcloud_async._engine import Backoff, Failed, Recovered, RunEvent, run_due
+from sendcloud_async._engine import Backoff, Failed, Recovered, RunEvent, Runner, run_due
 from sendcloud_async._errors import (
     APIConnectionError,
     ClientClosedError,
@@ -313,3 +314,267 @@ async def test_no_items_returns_at_once() -> None:
         raise AssertionError("never run")
 
     await asyncio.wait_for(run_due([], run, concurrency=4), 0.5)
+
+
+# -- Runner: items that come and go ------------------------------------------------------------
+
+
+async def _until(condition: Callable[[], bool], limit: float = 1.0) -> None:
+    began = time.monotonic()
+    while not condition():
+        assert time.monotonic() - began < limit, "not within the limit"
+        await asyncio.sleep(0.001)
+
+
+async def test_an_open_runner_waits_for_items_and_runs_each_added_at_once() -> None:
+    """``keep_open``: ``run()`` goes on with no items; an item added runs at once; ``stop()``
+    ends it."""
+    ran: list[tuple[str, float]] = []
+    loop = asyncio.get_running_loop()
+
+    async def run(item: str) -> None:
+        ran.append((item, loop.time()))
+
+    runner: Runner[str] = Runner(run, concurrency=2, keep_open=True)
+    task = asyncio.create_task(runner.run())
+    await asyncio.sleep(0.05)
+    assert not task.done()
+    added = loop.time()
+    runner.add("a")
+    await _until(lambda: len(ran) == 1)
+    assert ran[0][0] == "a"
+    assert ran[0][1] - added < 0.05
+    runner.stop()
+    await asyncio.wait_for(task, 1)
+
+
+async def test_removing_an_item_mid_run_cancels_it_at_once() -> None:
+    """``remove`` cancels the item's run in flight and returns when it has ended, within
+    50 ms; the other items go on, the removed one never runs again."""
+    started: list[str] = []
+    ended: dict[str, float] = {}
+
+    async def run(item: str) -> float:
+        started.append(item)
+        try:
+            await asyncio.sleep(10)
+        finally:
+            ended[item] = time.monotonic()
+        return 0.0
+
+    runner: Runner[str] = Runner(run, concurrency=2, keep_open=True)
+    task = asyncio.create_task(runner.run())
+    runner.add("a")
+    runner.add("b")
+    await _until(lambda: len(started) == 2)
+    asked = time.monotonic()
+    await runner.remove("a")
+    assert ended["a"] - asked < 0.05
+    assert time.monotonic() - asked < 0.05
+    await asyncio.sleep(0.05)
+    assert started == ["a", "b"]
+    assert "b" not in ended  # still running
+    runner.stop()
+    await asyncio.wait_for(task, 1)
+    assert set(ended) == {"a", "b"}
+
+
+async def test_discard_cancels_at_once_and_the_runner_awaits_the_end() -> None:
+    """``discard`` (from a timer callback, which cannot await) cancels the run now; the run
+    ends in the background and ``run()`` awaits it before it returns."""
+    ended: list[float] = []
+
+    async def run(item: str) -> float:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.05)  # cleanup that takes a while
+            ended.append(time.monotonic())
+            raise
+        return 0.0
+
+    runner: Runner[str] = Runner(run, concurrency=1, keep_open=True)
+    task = asyncio.create_task(runner.run())
+    runner.add("a")
+    await asyncio.sleep(0.01)
+    loop = asyncio.get_running_loop()
+    handles: list[asyncio.Task[None] | None] = []
+    loop.call_soon(lambda: handles.append(runner.discard("a")))
+    await asyncio.sleep(0)
+    (run_task,) = handles
+    assert run_task is not None
+    assert run_task.cancelling()
+    runner.stop()
+    await asyncio.wait_for(task, 1)
+    assert len(ended) == 1  # its cleanup was not cut short by the stop
+    assert run_task.done()
+
+
+async def test_removing_an_item_not_held_does_nothing() -> None:
+    """An item never added, or removed already: ``remove``/``discard`` change nothing."""
+    ran: list[str] = []
+
+    async def run(item: str) -> float:
+        ran.append(item)
+        return 0.01
+
+    runner: Runner[str] = Runner(run, concurrency=1, keep_open=True)
+    task = asyncio.create_task(runner.run())
+    runner.add("a")
+    await runner.remove("x")
+    assert runner.discard("x") is None
+    await _until(lambda: len(ran) >= 3)
+    await runner.remove("a")
+    await runner.remove("a")
+    count = len(ran)
+    await asyncio.sleep(0.05)
+    assert len(ran) == count
+    runner.stop()
+    await asyncio.wait_for(task, 1)
+
+
+async def test_an_item_added_again_after_remove_starts_fresh() -> None:
+    """Removed while backing off: added again, it runs at once (no due time kept) and its
+    next failure is the first in a row."""
+    events: list[RunEvent[str]] = []
+    runs: list[float] = []
+
+    async def run(item: str) -> float:
+        runs.append(time.monotonic())
+        raise Boom("down")
+
+    runner: Runner[str] = Runner(
+        run, concurrency=1, backoff=Backoff(0.02, 10.0), on_event=events.append, keep_open=True
+    )
+    task = asyncio.create_task(runner.run())
+    runner.add("a")
+    await _until(lambda: len(events) == 3)  # the third waits 0.08 s
+    assert [e.failures for e in events if isinstance(e, Failed)] == [1, 2, 3]
+    await runner.remove("a")
+    added = time.monotonic()
+    runner.add("a")
+    await _until(lambda: len(events) == 4)
+    assert runs[-1] - added < 0.05
+    last = events[-1]
+    assert isinstance(last, Failed)
+    assert (last.failures, last.retry_in) == (1, 0.02)
+    runner.stop()
+    await asyncio.wait_for(task, 1)
+    with pytest.raises(InvalidInputError, match="'a' is given twice"):
+        runner.add("a")
+
+
+async def test_remove_while_committing_lets_the_commit_finish() -> None:
+    """A run removed while it writes: the write finishes (as the sinks' writes do through a
+    cancel) before ``remove`` returns, and the run ends right after it."""
+    committed: list[str] = []
+    writing = asyncio.Event()
+
+    async def write(item: str) -> None:
+        writing.set()
+        await asyncio.sleep(0.05)
+        committed.append(item)
+
+    async def run(item: str) -> float:
+        pending = asyncio.ensure_future(write(item))
+        try:
+            await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            await pending
+            raise
+        await asyncio.sleep(10)
+        return 0.0
+
+    runner: Runner[str] = Runner(run, concurrency=1, keep_open=True)
+    task = asyncio.create_task(runner.run())
+    runner.add("a")
+    await writing.wait()
+    asked = time.monotonic()
+    await runner.remove("a")
+    assert committed == ["a"]
+    assert time.monotonic() - asked < 0.1
+    runner.stop()
+    await asyncio.wait_for(task, 1)
+
+
+async def test_progress_of_a_run_in_flight_ends_its_failures() -> None:
+    """A run that never returns says ``progress``: ``Recovered`` with its failures in a
+    row, once; a later failure counts from one again."""
+    events: list[RunEvent[str]] = []
+    attempts: list[int] = []
+    runner: Runner[str]
+
+    async def run(item: str) -> float:
+        attempts.append(1)
+        if len(attempts) <= 2:
+            raise Boom("down")
+        runner.progress(item)
+        runner.progress(item)  # nothing more to end
+        await asyncio.sleep(0.01)
+        raise Boom("down again")
+
+    runner = Runner(
+        run, concurrency=1, backoff=Backoff(0.01, 1.0), on_event=events.append, keep_open=True
+    )
+    task = asyncio.create_task(runner.run())
+    runner.add("a")
+    await _until(lambda: len(events) == 4)
+    runner.stop()
+    await asyncio.wait_for(task, 1)
+    assert [type(e).__name__ for e in events] == ["Failed", "Failed", "Recovered", "Failed"]
+    recovered, again = events[2], events[3]
+    assert isinstance(recovered, Recovered)
+    assert recovered.failures == 2
+    assert isinstance(again, Failed)
+    assert again.failures == 1
+
+
+async def test_a_fatal_error_stops_an_open_runner() -> None:
+    """With ``keep_open`` too, an error the backoff does not retry stops ``run()`` (the
+    other runs cancelled) and is raised as it is."""
+    cancelled: list[str] = []
+
+    async def run(item: str) -> float:
+        if item == "bad":
+            await asyncio.sleep(0.01)
+            raise StateConfigurationError("wrong password")
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(item)
+            raise
+        return 0.0
+
+    backoff = Backoff(0.01, 1.0, fatal=(StateConfigurationError,))
+    runner: Runner[str] = Runner(run, concurrency=2, backoff=backoff, keep_open=True)
+    runner.add("good")
+    runner.add("bad")
+    with pytest.raises(StateConfigurationError, match="wrong password"):
+        await asyncio.wait_for(runner.run(), 1)
+    assert cancelled == ["good"]
+
+
+async def test_progress_reports_to_a_coroutine_callback_and_its_error_stops_the_run() -> None:
+    """``progress`` is said from plain code: a coroutine ``on_event`` still gets the
+    ``Recovered`` (awaited by the runner), and an error it raises stops ``run()``."""
+    seen: list[RunEvent[str]] = []
+    runner: Runner[str]
+
+    async def report(event: RunEvent[str]) -> None:
+        await asyncio.sleep(0)
+        seen.append(event)
+        if isinstance(event, Recovered):
+            raise Boom("the callback broke")
+
+    async def run(item: str) -> float:
+        if not seen:
+            raise Boom("down")
+        runner.progress(item)
+        await asyncio.sleep(10)
+        return 0.0
+
+    runner = Runner(run, concurrency=1, backoff=Backoff(0.01, 1.0), on_event=report, keep_open=True)
+    runner.add("a")
+    with pytest.raises(Boom, match="the callback broke"):
+        await asyncio.wait_for(runner.run(), 1)
+    assert [type(e).__name__ for e in seen] == ["Failed", "Recovered"]
