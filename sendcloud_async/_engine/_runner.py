@@ -6,7 +6,15 @@ from __future__ import annotations
 import asyncio
 import heapq
 import inspect
-from collections.abc import Awaitable, Callable, Hashable, Iterable, MutableMapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Container,
+    Hashable,
+    Iterable,
+    MutableMapping,
+    Sequence,
+)
 from typing import Any, Generic, TypeVar
 
 from .._aio import finish, sleep_until
@@ -38,6 +46,9 @@ class Runner(Generic[K]):
     that never returns (a watch) when it works again. ``failures`` (failures in a
     row per item) may be kept by the caller across runners. ``on_event`` may be a
     coroutine function; an error it raises stops ``run()`` like a fatal one.
+
+    A run that ends with a ``CancelledError`` the runner did not cause (it awaited a
+    future another party cancelled) stops ``run()`` the same way: ``CancelledError``.
 
     ``once``: every item runs one time (a failure is reported, not retried).
     ``run()`` returns when no item is left, or, with ``keep_open``, only when
@@ -76,7 +87,11 @@ class Runner(Generic[K]):
         self._runs: dict[K, asyncio.Task[None]] = {}
         #: Every task not yet ended, removed runs and reports in the background included.
         self._live: set[asyncio.Task[None]] = set()
+        #: The removed runs cancelled already (``discard``), not yet ended.
+        self._told: set[asyncio.Task[None]] = set()
         self._error: BaseException | None = None
+        #: Whether ``run()`` is cancelling the tasks left (a run cancelled then is its doing).
+        self._halting = False
         self._wake = asyncio.Event()
 
     def add(self, item: K) -> None:
@@ -96,8 +111,9 @@ class Runner(Generic[K]):
             return None
         self._counts.pop(item, None)
         run = self._runs.pop(item, None)
-        if run is not None:
+        if run is not None and not run.done():
             run.cancel()
+            self._told.add(run)
         self._wake.set()
         return run
 
@@ -126,12 +142,15 @@ class Runner(Generic[K]):
     async def run(self) -> None:
         """Run the items until none is left (``keep_open``: until ``stop()``)."""
         loop = asyncio.get_running_loop()
+        self._halting = False
         stopper = loop.create_task(self._stopping.wait())
         stopper.add_done_callback(lambda _: self._wake.set())
         try:
-            while not self._stopping.is_set():
-                if self._error is not None:
+            while True:
+                if self._error is not None:  # also when stop was asked meanwhile
                     raise self._error
+                if self._stopping.is_set():
+                    return
                 self._wake.clear()
                 while len(self._runs) < self._limit:
                     when = self._next()
@@ -146,7 +165,8 @@ class Runner(Generic[K]):
                 when = self._next() if len(self._runs) < self._limit else None
                 await sleep_until(self._wake, None if when is None else when - loop.time())
         finally:
-            await _halt([*self._live, stopper])
+            self._halting = True
+            await _halt([*self._live, stopper], told=self._told)
 
     def _next(self) -> float | None:
         """When the first item waiting is due (stale entries dropped), or ``None``."""
@@ -201,7 +221,14 @@ class Runner(Generic[K]):
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         self._live.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        self._told.discard(task)
+        if task.cancelled():
+            item = next((k for k, run in self._runs.items() if run is task), None)
+            if item is not None and not self._halting:
+                # A cancel the runner did not make (the run awaited a future another party
+                # cancelled): the item would wait for ever; ``run()`` stops instead.
+                self._fail(asyncio.CancelledError(f"the run of {item!r} was cancelled"))
+        elif task.exception() is not None:
             self._fail(task.exception())
         self._wake.set()
 
@@ -241,12 +268,14 @@ async def run_due(
     await runner.run()
 
 
-async def _halt(tasks: Sequence[asyncio.Task[Any]]) -> None:
-    """Cancel ``tasks`` (once: a removed run already told is not cut short again) and wait
+async def _halt(tasks: Sequence[asyncio.Task[Any]], *, told: Container[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` (once: a removed run of ``told`` is not cut short again) and wait
     for every one to end, even if the caller is cancelled meanwhile (its
-    ``CancelledError`` is raised afterwards)."""
+    ``CancelledError`` is raised afterwards). Whether a task is ``cancelling()`` says
+    nothing here: a timeout (``asyncio.timeout``, aiohttp's) that fired in the same
+    turn also counts, and takes its cancel back when it turns it into ``TimeoutError``."""
     for task in tasks:
-        if not task.cancelling():
+        if task not in told:
             task.cancel()
     interrupted = False
     for task in tasks:

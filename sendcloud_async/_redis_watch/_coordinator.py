@@ -379,6 +379,12 @@ class RedisWatchCoordinator:
                     held.timer.cancel()
             self._lease_event("refused", held.lease, "fence")
             return  # done: the runner forgets it
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the runner's: the account was dropped, or the worker stops
+            # Nobody here cancelled it (the watch awaited a future another party
+            # cancelled): it ended, and starts again like any watch that ends.
         raise _Ended
 
     def _ran(self, event: RunEvent[str]) -> None:

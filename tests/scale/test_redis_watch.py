@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -687,3 +687,42 @@ async def test_a_takeover_in_the_middle_of_a_newest_first_catch_up_loses_and_rep
         stored = [msgspec.json.decode(r)["id"] for r in await _stream(redis_client, first, "shop")]
     assert len(stored) == len(set(stored)) == 61
     assert set(stored) == {log["id"] for log in fake.logs}
+
+
+async def test_a_watch_ended_by_a_cancel_nobody_asked_for_is_started_again(
+    stores: StoreFactory,
+) -> None:
+    """An account's watch ends with a ``CancelledError`` neither the coordinator nor its
+    caller asked for (it awaited a future another party cancelled): the account is watched
+    again after the restart backoff, as after any end of its watch, not held on with no
+    watch at all (its lease renewed, so no other worker would take it either)."""
+    from sendcloud_async.redis import RedisWatchCoordinator
+
+    loop = asyncio.get_running_loop()
+    starts: list[float] = []
+    again = asyncio.Event()
+
+    async def watch(account: str, state: bytes | None, commit: Any) -> None:
+        starts.append(time.monotonic())
+        if len(starts) > 1:
+            again.set()
+        else:
+            shared = loop.create_future()
+            loop.call_later(0.01, shared.cancel)
+            await shared
+        await asyncio.sleep(60)
+
+    store = stores(lease=0.4)
+    events: list[Any] = []
+    coordinator = RedisWatchCoordinator(store, ["acme"], watch, on_event=events.append)
+    task = asyncio.create_task(coordinator.run())
+    try:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(again.wait(), 3)
+        assert len(starts) == 2, "the watch was not started again"
+        assert 2 * coordinator.tick - 0.05 <= starts[1] - starts[0] <= 2 * coordinator.tick + 0.5
+        assert coordinator.held == {"acme": 1}
+        assert [e.name for e in events] == ["lease_claimed"]  # an end, not a failure
+    finally:
+        coordinator.stop()
+        await asyncio.wait_for(task, 5)

@@ -578,3 +578,87 @@ async def test_progress_reports_to_a_coroutine_callback_and_its_error_stops_the_
     with pytest.raises(Boom, match="the callback broke"):
         await asyncio.wait_for(runner.run(), 1)
     assert [type(e).__name__ for e in seen] == ["Failed", "Recovered"]
+
+
+async def test_a_fatal_error_is_raised_even_when_stop_is_asked_at_the_same_time() -> None:
+    """A run's fatal error and ``stop()`` in the same turn of the loop: ``run()`` still
+    raises the error (the stop does not turn a failure into a clean end)."""
+    runner: Runner[str]
+
+    async def run(item: str) -> float:
+        await asyncio.sleep(0.01)
+        runner.stop()
+        raise StateConfigurationError("wrong password")
+
+    backoff = Backoff(0.01, 1.0, fatal=(StateConfigurationError,))
+    runner = Runner(run, concurrency=1, backoff=backoff, keep_open=True)
+    runner.add("a")
+    with pytest.raises(StateConfigurationError, match="wrong password"):
+        await asyncio.wait_for(runner.run(), 1)
+
+
+async def test_a_run_whose_own_timeout_fires_with_the_cancel_is_still_stopped() -> None:
+    """The caller's cancel and a run's ``asyncio.timeout`` (aiohttp's timeouts work the
+    same way) fall due together: the run is cancelled all the same, not left to turn
+    the timeout into a retry and go on forever while ``run_due`` waits for it."""
+    loop = asyncio.get_running_loop()
+    timeouts: list[asyncio.Timeout] = []
+    inside = asyncio.Event()
+    give_up = False
+
+    async def run(item: str) -> float:
+        while not give_up:  # a poll that retries its timeouts
+            deadline = asyncio.timeout(0.5)
+            timeouts.append(deadline)
+            try:
+                async with deadline:
+                    inside.set()
+                    await asyncio.sleep(10)
+            except TimeoutError:
+                continue
+        return 0.0
+
+    task = asyncio.create_task(run_due(["a"], run, concurrency=1))
+    await inside.wait()
+    when = timeouts[-1].when()
+    assert when is not None
+    loop.call_at(when - 0.001, task.cancel)
+    # A busy loop: both fall due while it blocks, and run in the same turn.
+    loop.call_soon(time.sleep, when - loop.time() + 0.02)
+    try:
+        done, _ = await asyncio.wait([task], timeout=1.0)
+        assert done, "run_due did not end after its cancel"
+        assert task.cancelled()
+    finally:
+        give_up = True
+        await asyncio.wait([task], timeout=2.0)
+
+
+async def test_a_run_ended_by_a_cancel_nobody_here_asked_for_ends_run_due() -> None:
+    """A run that awaited a future another party cancelled ends with ``CancelledError``
+    although neither the runner nor its caller cancelled anything: ``run_due`` ends (the
+    other runs cancelled and awaited) and raises it, instead of waiting for that item
+    for ever."""
+    loop = asyncio.get_running_loop()
+    cancelled: list[str] = []
+
+    async def run(item: str) -> float | None:
+        if item == "a":
+            shared = loop.create_future()
+            loop.call_later(0.01, shared.cancel)  # e.g. a shared fetch its owner gave up
+            await shared
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(item)
+            raise
+        return None
+
+    task = asyncio.create_task(run_due(["a", "b"], run, concurrency=2))
+    done, _ = await asyncio.wait([task], timeout=1.0)
+    if not done:
+        task.cancel()
+        await asyncio.wait([task], timeout=1.0)
+    assert done, "run_due waited for ever for a run that had ended"
+    assert task.cancelled()
+    assert cancelled == ["b"]
