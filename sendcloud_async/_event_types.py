@@ -8,9 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass
-from typing import Literal, TypeAlias
+from datetime import datetime
+from typing import Final, Literal, TypeAlias
 
 WaitReason = Literal["rate_limit", "retry"]
+#: Characters of an error's text kept in an event.
+_ERROR_CHARS: Final = 300
+
+
+def error_text(exc: BaseException) -> str:
+    """``exc`` as one line of at most ``_ERROR_CHARS`` characters: ``"Class: what it says"``."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= _ERROR_CHARS else text[: _ERROR_CHARS - 1] + "…"
 
 
 # -- the request path -----------------------------------------------------------------------
@@ -145,25 +154,61 @@ class PollCompleted:
 
 @dataclass(frozen=True, slots=True)
 class AccountFailing:
-    """A watch of ``account`` failed after the client's own retries (``error``: the class)."""
+    """A watch of ``account`` failed after the client's own retries; tried again in
+    ``retry_in`` seconds.
+
+    ``error`` is the class of what it met, ``detail`` that error on one line
+    (``"ServerError: …"``, at most 300 characters). A ``LogWatcher`` reports every
+    failed poll; the Redis watch reports the first failure of a failing stretch only,
+    with ``since`` (when it began), and gives the account up (``LeaseReleased``,
+    ``reason="stalled"``) if it goes on failing for ``stall_after``.
+    """
 
     account: str
     error: str
     #: Failures in a row so far (0: not counted by the watch that saw it).
     failures: int
     retry_in: float
+    detail: str = ""
+    #: When the failing stretch began (``None``: not known to the watch that saw it).
+    since: datetime | None = None
+
+
+def account_failing(
+    account: str,
+    error: BaseException,
+    failures: int,
+    retry_in: float,
+    since: datetime | None = None,
+) -> AccountFailing:
+    """The ``AccountFailing`` of ``account`` for ``error``: its class and its one-line text."""
+    return AccountFailing(
+        account, type(error).__name__, failures, retry_in, error_text(error), since
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class AccountRecovered:
-    """A failing account's watch works again."""
+    """A failing account's watch works again (a poll or a write succeeded).
+
+    The Redis watch says since when it was failing (``failing_since``) and after how
+    many failed attempts (``failures``); ``None`` and 0 when the watch did not count.
+    """
 
     account: str
+    failing_since: datetime | None = None
+    failures: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class LeaseClaimed:
-    """This worker took ``account``'s lease (``how``: free, own, takeover or adopted)."""
+    """This Redis watch worker took ``account``'s lease, with fencing token ``token``.
+
+    ``how``: ``"free"`` (nobody held it, or its holder released it), ``"own"`` (the
+    lease was this worker's already: a claim whose reply was lost), ``"takeover"``
+    (the lease of worker ``previous`` lapsed: it died, stalled or lost Redis) or
+    ``"adopted"`` (``previous`` gave it up because its polls failed).
+    """
 
     account: str
     token: int
@@ -174,7 +219,12 @@ class LeaseClaimed:
 
 @dataclass(frozen=True, slots=True)
 class LeaseReleased:
-    """This worker let ``account``'s lease go (``reason``: stop, rebalance or stalled)."""
+    """This worker let ``account``'s lease go.
+
+    ``reason``: ``"stop"`` (a clean stop), ``"rebalance"`` (the account now belongs
+    to another live worker, e.g. one that joined) or ``"stalled"`` (its polls kept
+    failing for ``stall_after``: a worker that can poll it takes it over).
+    """
 
     account: str
     token: int
@@ -183,7 +233,8 @@ class LeaseReleased:
 
 @dataclass(frozen=True, slots=True)
 class LeaseLost:
-    """This worker lost ``account``'s lease (``reason``: expired or gone)."""
+    """This worker lost ``account``'s lease: ``reason`` ``"expired"`` (not renewed in
+    time here; its watch stopped) or ``"gone"`` (Redis no longer has it as this worker's)."""
 
     account: str
     token: int
@@ -196,6 +247,29 @@ class LeaseRefused:
 
     account: str
     token: int
+
+
+@dataclass(frozen=True, slots=True)
+class RedisDown:
+    """The Redis watch's Redis stopped answering (refused, reset, timed out) at ``since``.
+
+    The worker writes nothing and takes no account until ``RedisUp``; its leases
+    lapse meanwhile. ``error`` is what the first failed call met (redis-py's words,
+    which never hold the URL's password); Redis is asked again every ``retry_every``
+    seconds.
+    """
+
+    since: datetime
+    error: str
+    retry_every: float
+
+
+@dataclass(frozen=True, slots=True)
+class RedisUp:
+    """Redis answers again: it was unreachable from ``since`` for ``down_for`` seconds."""
+
+    since: datetime
+    down_for: float
 
 
 Event: TypeAlias = (
@@ -214,4 +288,6 @@ Event: TypeAlias = (
     | LeaseReleased
     | LeaseLost
     | LeaseRefused
+    | RedisDown
+    | RedisUp
 )

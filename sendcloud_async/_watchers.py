@@ -52,6 +52,7 @@ from ._errors import (
     SendcloudError,
     StateConfigurationError,
 )
+from ._event_types import account_failing
 from ._fileio import atomic_write
 from ._models import AwareDatetime, Integration, IntegrationLog
 from ._watch_state import (
@@ -489,7 +490,6 @@ def _relay(event: WatchEvent) -> None:
     elif isinstance(event, AccountPolled):
         _observe.publish(events.PollCompleted(event.account, event.new_logs))
     elif isinstance(event, AccountFailed):
-        error = type(event.error).__name__
         _observe.publish(
-            events.AccountFailing(event.account, error, event.failures, event.retry_in)
+            account_failing(event.account, event.error, event.failures, event.retry_in)
         )

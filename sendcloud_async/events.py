@@ -36,7 +36,8 @@ The request path (every API call):
 Besides: ``TokenFetched`` (an OAuth2 token request), ``PageCommitted`` (an export
 page on disk), ``BatchDelivered``, ``LatenessSeen``, ``PollCompleted``,
 ``AccountFailing`` and ``AccountRecovered`` (watches), ``LeaseClaimed``,
-``LeaseReleased``, ``LeaseLost`` and ``LeaseRefused`` (the Redis watch).
+``LeaseReleased``, ``LeaseLost``, ``LeaseRefused``, ``RedisDown`` and ``RedisUp``
+(the Redis watch, whose ``on_event`` gets the same objects).
 
 ``capture_responses()`` keeps a ``ResponseInfo`` (status, headers, rate-limit
 headers, request id, attempts, elapsed) of every call made inside its block::
@@ -72,6 +73,8 @@ from ._event_types import (
     LeaseReleased,
     PageCommitted,
     PollCompleted,
+    RedisDown,
+    RedisUp,
     Sending,
     TokenFetched,
     Waiting,
@@ -94,6 +97,8 @@ __all__ = [
     "PageCommitted",
     "PollCompleted",
     "RateLimitInfo",
+    "RedisDown",
+    "RedisUp",
     "ResponseInfo",
     "Responses",
     "Sending",

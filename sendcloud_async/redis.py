@@ -64,6 +64,14 @@ a piece leaves a connection it was given open::
 Every call of every piece goes through ``RedisConnection.call``: one time limit,
 one rule for what "unreachable" is, one retry on a fresh connection after a
 Redis restart, and ``ClientClosedError`` after ``aclose()``.
+
+**What the watch reports.** ``RedisWatchCoordinator(on_event=)`` gets every state
+change, a ``CoordinatorEvent``: the ``sendcloud_async.events`` types ``LeaseClaimed``,
+``LeaseReleased``, ``LeaseLost``, ``LeaseRefused``, ``RedisDown``, ``RedisUp``,
+``AccountFailing`` and ``AccountRecovered`` -- the same objects the subscribers of
+``sendcloud_async.events`` get. ``describe_event(event)`` gives the name the command
+line writes in ``--events``, the ``logging`` level and the sentence the coordinator
+logs on ``sendcloud_async.redis.watch``.
 """
 
 from __future__ import annotations
@@ -73,43 +81,35 @@ from ._redis_conn import RedisConnection
 from ._redis_ledger import RedisEventLedger
 from ._redis_state import RedisState
 from ._redis_watch import (
-    AccountFailing,
-    AccountRecovered,
     AccountWatch,
     Commit,
     CoordinatorEvent,
-    LeaseEvent,
     LeaseLostError,
-    RedisDown,
-    RedisUp,
     RedisWatchCoordinator,
     RedisWatchStore,
     WatchLease,
     WatchSource,
+    describe_event,
     log_watcher_watch,
     logs_watch,
     source_watch,
 )
 
 __all__ = [
-    "AccountFailing",
-    "AccountRecovered",
     "AccountWatch",
     "Commit",
     "CoordinatorEvent",
-    "LeaseEvent",
     "LeaseLostError",
     "RedisConnection",
-    "RedisDown",
     "RedisEventLedger",
     "RedisState",
-    "RedisUp",
     "RedisWatchCoordinator",
     "RedisWatchStore",
     "StateConfigurationError",
     "StateUnavailableError",
     "WatchLease",
     "WatchSource",
+    "describe_event",
     "log_watcher_watch",
     "logs_watch",
     "source_watch",

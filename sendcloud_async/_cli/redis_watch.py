@@ -195,13 +195,13 @@ def _shown(event: CoordinatorEvent, verbose: bool) -> bool:
     """Whether ``event`` gets a line on stderr: every state change, but a plain claim or
     the release of a clean stop only with ``-v`` (the status line and ``--events`` have
     them, and there is one per account)."""
-    from .._redis_watch import LeaseEvent
+    from ..events import LeaseClaimed, LeaseReleased
 
-    if verbose or not isinstance(event, LeaseEvent):
+    if verbose:
         return True
-    if event.kind == "claimed":
+    if isinstance(event, LeaseClaimed):
         return event.previous is not None
-    return not (event.kind == "released" and event.reason == "stop")
+    return not (isinstance(event, LeaseReleased) and event.reason == "stop")
 
 
 @contextlib.contextmanager
@@ -226,15 +226,12 @@ async def _work(
 ) -> None:
     from .._redis_watch import (
         DEFAULT_STREAM_PREFIX,
-        AccountFailing,
-        AccountRecovered,
-        LeaseEvent,
-        RedisDown,
-        RedisUp,
         RedisWatchCoordinator,
         RedisWatchStore,
+        describe_event,
         log_watcher_watch,
     )
+    from ..events import AccountFailing, AccountRecovered, LeaseClaimed, RedisDown, RedisUp
     from ..redis import RedisConnection, RedisState
     from .watch_events import announce, write_record
     from .watch_events import coordinator_record as _coordinator_record
@@ -269,12 +266,8 @@ async def _work(
             await store.check()
 
         def on_event(event: CoordinatorEvent) -> None:
-            if isinstance(event, LeaseEvent):
-                if event.kind == "claimed":
-                    status.held[event.account] = event.token
-                else:
-                    status.held.pop(event.account, None)
-                    status.failing.discard(event.account)
+            if isinstance(event, LeaseClaimed):
+                status.held[event.account] = event.token
             elif isinstance(event, RedisDown):
                 status.unreachable_since = event.since
             elif isinstance(event, RedisUp):
@@ -283,13 +276,17 @@ async def _work(
                 status.failing.add(event.account)
             elif isinstance(event, AccountRecovered):
                 status.failing.discard(event.account)
+            else:  # released, lost or refused: no longer held here
+                status.held.pop(event.account, None)
+                status.failing.discard(event.account)
+            name, level, sentence = describe_event(event)
             record = _coordinator_record(event, store.worker_id)
             write_record(events, record)
             if _shown(event, bool(args.verbose)):
                 ctx.progress.message(
-                    f"{PROG}: {event}",
-                    level="warning" if event.level >= logging.WARNING else "info",
-                    event=event.name,
+                    f"{PROG}: {sentence}",
+                    level="warning" if level >= logging.WARNING else "info",
+                    event=name,
                     **{key: value for key, value in record.items() if key != "event"},
                 )
             ctx.progress.refresh(force=True)

@@ -130,14 +130,16 @@ def event_line(event: IntegrationFailing | IntegrationRecovered, single: bool) -
 def coordinator_record(event: CoordinatorEvent, worker: str) -> dict[str, object]:
     """The ``--events`` record of a Redis watch coordinator's event, from ``worker``.
 
-    ``{"event": "lease_taken_over", "account": …, "token": …, "reason": …,
-    "previous": …, "worker": …, "seen_at": …}``: the event's name, its fields
-    (times in ISO 8601), which worker saw it, and when.
+    ``{"event": "lease_taken_over", "account": …, "token": …, "how": …,
+    "previous": …, "worker": …, "seen_at": …}``: the event's name
+    (``describe_event``), the fields of its ``sendcloud_async.events`` class (times
+    in ISO 8601), which worker saw it, and when.
     """
-    record: dict[str, object] = {"event": event.name}
+    from .._redis_watch import describe_event
+
+    name, _level, _sentence = describe_event(event)
+    record: dict[str, object] = {"event": name}
     for item in dataclasses.fields(event):
-        if item.name == "kind":
-            continue  # the name says it
         value = getattr(event, item.name)
         record[item.name] = value.isoformat() if isinstance(value, datetime) else value
     record["worker"] = worker

@@ -15,7 +15,8 @@ The modules: ``_lua`` (the scripts), ``_leases`` (claim, renew, release, give up
 the heartbeat), ``_store`` (``RedisWatchStore``: the fenced commit, the one place a
 batch is written), ``_members`` (the live workers and who owns what),
 ``_coordinator`` (``RedisWatchCoordinator``: one worker's rounds and watches),
-``_sources`` (the ready-made ``AccountWatch``es), ``_events`` (what is reported).
+``_sources`` (the ready-made ``AccountWatch``es), ``_events`` (how what it reports, public
+``sendcloud_async.events`` types, is named, logged and said).
 Everything works on plain data: an account name, a fencing token, the watch state
 as ``bytes`` and the logs as ``bytes`` (each log's JSON), so that any watch plugs in.
 
@@ -31,17 +32,7 @@ is named by its accounts-file name, a worker by ``HOST:PID:RANDOM``.
 from __future__ import annotations
 
 from ._coordinator import RedisWatchCoordinator
-from ._events import (
-    AccountFailing,
-    AccountRecovered,
-    ClaimKind,
-    CoordinatorEvent,
-    LeaseEvent,
-    LeaseReason,
-    RedisDown,
-    RedisUp,
-    events_logger,
-)
+from ._events import ClaimKind, CoordinatorEvent, LeaseReason, describe_event, events_logger
 from ._leases import WatchLease
 from ._members import owners, ranking, weight
 from ._sources import AccountWatch, Commit, WatchSource, log_watcher_watch, logs_watch, source_watch
@@ -50,21 +41,17 @@ from ._store import DEFAULT_STATE_TTL, DEFAULT_STREAM_PREFIX, LeaseLostError, Re
 __all__ = [
     "DEFAULT_STATE_TTL",
     "DEFAULT_STREAM_PREFIX",
-    "AccountFailing",
-    "AccountRecovered",
     "AccountWatch",
     "ClaimKind",
     "Commit",
     "CoordinatorEvent",
-    "LeaseEvent",
     "LeaseLostError",
     "LeaseReason",
-    "RedisDown",
-    "RedisUp",
     "RedisWatchCoordinator",
     "RedisWatchStore",
     "WatchLease",
     "WatchSource",
+    "describe_event",
     "events_logger",
     "log_watcher_watch",
     "logs_watch",

@@ -12,24 +12,25 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Final, Literal
 
+from .. import _observe
 from .._aio import finish, sleep_until
 from .._engine import Backoff, Failed, RunEvent, Runner
 from .._errors import InvalidInputError, StateConfigurationError, StateUnavailableError
+from .._event_types import (
+    AccountRecovered,
+    LeaseClaimed,
+    LeaseLost,
+    LeaseRefused,
+    LeaseReleased,
+    RedisDown,
+    RedisUp,
+    account_failing,
+    error_text,
+)
 from .._redis_rules import describe_failure
 from .._validate import account_name, positive_int, positive_seconds
 from ._commit import _Committer, _Held, _Overdue
-from ._events import (
-    AccountFailing,
-    AccountRecovered,
-    CoordinatorEvent,
-    LeaseEvent,
-    LeaseReason,
-    RedisDown,
-    RedisUp,
-    error_text,
-    events_logger,
-    relay,
-)
+from ._events import CoordinatorEvent, LeaseReason, describe_event, events_logger
 from ._leases import WatchLease
 from ._members import Membership
 from ._sources import AccountWatch
@@ -72,8 +73,9 @@ class RedisWatchCoordinator:
     worker reports ``RedisDown``, retries (writes every ``retry_interval``), lets its
     leases lapse and resumes on ``RedisUp``; when Redis refuses the URL, ``run()``
     releases what it can and raises ``StateConfigurationError``. ``on_event`` gets
-    every ``CoordinatorEvent`` (also logged on ``sendcloud_async.redis.watch``; an
-    exception it raises is logged). See docs/redis-watch.md for the bounds.
+    every ``CoordinatorEvent`` (also logged on ``sendcloud_async.redis.watch`` and
+    published to ``sendcloud_async.events``' subscribers; an exception it raises is
+    logged). See docs/redis-watch.md for the bounds.
     """
 
     def __init__(
@@ -180,29 +182,21 @@ class RedisWatchCoordinator:
         self._stopping.set()
 
     def _publish(self, event: CoordinatorEvent) -> None:
-        """Log ``event`` (its sentence, at its level) and hand it to ``on_event``.
+        """Log ``event`` (its sentence, at its level), publish it to the subscribers of
+        ``sendcloud_async.events`` and hand it to ``on_event``.
 
         An error of ``on_event`` is logged and goes no further: reporting must not
         stop the leases, the renewals and the fence that keep the watch exactly once.
         """
-        events_logger.log(event.level, "%s", event)
-        relay(event)  # sendcloud_async.events, when anyone listens
+        name, level, sentence = describe_event(event)
+        events_logger.log(level, "%s", sentence)
+        if _observe.listening():
+            _observe.publish(event)
         if self.on_event is not None:
             try:
                 self.on_event(event)
             except Exception as exc:
-                logger.error(
-                    "on_event raised %s for %s; the watch goes on", error_text(exc), event.name
-                )
-
-    def _lease_event(
-        self,
-        kind: Literal["claimed", "released", "lost", "refused"],
-        lease: WatchLease,
-        reason: LeaseReason,
-    ) -> None:
-        previous = lease.previous if kind == "claimed" else None
-        self._publish(LeaseEvent(kind, lease.account, lease.token, reason, previous))
+                logger.error("on_event raised %s for %s; the watch goes on", error_text(exc), name)
 
     async def run(self) -> None:
         """Run until ``stop()``; then end every watch, release the leases and leave.
@@ -341,7 +335,7 @@ class RedisWatchCoordinator:
             return
         del self._held[name]
         self._runner.discard(name)  # its watch is cancelled now, not at the next tick
-        self._lease_event("lost", held.lease, "expired")
+        self._publish(LeaseLost(name, held.lease.token, "expired"))
 
     def _start(self, lease: WatchLease, renewed: float) -> None:
         held = _Held(lease, 0.0, lease.state, lease.seq, ok_at=renewed)
@@ -354,7 +348,7 @@ class RedisWatchCoordinator:
         self._free_since.pop(lease.account, None)
         self.claims += 1
         self._runner.add(lease.account)
-        self._lease_event("claimed", lease, lease.how)
+        self._publish(LeaseClaimed(lease.account, lease.token, lease.how, lease.previous))
 
     def _progress(self, held: _Held) -> None:
         """The account made progress (a poll or a write succeeded): it is not failing."""
@@ -377,7 +371,7 @@ class RedisWatchCoordinator:
                 del self._held[name]
                 if held.timer is not None:
                     held.timer.cancel()
-            self._lease_event("refused", held.lease, "fence")
+            self._publish(LeaseRefused(name, held.lease.token))
             return  # done: the runner forgets it
         except asyncio.CancelledError:
             task = asyncio.current_task()
@@ -404,7 +398,9 @@ class RedisWatchCoordinator:
             text, delay = error_text(event.error), event.retry_in
             if held.failing_since is None:
                 held.failing_since, held.failing_at = time.monotonic(), datetime.now(UTC)
-                self._publish(AccountFailing(name, held.failing_at, text, delay))
+                self._publish(
+                    account_failing(name, event.error, held.failed, delay, held.failing_at)
+                )
             else:
                 logger.warning(
                     "account %s: failed again (%s); trying again in %.1f s", name, text, delay
@@ -425,7 +421,8 @@ class RedisWatchCoordinator:
                 limit = max(0.0, held.deadline - time.monotonic())
                 await asyncio.wait_for(held.writing.acquire(), limit)
         await self._runner.remove(name)
-        self._lease_event(kind, held.lease, reason)
+        ended = (LeaseLost if kind == "lost" else LeaseReleased)(name, held.lease.token, reason)
+        self._publish(ended)
 
     async def _give_up_stalled(self) -> None:
         """Give up the accounts whose polls keep failing here: a healthy worker adopts them."""

@@ -156,6 +156,9 @@ async def test_a_failing_account_is_one_public_failing_then_one_recovered_event(
     ]
     failing = [e for e in seen if isinstance(e, events.AccountFailing)]
     assert [(e.failures, e.retry_in) for e in failing] == [(1, 0.01), (2, 0.02)]
+    # error: the class; detail: the error on one line; since: a LogWatcher does not say
+    assert all(e.detail.startswith(f"{e.error}: ") and "503" in e.detail for e in failing)
+    assert [e.since for e in failing] == [None, None]
     assert recorder.logs["main"] == [1]
 
 

@@ -3,8 +3,9 @@
     python -m tests.scale._watch_worker '{"redis": ..., "base_url": ..., "accounts": [...]}'
 
 It prints one JSON line per lease event (``{"t": monotonic, "event": ..., "account": ...,
-"token": ...}``, ``event`` the ``LeaseEvent``'s kind), one per other coordinator event
-(``{"t": ..., "event": "redis_down"}``: its name), ``{"event": "ready"}`` once set up, and
+"token": ...}``, ``event`` what happened to the lease: ``claimed``, ``released``, ``lost``
+or ``refused``), one per other coordinator event (``{"t": ..., "event": "redis_down"}``:
+its name), ``{"event": "ready"}`` once set up, and
 a summary line after SIGTERM
 (a clean stop). ``"worker_id"`` names the worker (default: ``HOST:PID:RANDOM``).
 With ``"pause_at": N`` it stops itself with SIGSTOP right before its N-th write of
@@ -23,15 +24,25 @@ import time
 from typing import Any
 
 import sendcloud_async as sc
+from sendcloud_async import events
 from sendcloud_async.redis import (
     CoordinatorEvent,
-    LeaseEvent,
     LeaseLostError,
     RedisState,
     RedisWatchCoordinator,
     RedisWatchStore,
+    describe_event,
     logs_watch,
 )
+
+#: A lease's events, and what happened to the lease by the class of its event.
+LeaseChange = events.LeaseClaimed | events.LeaseReleased | events.LeaseLost | events.LeaseRefused
+LEASE_KINDS: dict[type[CoordinatorEvent], str] = {
+    events.LeaseClaimed: "claimed",
+    events.LeaseReleased: "released",
+    events.LeaseLost: "lost",
+    events.LeaseRefused: "refused",
+}
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -105,10 +116,10 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
         )
 
         def on_event(event: CoordinatorEvent) -> None:
-            if isinstance(event, LeaseEvent):
-                emit(event.kind, account=event.account, token=event.token)
+            if isinstance(event, LeaseChange):
+                emit(LEASE_KINDS[type(event)], account=event.account, token=event.token)
             else:
-                emit(event.name)
+                emit(describe_event(event)[0])
 
         coordinator = RedisWatchCoordinator(store, list(auths), watch, on_event=on_event)
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, coordinator.stop)

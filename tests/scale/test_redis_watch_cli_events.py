@@ -157,12 +157,13 @@ async def test_a_worker_cut_off_from_sendcloud_gives_up_and_the_other_takes_over
     a_worker = next(r["worker"] for r in a_records)
     failing = [r for r in a_records if r["event"] == "account_failing"]
     assert sorted(r["account"] for r in failing) == cut_off
-    assert all("APIConnectionError" in r["error"] for r in failing)
+    assert all("APIConnectionError" in r["detail"] for r in failing)
+    assert all(r["detail"].startswith(f"{r['error']}: ") for r in failing)  # error: the class
     given_up = [r for r in a_records if r["event"] == "lease_given_up"]
     assert sorted(r["account"] for r in given_up) == cut_off
     adopted = [r for r in b_records if r["event"] == "lease_taken_over"]
     assert sorted(r["account"] for r in adopted) == cut_off
-    assert {(r["reason"], r["previous"]) for r in adopted} == {("adopted", a_worker)}
+    assert {(r["how"], r["previous"]) for r in adopted} == {("adopted", a_worker)}
     for record in (*a_records, *b_records):  # every record: its name, who saw it, when
         assert {"event", "worker", "seen_at"} <= record.keys()
     # stderr: the same state changes as JSON log lines (warnings for the failures).

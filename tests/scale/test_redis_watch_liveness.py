@@ -55,10 +55,24 @@ class Recorder:
         self.events.append((time.monotonic(), event))
 
     def names(self) -> list[str]:
-        return [event.name for _, event in self.events]
+        return [_name(event) for _, event in self.events]
 
     def of(self, name: str) -> list[Any]:
-        return [event for _, event in self.events if event.name == name]
+        return [event for _, event in self.events if _name(event) == name]
+
+
+def _name(event: CoordinatorEvent) -> str:
+    """The event's name (``lease_taken_over``, ``redis_down``, ...)."""
+    from sendcloud_async.redis import describe_event
+
+    return describe_event(event)[0]
+
+
+def _sentence(event: CoordinatorEvent) -> str:
+    """The sentence the coordinator logs for ``event``."""
+    from sendcloud_async.redis import describe_event
+
+    return describe_event(event)[2]
 
 
 def _integration(name: str) -> int:
@@ -150,7 +164,7 @@ async def test_a_worker_cut_off_from_sendcloud_hands_its_accounts_to_a_healthy_o
             assert all(e.reason == "stalled" for e in given_up)
             adopted = [e for e in b_events.of("lease_taken_over") if e.account in cut_off]
             assert sorted(e.account for e in adopted) == cut_off
-            assert {(e.reason, e.previous) for e in adopted} == {("adopted", "cut-off")}
+            assert {(e.how, e.previous) for e in adopted} == {("adopted", "cut-off")}
             # B keeps them beyond its share; A does not claim them back meanwhile.
             await asyncio.sleep(lease * 1.5)
             assert a.held == {}
@@ -202,7 +216,7 @@ async def test_a_claim_whose_reply_was_lost_is_taken_back_at_once(
             took = await _until(lambda: "acct-1" in coordinator.held, lease, "taken back")
             assert time.monotonic() - lost_at < lease / 2  # a round or two, not a lease
             (claimed,) = recorder.of("lease_claimed")
-            assert (claimed.reason, claimed.token) == ("own", 2)  # the lost claim had token 1
+            assert (claimed.how, claimed.token) == ("own", 2)  # the lost claim had token 1
             assert took > 0
         finally:
             coordinator.stop()
@@ -259,9 +273,10 @@ async def test_joins_leaves_and_deaths_are_events(
             await _until(lambda: len(survivor.held) == 4, 5, "taken over")
             taken = [e for e in events.of("lease_taken_over") if e.account in gone]
             assert sorted(e.account for e in taken) == gone
-            assert {(e.reason, e.previous) for e in taken} == {("takeover", second.worker_id)}
+            assert {(e.how, e.previous) for e in taken} == {("takeover", second.worker_id)}
             assert all(
-                str(e).startswith(f"account {e.account}: taken over from worker") for e in taken
+                _sentence(e).startswith(f"account {e.account}: taken over from worker")
+                for e in taken
             )
         finally:
             survivor.stop()
@@ -276,10 +291,15 @@ async def test_redis_down_and_up_are_one_event_each_and_say_so_once(
     redis_server: RedisServer, namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The path to Redis breaks for a while: one RedisDown (its text not doubled), one RedisUp
-    with how long it was gone, and the accounts back afterwards."""
+    with how long it was gone, and the accounts back afterwards. ``sendcloud_async.events``
+    subscribers get the very objects ``on_event`` gets, and none of them, nor the log,
+    holds the URL's password."""
     import logging
 
+    from sendcloud_async import events as public
     from sendcloud_async.redis import RedisWatchCoordinator, RedisWatchStore, source_watch
+
+    secret = "s3cret-redis-pass"  # the default user of a Redis with no password takes any
 
     async def idle(account: str, state: bytes | None) -> AsyncIterator[tuple[bytes, list[bytes]]]:
         yield b"0", []
@@ -290,36 +310,49 @@ async def test_redis_down_and_up_are_one_event_each_and_say_so_once(
     async with (
         TcpProxy(port) as proxy,
         RedisWatchStore.from_url(
-            f"redis://127.0.0.1:{proxy.port}/0",
+            f"redis://default:{secret}@127.0.0.1:{proxy.port}/0",
             namespace=namespace,
             stream_prefix=f"{namespace}:logs",
             lease=0.4,
         ) as store,
     ):
         events = Recorder()
+        published: list[public.Event] = []
         coordinator = RedisWatchCoordinator(store, ["a", "b"], source_watch(idle), on_event=events)
         task = asyncio.create_task(coordinator.run())
-        try:
-            await _until(lambda: len(coordinator.held) == 2, 5, "both held")
-            proxy.cut()
-            cut_at = time.monotonic()
-            await _until(lambda: coordinator.held == {}, 2, "leases lapse while Redis is away")
-            await asyncio.sleep(0.5)
-            proxy.heal()
-            healed_at = time.monotonic()
-            await _until(lambda: len(coordinator.held) == 2, 5, "both held again")
-        finally:
-            coordinator.stop()
-            await task
+        with public.subscribe(published.append):
+            try:
+                await _until(lambda: len(coordinator.held) == 2, 5, "both held")
+                proxy.cut()
+                cut_at = time.monotonic()
+                await _until(lambda: coordinator.held == {}, 2, "leases lapse while Redis is away")
+                await asyncio.sleep(0.5)
+                proxy.heal()
+                healed_at = time.monotonic()
+                await _until(lambda: len(coordinator.held) == 2, 5, "both held again")
+            finally:
+                coordinator.stop()
+                await task
     (down,) = events.of("redis_down")
     (up,) = events.of("redis_up")
-    assert "Redis is unreachable since" in str(down)
-    assert str(down).count("unreachable") == 1  # not "unreachable (Redis is unreachable: …)"
-    assert "writes nothing" in str(down)
+    assert isinstance(down, public.RedisDown)
+    assert isinstance(up, public.RedisUp)
+    assert "Redis is unreachable since" in _sentence(down)
+    # not "unreachable (Redis is unreachable: …)"
+    assert _sentence(down).count("unreachable") == 1
+    assert "writes nothing" in _sentence(down)
     assert down.error.startswith("ConnectionError: ")
     assert healed_at - cut_at - 0.3 <= up.down_for <= time.monotonic() - cut_at
-    assert str(up).startswith(f"Redis answers again after {up.down_for:.1f} s")
+    assert _sentence(up).startswith(f"Redis answers again after {up.down_for:.1f} s")
     assert up.since == down.since
+    mine = [e for _, e in events.events]
+    assert [e for e in published if any(e is m for m in mine)] == mine  # the same objects
+    assert [type(e) for e in published if isinstance(e, public.RedisDown | public.RedisUp)] == [
+        public.RedisDown,
+        public.RedisUp,
+    ]
+    said = [repr(e) + _sentence(e) for e in mine] + [r.getMessage() for r in caplog.records]
+    assert [line for line in said if secret in line] == []
     names = events.names()
     assert names.index("redis_down") < names.index("redis_up")
     assert names.count("lease_lost") == 2  # the leases lapsed meanwhile
@@ -356,11 +389,16 @@ async def test_an_account_failing_and_recovering_is_one_event_each(
     (failing,) = events.of("account_failing")
     (recovered,) = events.of("account_recovered")
     assert failing.account == recovered.account == "acct-1"
-    assert "ServerError" in failing.error
-    assert "500" in failing.error
+    assert failing.error == "ServerError"
+    assert failing.detail.startswith("ServerError: ")
+    assert "500" in failing.detail
+    assert failing.failures == 1
+    assert _sentence(failing) == (
+        f"account acct-1: failing ({failing.detail}); trying again in {failing.retry_in:.1f} s"
+    )
     assert recovered.failing_since == failing.since
     assert recovered.failures == 3
-    assert str(recovered) == (
+    assert _sentence(recovered) == (
         f"account acct-1: works again after 3 failed attempts (failing since "
         f"{failing.since.astimezone().strftime('%H:%M:%S')})"
     )
@@ -397,8 +435,8 @@ async def test_an_account_nobody_else_takes_comes_back_after_a_lease(
         finally:
             coordinator.stop()
             await task
-    given_up = [t for t, e in events.events if e.name == "lease_given_up"]
-    claimed = [t for t, e in events.events if e.name == "lease_claimed"]
+    given_up = [t for t, e in events.events if _name(e) == "lease_given_up"]
+    claimed = [t for t, e in events.events if _name(e) == "lease_claimed"]
     assert len(given_up) >= 1
     back = next(t for t in claimed if t > given_up[0])
     assert lease * 0.9 <= back - given_up[0] <= lease + 2 * coordinator.tick + 0.3

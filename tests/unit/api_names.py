@@ -76,6 +76,8 @@ EVENT_NAMES: Final = frozenset(
         "PageCommitted",
         "PollCompleted",
         "RateLimitInfo",
+        "RedisDown",
+        "RedisUp",
         "ResponseInfo",
         "Responses",
         "Sending",
