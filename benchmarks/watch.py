@@ -15,8 +15,11 @@ the N accounts with a ``MemoryWatchStore``, ``concurrency=100``:
 
 * a first ``run(once=True)`` (``start="all"``) delivers the ten logs to every
   account and creates the connections and states (not measured);
-* then ``--cycles`` more ``run(once=True)``, each with nothing new: per account
-  ``GET /integrations`` (health) and one ``GET /integrations/logs`` page.
+* then ``--cycles`` more ``run(once=True)`` of the same watcher, each with nothing
+  new: per account ``GET /integrations`` (health) and one ``GET /integrations/logs``
+  page. One watcher for the whole run, as a long-running poller has: it loads and
+  checks each account's stored state once, at its first poll (until 2026-12-07 each
+  measured cycle made a new ``LogWatcher``, so every poll also reloaded its state).
 
 Measured per cycle: wall time, the client process's CPU time (user + system)
 per account, the requests the server received per account, and, once, the RSS
@@ -129,10 +132,11 @@ async def _measure(port: int, accounts: int, lookback: float, freeze: bool) -> R
             "concurrency": CONCURRENCY,
             "lookback": lookback,
         }
-        await sc.LogWatcher(pool, auths, **options).run(handle, once=True)
+        watcher = sc.LogWatcher(pool, auths, **options)
+        await watcher.run(handle, once=True)
 
         async def cycle() -> None:
-            await sc.LogWatcher(pool, auths, **options).run(handle, once=True)
+            await watcher.run(handle, once=True)
 
         await _cycles(cycle, freeze)
         rss_after = _rss()

@@ -310,6 +310,12 @@ class MemoryGate:
         #: Made by the account's first unsafe request (a watch never makes one).
         self._unsafe: _Lane | None = None
 
+    def take_now(self, method: str) -> object | None:
+        """``acquire``'s lease if a request with ``method`` may go at once (the fast path,
+        without a coroutine), else ``None``: then ``acquire`` waits for it."""
+        lane = self._safe if method in SAFE_METHODS else self._unsafe_lane()
+        return lane if lane.try_take() else None
+
     async def acquire(self, method: str) -> object:
         """Wait until a request with ``method`` may be sent; the lease is its lane."""
         lane = self._safe if method in SAFE_METHODS else self._unsafe_lane()

@@ -3,9 +3,12 @@
 An ``Operation`` is what the transport needs besides a call's arguments (the
 table is ``_operations``). A ``Request`` is one call, from its first attempt to
 its last: what is sent (the same for every attempt), how far the current attempt
-got, and, as the attempt's aiohttp middleware, the one place credentials are put
-on a request (only to the API's origin). A ``Response`` is a 2xx answer, fully
-read, decoded when used.
+got, and the one place credentials are put on a request (only to the API's
+origin): as the attempt's aiohttp middleware, or, for a GET with static
+credentials on the SDK's own connector (``direct``), in the headers of a request
+that aiohttp does not let follow a redirect: ``redirect`` then says where aiohttp
+would have gone, and the rest of the attempt goes through the middleware. A ``Response`` is a 2xx
+answer, fully read, decoded when used.
 """
 
 from __future__ import annotations
@@ -28,13 +31,13 @@ if TYPE_CHECKING:
     from ._auth import Secret
     from ._options import ClientOptions
 
-__all__ = ["NO_CONTENT", "Operation", "Request", "Response", "display_url"]
+__all__ = ["NO_CONTENT", "Decoder", "Operation", "Request", "Response", "display_url"]
 
 _T = TypeVar("_T")
 _T_co = TypeVar("_T_co", covariant=True)
 
 
-class _Decoder(Protocol[_T_co]):
+class Decoder(Protocol[_T_co]):
     """A msgspec decoder, or anything with the same ``decode``."""
 
     def decode(self, buf: bytes, /) -> _T_co: ...
@@ -69,7 +72,7 @@ class Operation(Generic[_T]):
     name: str
     method: str
     template: str
-    decoder: _Decoder[_T]
+    decoder: Decoder[_T]
     idempotent: bool | None = None
     #: ``idempotent``, or what the method says when it is ``None``.
     repeatable: bool = field(init=False, repr=False, compare=False)
@@ -79,7 +82,19 @@ class Operation(Generic[_T]):
         object.__setattr__(self, "repeatable", repeatable)
 
 
-#: A query value: a string (percent-encoded), an int, a bool (``true``/``false``) or
+#: The statuses aiohttp follows as redirects (when it follows them).
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+#: What aiohttp strips from around, and removes from within, a ``Location`` it reads.
+_C0_CONTROL_OR_SPACE: Final = "".join(map(chr, range(0x21)))
+_TAB_OR_NEWLINE: Final = str.maketrans("", "", "\t\n\r")
+
+
+def _has_no_authority(location: str, scheme: str) -> bool:
+    """Whether ``location`` (with ``scheme``) has no ``//`` after its scheme (aiohttp's rule:
+    ``http:/path`` is a path on the current origin, as browsers read it)."""
+    location = location.strip(_C0_CONTROL_OR_SPACE).translate(_TAB_OR_NEWLINE)
+    rest = location[len(scheme) + 1 : len(scheme) + 3]
+    return rest[:1] not in ("/", "\\") or rest[1:] not in ("/", "\\")
 
 
 def display_url(url: URL) -> str:
@@ -103,7 +118,7 @@ class Response:
         self.headers = headers
         self.body = body
 
-    def decode(self, decoder: _Decoder[_T]) -> _T:
+    def decode(self, decoder: Decoder[_T]) -> _T:
         """The body decoded by ``decoder``; ``DecodeError`` if it does not fit."""
         try:
             return decoder.decode(self.body)
@@ -133,13 +148,13 @@ class Request:
     __slots__ = (
         "_shown",
         "attempt",
+        "attempts",
         "body",
         "config",
         "connected",
         "flow",
         "op",
         "session",
-        "tells",
         "traced",
         "url",
         "used",
@@ -167,9 +182,9 @@ class Request:
         self.waiting = False
         self.traced = False
         self.connected = False
-        #: Whether the session's connector tells the attempt it got a connection
-        #: (``_sessions.SDKConnector``; else the tracing signals do).
-        self.tells = False
+        #: The ``attempts`` of the session's connector (``_sessions.SDKConnector``),
+        #: which tells the attempt it got a connection; ``None``: the tracing signals do.
+        self.attempts: dict[aiohttp.ClientRequest, Request] | None = None
         #: The ``Authorization`` value last written into the request.
         self.used: Secret | None = None
 
@@ -201,6 +216,62 @@ class Request:
             return False
         return self.connected or not self.traced
 
+    def direct(self) -> Secret | None:
+        """The credential of an attempt sent without the middleware, or ``None``.
+
+        Only a repeatable GET without a body, with static credentials, on the SDK's
+        own connector: its credential is at hand and never refreshed, and whether it
+        got a connection does not matter (a repeatable request is retried either
+        way). aiohttp does not follow its redirect: ``redirect`` says where it goes,
+        and the rest goes through the middleware, as a followed hop would. A URL off
+        the API's origin (none gets here: next-page links are checked before) goes
+        through the middleware too, which refuses it.
+        """
+        if self.attempts is None or self.body is not None or self.op.method != "GET":
+            return None
+        flow = self.flow
+        if flow.refreshable or not self.op.repeatable:
+            return None
+        url = self.url
+        if (url.scheme, url.host, url.port) != self.config.origin:
+            return None
+        value = self.used = flow.at_hand()
+        return value
+
+    def redirect(self, resp: aiohttp.ClientResponse, requote: bool) -> URL | None:
+        """Where aiohttp would follow ``resp`` to (``None``: it would not), by its rules.
+
+        ``requote``: the session's ``requote_redirect_url``. A ``Location`` that is no
+        URL, or no http(s) one, raises aiohttp's own error, as following would.
+        """
+        if resp.status not in _REDIRECTS:
+            return None
+        location = resp.headers.get(hdrs.LOCATION) or resp.headers.get(hdrs.URI)
+        if location is None:
+            return None
+        try:
+            target = URL(location, encoded=not requote)
+        except ValueError as exc:
+            raise aiohttp.InvalidUrlRedirectClientError(
+                location,
+                "Server attempted redirecting to a location that does not look like a URL",
+            ) from exc
+        scheme = target.scheme
+        if scheme not in ("http", "https", ""):
+            raise aiohttp.NonHttpUrlRedirectClientError(location)
+        url = self.url
+        if not scheme or (scheme == url.scheme and _has_no_authority(location, scheme)):
+            target = url.join(target)
+        try:
+            target.origin()
+        except ValueError as exc:
+            raise aiohttp.InvalidUrlRedirectClientError(
+                target, "Invalid redirect URL origin"
+            ) from exc
+        if not target.raw_host:
+            raise aiohttp.InvalidUrlRedirectClientError(target)
+        return target
+
     async def __call__(
         self, req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
@@ -221,13 +292,20 @@ class Request:
         else:
             self.used = value
         req.headers[hdrs.AUTHORIZATION] = value.get_secret_value()
-        resp = await handler(req)
-        if resp.status != 401 or not flow.refreshable or not await flow.invalidate(value):
-            return resp
-        resp.release()
-        value = await self._authorization()
-        req.headers[hdrs.AUTHORIZATION] = value.get_secret_value()
-        return await handler(req)
+        attempts = self.attempts
+        if attempts is not None:
+            attempts[req] = self  # for the connector, while ``req`` is in flight
+        try:
+            resp = await handler(req)
+            if resp.status != 401 or not flow.refreshable or not await flow.invalidate(value):
+                return resp
+            resp.release()
+            value = await self._authorization()
+            req.headers[hdrs.AUTHORIZATION] = value.get_secret_value()
+            return await handler(req)
+        finally:
+            if attempts is not None:
+                attempts.pop(req, None)
 
     async def _authorization(self) -> Secret:
         self.waiting = True

@@ -12,7 +12,6 @@ tracing signals (``TRACE_CONFIG``, appended once) on a borrowed one.
 
 from __future__ import annotations
 
-import contextvars
 import sys
 from typing import TYPE_CHECKING, Any, Final
 
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
     from ._ratelimit import RateGate
 
 __all__ = [
-    "ATTEMPT",
     "TRACE_CONFIG",
     "SDKConnector",
     "Shared",
@@ -68,19 +66,20 @@ def _trace_config() -> aiohttp.TraceConfig:
 TRACE_CONFIG: Final = _trace_config()
 
 
-#: The attempt in flight in this task, for ``SDKConnector`` (set by ``_send``).
-ATTEMPT: Final[contextvars.ContextVar[Request | None]] = contextvars.ContextVar(
-    "sendcloud_async_attempt", default=None
-)
-
-
 class SDKConnector(aiohttp.TCPConnector):
     """The connector of the sessions the SDK makes: it tells the attempt it got a connection.
 
     What the tracing signals tell on a borrowed session, without their cost: aiohttp
     builds and sends every signal of every ``TraceConfig`` on every request (about a
-    sixth of a small request's client CPU), where this is one context lookup.
+    sixth of a small request's client CPU), where this is one dict lookup. The
+    attempt's middleware (``Request.__call__``) puts the aiohttp request it hands on
+    in ``attempts`` for as long as it is in flight: no object is made per request.
     """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        #: The SDK's attempt of each aiohttp request in flight on this connector.
+        self.attempts: dict[aiohttp.ClientRequest, Request] = {}
 
     async def connect(
         self,
@@ -88,7 +87,7 @@ class SDKConnector(aiohttp.TCPConnector):
         traces: list[Any],
         timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's signature
     ) -> Any:
-        request = ATTEMPT.get()
+        request = self.attempts.get(req)
         if request is not None:
             request.traced = True
         conn = await super().connect(req, traces, timeout)
@@ -105,6 +104,12 @@ def sdk_connector(*, limit: int, limit_per_host: int, **options: Any) -> aiohttp
 def connector_tells(session: aiohttp.ClientSession) -> bool:
     """Whether ``session``'s connector tells an attempt it got a connection (``SDKConnector``)."""
     return isinstance(session.connector, SDKConnector)
+
+
+def _attempts(session: aiohttp.ClientSession | None) -> dict[aiohttp.ClientRequest, Request] | None:
+    """Where an attempt registers for ``session``'s connector (``None``: not the SDK's)."""
+    connector = None if session is None else session.connector
+    return connector.attempts if isinstance(connector, SDKConnector) else None
 
 
 def traced(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
@@ -140,7 +145,7 @@ class Shared(Lifecycle):
     original closes every derived client with it).
     """
 
-    __slots__ = ("_closed", "_session", "connector_tells", "flow", "gate", "timeout")
+    __slots__ = ("_closed", "_session", "attempts", "connector_tells", "flow", "gate", "timeout")
     kind = "SendcloudClient"
 
     def __init__(
@@ -155,8 +160,11 @@ class Shared(Lifecycle):
         self.gate = gate
         self._session = Held.borrowed_or_own(None if session is None else traced(session))
         #: Whether the session's connector tells an attempt it got a connection (one
-        #: made here is on the SDK's connector), so that ``ATTEMPT`` is set only then.
+        #: made here is on the SDK's connector).
         self.connector_tells = session is None or connector_tells(session)
+        #: The connector's ``attempts`` (``SDKConnector``), once the session is there:
+        #: ``None`` on any other connector (a request then always has its middleware).
+        self.attempts = _attempts(session)
         #: The default timeout of a session made here (every request passes its own).
         self.timeout = timeout
         flow.attach()
@@ -169,6 +177,7 @@ class Shared(Lifecycle):
         if session is None:
             connector = sdk_connector(limit=100, limit_per_host=0)
             session = self._session.value = new_session(self.timeout, connector)
+            self.attempts = _attempts(session)
         elif session.closed:
             raise ClientClosedError(
                 "the aiohttp.ClientSession given to this SendcloudClient is closed"

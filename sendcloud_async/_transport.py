@@ -10,10 +10,13 @@ response instead (``Transport.send``) and decodes each page when it is used.
 and on a failure ask ``RetryPolicy.decide`` whether and when to try again. The
 call's one ``_request.Request`` carries what is sent (the same for every attempt)
 and how far the current attempt got; it is also the attempt's aiohttp middleware,
-which applies auth. An attempt (``_send``) reads the body within the size limit
-(``_body.BodyLimit``) and turns what happened into a ``Response`` or a
-``_failures.Failure``. The sessions and what they tell an attempt are
-``_sessions``'.
+which applies auth, except on a GET with static credentials on the SDK's own
+session (``Request.direct``): that one carries its ``Authorization`` header itself,
+aiohttp does not follow its redirect, and ``_send`` follows it by aiohttp's rules,
+the rest of the attempt through the middleware. An attempt (``_send``) reads the
+body within the size limit (``_body.BodyLimit``) and turns what happened into a
+``Response`` or a ``_failures.Failure``. The sessions and what they tell an
+attempt are ``_sessions``'.
 
 Resilience, in short (the README's "Retries, timeouts and errors" has the table):
 
@@ -29,7 +32,8 @@ Resilience, in short (the README's "Retries, timeouts and errors" has the table)
   connection before its timeout fired (``_sessions``). Anything not known counts
   as sent.
 * Only ``2xx`` is success: a ``3xx`` that reaches the SDK (redirects to the same
-  origin are followed by aiohttp) is an ``APIError``.
+  origin are followed, by aiohttp's rules; another origin is refused before anything
+  is sent there) is an ``APIError``.
 * Cancelling the calling task at any point leaves nothing behind: ``async with``
   on the response releases or closes the connection.
 * Errors never chain an aiohttp exception (it can hold the request's headers):
@@ -52,6 +56,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import aiohttp
 import msgspec
+from aiohttp import hdrs
 from yarl import URL
 
 from . import _observe
@@ -60,12 +65,14 @@ from ._failures import Failure, explain, failure_of, reason, status_failure
 from ._flows import AuthFlow, NotSent
 from ._lifecycle import Lifecycle
 from ._pagination import encode_query_value
-from ._request import Operation, Request, Response
+from ._ratelimit import MemoryGate
+from ._request import Decoder, Operation, Request, Response
 from ._retry import RetryEvent, retry_testing
-from ._sessions import ATTEMPT, Shared
+from ._sessions import Shared
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from ._auth import Secret
     from ._options import ClientOptions
     from ._ratelimit import RateGate
 
@@ -94,19 +101,23 @@ def _encoded(value: str | int | bool) -> str:
 USER_AGENT: Final = f"sendcloud-async/{__version__} aiohttp/{aiohttp.__version__}"
 _GET_HEADERS: Final = {"Accept": "application/json", "User-Agent": USER_AGENT}
 _JSON_HEADERS: Final = {**_GET_HEADERS, "Content-Type": "application/json"}
+#: aiohttp's default ``max_redirects``: an attempt follows at most this many hops.
+_MAX_REDIRECTS: Final = 10
 
 
 class Transport:
     """Sends the requests of one client, under its ``ClientOptions``."""
 
-    __slots__ = ("_config", "_derived", "_flow", "_gate", "_shared")
+    __slots__ = ("_config", "_derived", "_flow", "_gate", "_memory_gate", "_shared")
 
     def __init__(self, config: ClientOptions, shared: Shared, *, derived: bool = False) -> None:
         self._config = config
         self._shared = shared
         #: The account's auth flow and rate gate (``rate_limit=``; None: no gate).
         self._flow = shared.flow
-        self._gate = shared.gate
+        gate = self._gate = shared.gate
+        #: The gate again if it is in memory: its fast path (``take_now``) goes first.
+        self._memory_gate = gate if isinstance(gate, MemoryGate) else None
         #: Made by ``derive``: owns nothing, its ``aclose()`` does nothing.
         self._derived = derived
 
@@ -178,21 +189,25 @@ class Transport:
             text = f"{text}?{'&'.join(params)}"
         return URL(text, encoded=True)
 
-    async def call(
+    def call(
         self,
         op: Operation[_T],
         path: Mapping[str, str | int] | None = None,
         query: Iterable[tuple[str, QueryValue]] = (),
         *,
         body: object = None,
-    ) -> _T:
-        """Send ``op`` and return its answer decoded (``DecodeError`` if it does not fit).
+    ) -> Awaitable[_T]:
+        """Send ``op``: await it for its answer decoded (``DecodeError`` if it does not fit).
 
-        ``body`` (a Struct, a dict, ...) is sent as JSON; ``None``: no body.
+        ``body`` (a Struct, a dict, ...) is sent as JSON; ``None``: no body. Not a
+        coroutine function itself (as ``send``): unobserved, what it returns is the
+        call's one coroutine, which decodes the answer as well.
         """
         encoded = None if body is None else encode_json(body)
-        resp = await self.send(op, self.url(op, path, query), body=encoded)
-        return resp.decode(op.decoder)
+        call, request = self._begin(op, self.url(op, path, query), encoded)
+        if call is _observe.NO_CALL:
+            return self._attempts(call, request, op.decoder)
+        return _decoded(call.run(self._attempts(call, request)), op.decoder)
 
     def send(
         self, op: Operation[Any], url: URL, *, body: bytes | None = None
@@ -204,33 +219,46 @@ class Transport:
         ``ClientClosedError`` (when called) once the client is closed. Not a coroutine
         function itself: what it returns is the call's one coroutine.
         """
-        shared = self._shared
-        request = Request(op, url, body, self._config, self._flow, shared.open_session())
-        request.tells = shared.connector_tells
-        # NO_CALL (does nothing) when nobody observes; the URL is shown only then
-        call = _observe.begin(op.method, request.display, op.name, op.template)
+        call, request = self._begin(op, url, body)
         if call is _observe.NO_CALL:
             return self._attempts(call, request)
-        call.account = ":".join(self._flow.credentials.identity)  # public: never a secret
         # current_call() inside (the rate gate reports its waits there); CallEnded after
         return call.run(self._attempts(call, request))
 
-    async def _attempts(self, call: _observe.Call, request: Request) -> Response:
+    def _begin(
+        self, op: Operation[Any], url: URL, body: bytes | None
+    ) -> tuple[_observe.Call, Request]:
+        """The call's ``Request``, and its observed call (``NO_CALL`` when nobody observes)."""
+        shared = self._shared
+        request = Request(op, url, body, self._config, self._flow, shared.open_session())
+        request.attempts = shared.attempts
+        # NO_CALL (does nothing) when nobody observes; the URL is shown only then
+        call = _observe.begin(op.method, request.display, op.name, op.template)
+        if call is not _observe.NO_CALL:
+            call.account = ":".join(self._flow.credentials.identity)  # public: never a secret
+        return call, request
+
+    async def _attempts(
+        self, call: _observe.Call, request: Request, decoder: Decoder[Any] | None = None
+    ) -> Any:
         """The attempt loop: through the account's rate gate, one attempt, then the
-        policy's word on the next.
+        policy's word on the next. The read ``Response``, or decoded by ``decoder``.
 
         The gate's wait is outside the attempt's timeout; ``Sending`` is reported once
         past the gate: an attempt's duration is the request's.
         """
         policy = self._config.retry
         gate = self._gate
+        memory = self._memory_gate
         while True:
             attempt = request.next_attempt()
             if gate is None:
                 call.sending(attempt)
                 outcome = await _send(request)
             else:
-                lease = await gate.acquire(request.op.method)
+                lease = None if memory is None else memory.take_now(request.op.method)
+                if lease is None:
+                    lease = await gate.acquire(request.op.method)
                 call.sending(attempt)
                 try:
                     outcome = await _send(request)
@@ -244,7 +272,7 @@ class Transport:
                     gate.release(lease)
             if type(outcome) is Response:
                 call.finished(attempt, status=outcome.status)
-                return outcome
+                return outcome if decoder is None else outcome.decode(decoder)
             assert isinstance(outcome, Failure)
             call.finished(attempt, status=outcome.status, error=type(outcome.error).__name__)
             wait = None
@@ -286,31 +314,47 @@ async def _send(request: Request) -> Response | Failure:
     limit = config.body_limit
     started = time.monotonic()
     failure: Failure
-    # For the SDK's connector only (``_sessions.SDKConnector``): nothing else reads it.
-    in_flight = ATTEMPT.set(request) if request.tells else None
+    url, timeout, hops = request.url, config.timeout, _MAX_REDIRECTS
+    # Static credentials on a GET go without the middleware (a closure and two
+    # coroutines less per request); aiohttp does not follow their redirect: we do, once,
+    # and the rest of the attempt goes through the middleware, as a followed hop would.
+    credential = request.direct()
     try:
-        async with session.request(
-            method,
-            request.url,
-            data=body,
-            headers=_GET_HEADERS if body is None else _JSON_HEADERS,
-            timeout=config.timeout,
-            middlewares=(request,),
-            raise_for_status=False,
-            trace_request_ctx=request,
-        ) as resp:
-            if limit.at_once(resp):
-                payload = await resp.read()
-            else:
-                payload = await limit.read(resp, method=method, url=request.shown)
-            status = resp.status
-            if logger.isEnabledFor(logging.DEBUG):
-                _log_attempt(request, status, started)
-            if 200 <= status < 300:
-                return Response(method, resp.url, status, resp.headers, payload)
-            failure = status_failure(
-                method, request.shown, status, resp, payload, request.redactor()
-            )
+        while True:
+            direct = credential is not None
+            async with session.request(
+                method,
+                url,
+                data=body,
+                headers=_headers(body, credential),
+                timeout=timeout,
+                middlewares=() if direct else (request,),
+                allow_redirects=not direct,
+                max_redirects=hops,
+                raise_for_status=False,
+                trace_request_ctx=request,
+            ) as resp:
+                if direct:
+                    target = request.redirect(resp, session.requote_redirect_url)
+                    if target is not None:
+                        # The hop aiohttp would follow, within the attempt's timeout; the
+                        # middleware refuses another origin before anything goes there.
+                        url, credential, hops = target, None, hops - 1
+                        timeout = _rest(timeout, started)
+                        continue
+                if limit.at_once(resp):
+                    payload = await resp.read()
+                else:
+                    payload = await limit.read(resp, method=method, url=request.shown)
+                status = resp.status
+                if logger.isEnabledFor(logging.DEBUG):
+                    _log_attempt(request, status, started)
+                if 200 <= status < 300:
+                    return Response(method, resp.url, status, resp.headers, payload)
+                failure = status_failure(
+                    method, request.shown, status, resp, payload, request.redactor()
+                )
+                break
     except (NotSent, TimeoutError, aiohttp.ClientError, RuntimeError, ValueError) as exc:
         if isinstance(exc, SendcloudError) or (
             isinstance(exc, RuntimeError) and not session.closed
@@ -320,10 +364,36 @@ async def _send(request: Request) -> Response | Failure:
         if logger.isEnabledFor(logging.DEBUG):
             _log_attempt(request, type(cause).__name__, started)
         failure = failure_of(exc, request)
-    finally:
-        if in_flight is not None:
-            ATTEMPT.reset(in_flight)
     return failure
+
+
+async def _decoded(sent: Awaitable[Response], decoder: Decoder[_T]) -> _T:
+    """The answer of an observed call, decoded once the call has ended."""
+    return (await sent).decode(decoder)
+
+
+def _headers(body: bytes | None, credential: Secret | None) -> Mapping[str, str]:
+    """The headers of an attempt: with ``credential`` only when it goes without the middleware."""
+    if credential is None:
+        return _GET_HEADERS if body is None else _JSON_HEADERS
+    return {**_GET_HEADERS, hdrs.AUTHORIZATION: credential.get_secret_value()}
+
+
+def _rest(timeout: aiohttp.ClientTimeout, started: float) -> aiohttp.ClientTimeout:
+    """What is left of an attempt's ``timeout`` (its ``total``) since ``started``."""
+    total = timeout.total
+    if total is None:
+        return timeout
+    left = total - (time.monotonic() - started)
+    if left <= 0:
+        raise TimeoutError
+    return aiohttp.ClientTimeout(
+        total=left,
+        connect=timeout.connect,
+        sock_read=timeout.sock_read,
+        sock_connect=timeout.sock_connect,
+        ceil_threshold=timeout.ceil_threshold,
+    )
 
 
 def _before_retry(

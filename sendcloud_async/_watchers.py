@@ -86,11 +86,13 @@ __all__ = [
 ACCOUNT_STATE_VERSION: Final = 1
 
 
-class AccountState(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class AccountState(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """What a ``LogWatcher`` keeps per account: the log watch and the failing integrations.
 
     ``failing`` maps integration id to its ``started_failing_at``; ``None`` until
-    the integrations were first looked at.
+    the integrations were first looked at. Like ``WatchState``, it holds only values
+    (ids, instants, ``WatchState``) and is left out of the garbage collector's
+    tracking: a watcher of many accounts keeps one per account.
     """
 
     version: int = ACCOUNT_STATE_VERSION
@@ -434,14 +436,15 @@ class LogWatcher:
         async def poll(account: str) -> float | None:
             state, new_logs, late = await self._poll(account, handler)
             wait = None if stop_after_one else self._interval
+            failing = state.failing
             polled = AccountPolled(
                 account,
                 new_logs,
-                tuple(sorted(state.failing or ())),
+                tuple(sorted(failing)) if failing else (),
                 time.time(),
                 None if wait is None else time.time() + wait,
                 len(late),
-                max((log.behind for log in late), default=0.0),
+                max(log.behind for log in late) if late else 0.0,
             )
             await _call(handler, polled)
             return wait
