@@ -4,8 +4,10 @@ come and go; ``run_due``: a fixed set of items run that way."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import inspect
+from collections import deque
 from collections.abc import (
     Awaitable,
     Callable,
@@ -17,7 +19,7 @@ from collections.abc import (
 )
 from typing import Any, Generic, TypeVar
 
-from .._aio import finish, sleep_until
+from .._aio import finish
 from .._errors import InvalidInputError
 from .._validate import positive_int
 from ._backoff import Backoff
@@ -37,6 +39,9 @@ class Runner(Generic[K]):
     ``await run(item)`` does one run of an item and returns the seconds until it is
     due again (``None``: it is done and leaves the runner). An item due while all
     runs are busy runs as soon as one ends, earliest due first (then first added).
+    The runs are made by at most ``concurrency`` worker tasks (as many as there are
+    items, if fewer), each taking the next item due when its run ends: the runs of one
+    worker share its context (a context variable a run sets stays set for the next).
 
     A run that raises asks ``backoff.decide(error, failures)``: a wait reports
     ``Failed`` and runs the item again after it, while the others go on; ``None``
@@ -81,18 +86,33 @@ class Runner(Generic[K]):
         #: The items held, each with the number of its ``add`` (a later add is a new item).
         self._items: dict[K, int] = {}
         self._added = 0
-        #: ``(due, add number, item)``; an entry whose add number is stale is skipped.
+        #: The items added (due then, at ``_ready_at``), first added first; an entry of
+        #: an item not in ``_queued`` any more is skipped (``_stale`` counts them).
+        self._ready: deque[K] = deque()
+        self._ready_at: deque[float] = deque()
+        self._queued: set[K] = set()
+        self._stale: dict[K, int] = {}
+        #: The items due again later: ``(due, add number, item)``; stale entries skipped.
         self._due: list[tuple[float, int, K]] = []
-        #: The run in flight of each item held.
+        #: The worker running each item held that is running.
         self._runs: dict[K, asyncio.Task[None]] = {}
-        #: Every task not yet ended, removed runs and reports in the background included.
-        self._live: set[asyncio.Task[None]] = set()
-        #: The removed runs cancelled already (``discard``), not yet ended.
-        self._told: set[asyncio.Task[None]] = set()
+        self._workers: set[asyncio.Task[None]] = set()
+        #: The workers with nothing due, each waiting for its future to be set.
+        self._parked: deque[asyncio.Future[None]] = deque()
+        #: Per worker, the cancels the runner asked (``discard``) and has not taken back.
+        self._asked: dict[asyncio.Task[None], int] = {}
+        #: Per worker, the future a ``remove`` waits on until the removed run has ended.
+        self._ends: dict[asyncio.Task[None], asyncio.Future[None]] = {}
+        #: The reports of ``progress`` in the background.
+        self._reports: set[asyncio.Task[None]] = set()
         self._error: BaseException | None = None
+        #: No run starts any more (an error, a stop, the halt).
+        self._closing = False
         #: Whether ``run()`` is cancelling the tasks left (a run cancelled then is its doing).
         self._halting = False
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
+        #: Whether the item ``_next`` found waits in the heap (else in ``_ready``).
+        self._from_heap = False
 
     def add(self, item: K) -> None:
         """Hold ``item``, due now; ``InvalidInputError`` if it is held already."""
@@ -100,28 +120,40 @@ class Runner(Generic[K]):
             raise InvalidInputError(f"{item!r} is given twice")
         self._added += 1
         self._items[item] = self._added
-        heapq.heappush(self._due, (asyncio.get_running_loop().time(), self._added, item))
-        self._wake.set()
+        self._ready.append(item)
+        self._ready_at.append(asyncio.get_running_loop().time())
+        self._queued.add(item)
+        if not self._kick() and len(self._workers) < self._limit:
+            self._wake()
 
     def discard(self, item: K) -> asyncio.Task[None] | None:
-        """Stop holding ``item`` now: its run in flight (returned) is cancelled at once
-        and ends in the background; its due time and failures in a row are forgotten.
-        An item not held: nothing happens."""
+        """Stop holding ``item`` now: its run in flight is cancelled at once and ends in
+        the background (the worker task running it is returned; it goes on with the
+        next item afterwards); its due time and failures in a row are forgotten. An
+        item not held: nothing happens."""
         if self._items.pop(item, None) is None:
             return None
         self._counts.pop(item, None)
-        run = self._runs.pop(item, None)
-        if run is not None and not run.done():
-            run.cancel()
-            self._told.add(run)
-        self._wake.set()
-        return run
+        if item in self._queued:
+            self._queued.discard(item)
+            self._stale[item] = self._stale.get(item, 0) + 1
+        if not self._items:
+            self._wake()
+        worker = self._runs.pop(item, None)
+        if worker is None or worker.done():
+            return None
+        self._asked[worker] = self._asked.get(worker, 0) + 1
+        worker.cancel()
+        return worker
 
     async def remove(self, item: K) -> None:
         """``discard(item)``, then wait until its run in flight has ended."""
-        run = self.discard(item)
-        if run is not None:
-            await finish(run, check=False)
+        worker = self.discard(item)
+        if worker is not None:
+            end = self._ends.get(worker)
+            if end is None:
+                end = self._ends[worker] = asyncio.get_running_loop().create_future()
+            await finish(end, check=False)
 
     def progress(self, item: K) -> None:
         """The run in flight of ``item`` works: its failures in a row end (``Recovered``)."""
@@ -133,7 +165,9 @@ class Runner(Generic[K]):
                 self._fail(exc)
                 return
             if inspect.isawaitable(result):
-                self._track(asyncio.get_running_loop().create_task(_wait(result)))
+                report = asyncio.get_running_loop().create_task(_wait(result))
+                self._reports.add(report)
+                report.add_done_callback(self._reported)
 
     def stop(self) -> None:
         """Ask ``run()`` to end: the runs in flight are cancelled and awaited."""
@@ -143,100 +177,206 @@ class Runner(Generic[K]):
         """Run the items until none is left (``keep_open``: until ``stop()``)."""
         loop = asyncio.get_running_loop()
         self._halting = False
+        self._closing = self._error is not None
         stopper = loop.create_task(self._stopping.wait())
-        stopper.add_done_callback(lambda _: self._wake.set())
+        stopper.add_done_callback(self._stopped)
         try:
             while True:
                 if self._error is not None:  # also when stop was asked meanwhile
                     raise self._error
                 if self._stopping.is_set():
                     return
-                self._wake.clear()
-                while len(self._runs) < self._limit:
-                    when = self._next()
-                    if when is None or when > loop.time():
-                        break
-                    item = heapq.heappop(self._due)[2]
-                    task = loop.create_task(self._attempt(item), name=f"run {item}")
-                    self._runs[item] = task
-                    self._track(task)
                 if not self._items and not self._keep_open:
                     return
-                when = self._next() if len(self._runs) < self._limit else None
-                await sleep_until(self._wake, None if when is None else when - loop.time())
+                while len(self._workers) < min(self._limit, len(self._items)):
+                    worker = loop.create_task(self._work(), name="runner worker")
+                    self._workers.add(worker)
+                    worker.add_done_callback(self._ended)
+                when = self._next() if self._parked else None
+                if when is not None and when <= loop.time():
+                    self._kick()  # a worker takes it, and wakes another or this loop
+                    when = None
+                waiter = self._waiter = loop.create_future()
+                timer = None if when is None else loop.call_at(when, _set, waiter)
+                try:
+                    await waiter
+                finally:
+                    self._waiter = None
+                    if timer is not None:
+                        timer.cancel()
         finally:
-            self._halting = True
-            await _halt([*self._live, stopper], told=self._told)
+            self._halting = self._closing = True
+            await _halt([*self._workers, *self._reports, stopper], spare=self._asked)
+
+    async def _work(self) -> None:
+        """One worker: runs the items due, one after the other, until the halt."""
+        me = asyncio.current_task()
+        assert me is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            item = self._take(loop)
+            if item is None:
+                if self._halting:
+                    return
+                parked = loop.create_future()
+                self._parked.append(parked)
+                if self._due:
+                    self._wake()  # the next one due in the heap needs a timer
+                await parked  # a cancel here is the halt's (or of a caller holding me)
+                continue
+            self._runs[item] = me
+            if self._parked and (when := self._next()) is not None:
+                if when <= loop.time():
+                    self._kick()  # one more due now: the next worker waiting takes it
+                else:
+                    self._wake()  # it needs a timer
+            try:
+                event: RunEvent[K] | None = None
+                try:
+                    after = await self._run(item)
+                except Exception as exc:
+                    after = None
+                    if self._runs.get(item) is me:
+                        failed = self._counts.get(item, 0) + 1
+                        wait = None if self._backoff is None else self._backoff.decide(exc, failed)
+                        if wait is None:
+                            self._fail(exc)
+                        else:
+                            self._counts[item] = failed
+                            event = Failed(item, exc, failed, wait)
+                            after = wait
+                else:
+                    if self._runs.get(item) is me:
+                        failed = self._counts.pop(item, 0)
+                        if failed:
+                            event = Recovered(item, failed)
+                if event is not None and self._on_event is not None:
+                    try:
+                        await _report(self._on_event, event)
+                    except Exception as exc:
+                        self._fail(exc)
+            except asyncio.CancelledError:
+                if me in self._asked and not await self._take_back(me, caught=True):
+                    raise
+                if me.cancelling():
+                    raise  # the halt's cancel, or one of a caller holding this task
+                if self._runs.get(item) is me:
+                    # A cancel the runner did not make (the run awaited a future another
+                    # party cancelled): the item would wait for ever; ``run()`` stops instead.
+                    del self._runs[item]
+                    self._fail(asyncio.CancelledError(f"the run of {item!r} was cancelled"))
+                    return
+                continue
+            if me in self._asked and not await self._take_back(me, caught=False):
+                raise asyncio.CancelledError
+            if self._runs.get(item) is not me:
+                continue  # discarded meanwhile
+            del self._runs[item]
+            if self._error is not None:
+                return
+            if after is None or self._once:
+                del self._items[item]
+                if not self._items:
+                    self._wake()
+            else:
+                heapq.heappush(self._due, (loop.time() + after, self._items[item], item))
+
+    async def _take_back(self, me: asyncio.Task[None], *, caught: bool) -> bool:
+        """Take back the cancels the runner asked of ``me`` (its run has ended) and end
+        the wait of a ``remove``; ``False``: another cancel stands, ``me`` must end.
+        A cancel asked while ``me`` was not waiting lands at its next wait: unless
+        one was ``caught`` since, that wait is here."""
+        for _ in range(self._asked.pop(me, 0)):
+            me.uncancel()
+        end = self._ends.pop(me, None)
+        if end is not None and not end.done():
+            end.set_result(None)
+        if not caught and not me.cancelling():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0)
+        return not me.cancelling()
+
+    def _take(self, loop: asyncio.AbstractEventLoop) -> K | None:
+        """The item to run now (earliest due, then first added), taken off its queue,
+        or ``None``."""
+        when = None if self._closing else self._next()
+        if when is None or when > loop.time():
+            return None
+        if self._from_heap:
+            return heapq.heappop(self._due)[2]
+        self._ready_at.popleft()
+        item = self._ready.popleft()
+        self._queued.discard(item)
+        return item
 
     def _next(self) -> float | None:
-        """When the first item waiting is due (stale entries dropped), or ``None``."""
-        while self._due:
-            when, added, item = self._due[0]
+        """When the first item waiting is due (stale entries dropped), or ``None``;
+        ``_from_heap`` tells where it waits."""
+        ready = self._ready
+        while ready and (stale := self._stale.get(ready[0])):
+            if stale == 1:
+                del self._stale[ready[0]]
+            else:
+                self._stale[ready[0]] = stale - 1
+            ready.popleft()
+            self._ready_at.popleft()
+        due = self._due
+        while due:
+            _, added, item = due[0]
             if self._items.get(item) == added and item not in self._runs:
-                return when
-            heapq.heappop(self._due)
-        return None
+                break
+            heapq.heappop(due)
+        self._from_heap = bool(due) and (
+            not ready
+            or due[0][0] < self._ready_at[0]
+            or (due[0][0] == self._ready_at[0] and due[0][1] < self._items[ready[0]])
+        )
+        if self._from_heap:
+            return due[0][0]
+        return self._ready_at[0] if ready else None
 
-    def _current(self, item: K) -> bool:
-        """Whether the task running now is ``item``'s run (not a removed one)."""
-        return self._runs.get(item) is asyncio.current_task()
+    def _kick(self) -> bool:
+        """Wake one worker waiting for an item; ``False``: none waits."""
+        while self._parked:
+            parked = self._parked.popleft()
+            if not parked.done():
+                parked.set_result(None)
+                return True
+        return False
 
-    async def _attempt(self, item: K) -> None:
-        try:
-            after = await self._run(item)
-        except Exception as exc:
-            if not self._current(item):
-                return
-            failed = self._counts.get(item, 0) + 1
-            wait = None if self._backoff is None else self._backoff.decide(exc, failed)
-            if wait is None:
-                self._fail(exc)
-                return
-            self._counts[item] = failed
-            event: RunEvent[K] = Failed(item, exc, failed, wait)
-            after = wait
-        else:
-            if not self._current(item):
-                return
-            failed = self._counts.pop(item, 0)
-            event = Recovered(item, failed)
-        if failed and self._on_event is not None:
-            try:
-                await _report(self._on_event, event)
-            except Exception as exc:
-                self._fail(exc)
-                return
-        if not self._current(item):
-            return
-        del self._runs[item]
-        if after is None or self._once:
-            del self._items[item]
-        else:
-            when = asyncio.get_running_loop().time() + after
-            heapq.heappush(self._due, (when, self._items[item], item))
+    def _wake(self) -> None:
+        """Have ``run()`` look again (workers to start, a timer to set, the end)."""
+        if self._waiter is not None:
+            _set(self._waiter)
 
-    def _track(self, task: asyncio.Task[None]) -> None:
-        self._live.add(task)
-        task.add_done_callback(self._ended)
+    def _stopped(self, _: object) -> None:
+        self._closing = True
+        self._wake()
 
-    def _ended(self, task: asyncio.Task[None]) -> None:
-        self._live.discard(task)
-        self._told.discard(task)
-        if task.cancelled():
-            item = next((k for k, run in self._runs.items() if run is task), None)
-            if item is not None and not self._halting:
-                # A cancel the runner did not make (the run awaited a future another party
-                # cancelled): the item would wait for ever; ``run()`` stops instead.
-                self._fail(asyncio.CancelledError(f"the run of {item!r} was cancelled"))
-        elif task.exception() is not None:
-            self._fail(task.exception())
-        self._wake.set()
+    def _ended(self, worker: asyncio.Task[None]) -> None:
+        self._workers.discard(worker)
+        self._asked.pop(worker, None)
+        end = self._ends.pop(worker, None)
+        if end is not None and not end.done():
+            end.set_result(None)
+        if worker.cancelled():
+            if not self._halting:  # its task was cancelled by a caller holding it
+                self._fail(asyncio.CancelledError("a worker of the runner was cancelled"))
+        elif worker.exception() is not None:
+            self._fail(worker.exception())
+        self._wake()
+
+    def _reported(self, report: asyncio.Task[None]) -> None:
+        self._reports.discard(report)
+        if not report.cancelled() and report.exception() is not None:
+            self._fail(report.exception())
 
     def _fail(self, error: BaseException | None) -> None:
         """``error`` stops ``run()`` (the first one is raised)."""
         if self._error is None:
             self._error = error
-        self._wake.set()
+        self._closing = True
+        self._wake()
 
 
 async def run_due(
@@ -268,14 +408,15 @@ async def run_due(
     await runner.run()
 
 
-async def _halt(tasks: Sequence[asyncio.Task[Any]], *, told: Container[asyncio.Task[Any]]) -> None:
-    """Cancel ``tasks`` (once: a removed run of ``told`` is not cut short again) and wait
-    for every one to end, even if the caller is cancelled meanwhile (its
-    ``CancelledError`` is raised afterwards). Whether a task is ``cancelling()`` says
-    nothing here: a timeout (``asyncio.timeout``, aiohttp's) that fired in the same
-    turn also counts, and takes its cancel back when it turns it into ``TimeoutError``."""
+async def _halt(tasks: Sequence[asyncio.Task[Any]], *, spare: Container[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` (but those of ``spare``: a worker ending a removed run is not cut
+    short, it ends after that run) and wait for every one to end, even if the caller
+    is cancelled meanwhile (its ``CancelledError`` is raised afterwards). Whether a
+    task is ``cancelling()`` says nothing here: a timeout (``asyncio.timeout``,
+    aiohttp's) that fired in the same turn also counts, and takes its cancel back
+    when it turns it into ``TimeoutError``."""
     for task in tasks:
-        if task not in told:
+        if task not in spare:
             task.cancel()
     interrupted = False
     for task in tasks:
@@ -285,6 +426,11 @@ async def _halt(tasks: Sequence[asyncio.Task[Any]], *, told: Container[asyncio.T
             interrupted = True
     if interrupted:
         raise asyncio.CancelledError
+
+
+def _set(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 async def _wait(awaitable: Awaitable[None]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -662,3 +663,158 @@ async def test_a_run_ended_by_a_cancel_nobody_here_asked_for_ends_run_due() -> N
     assert done, "run_due waited for ever for a run that had ended"
     assert task.cancelled()
     assert cancelled == ["b"]
+
+
+# -- Runner: the workers ------------------------------------------------------------------------
+
+
+async def test_many_items_on_few_workers_keep_due_order() -> None:
+    """Twenty items on two workers: the runs start in the order added, the later runs in
+    the order they fall due (not the order their first runs ended), and no more than two
+    tasks ever run them."""
+    loop = asyncio.get_running_loop()
+    starts: list[tuple[int, int]] = []
+    workers: set[asyncio.Task[object]] = set()
+    runs: dict[int, int] = {}
+
+    async def run(item: int) -> float | None:
+        task = asyncio.current_task()
+        assert task is not None
+        workers.add(task)
+        runs[item] = runs.get(item, 0) + 1
+        starts.append((runs[item], item))
+        await asyncio.sleep(0)
+        return 0.03 + 0.003 * (19 - item) if runs[item] == 1 else None
+
+    began = loop.time()
+    await asyncio.wait_for(run_due(range(20), run, concurrency=2), 3)
+    assert [item for n, item in starts if n == 1] == list(range(20))
+    assert [item for n, item in starts if n == 2] == list(reversed(range(20)))
+    assert len(workers) == 2
+    assert loop.time() - began < 1.0
+
+
+async def test_an_item_added_waits_behind_the_items_due_before_it() -> None:
+    """One worker busy: items due again and an item added later run in due order."""
+    order: list[str] = []
+    runner: Runner[str]
+    release = asyncio.Event()
+
+    async def run(item: str) -> float | None:
+        order.append(item)
+        if item == "busy":
+            await release.wait()
+            return None
+        return 0.001 if item != "late" and order.count(item) == 1 else None
+
+    runner = Runner(run, concurrency=1)
+    for item in ("x", "y", "busy"):
+        runner.add(item)
+    task = asyncio.create_task(runner.run())
+    await _until(lambda: "busy" in order)
+    await asyncio.sleep(0.01)  # x and y fall due again while the worker is busy
+    runner.add("late")
+    release.set()
+    await asyncio.wait_for(task, 1)
+    assert order == ["x", "y", "busy", "x", "y", "late"]
+
+
+@pytest.mark.parametrize("swallow", [False, True])
+async def test_a_discard_whose_cancel_lands_after_the_run_ended_spares_the_next_run(
+    swallow: bool,
+) -> None:
+    """A run that discards its own item and returns before its cancel lands (or catches
+    it and returns): the worker takes that cancel back, and the next item's run, on the
+    same worker, is not cancelled, and its own timeouts still work."""
+    ended: list[str] = []
+    runner: Runner[str]
+
+    async def run(item: str) -> float:
+        if item == "a":
+            runner.discard("a")
+            if swallow:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(10)
+            return 0.0
+        task = asyncio.current_task()
+        assert task is not None
+        assert task.cancelling() == 0
+        await asyncio.sleep(0.01)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.005):
+                await asyncio.sleep(1)
+        ended.append(item)
+        return 0.0 if len(ended) < 3 else 10.0
+
+    runner = Runner(run, concurrency=1, keep_open=True)
+    runner.add("a")
+    runner.add("b")
+    task = asyncio.create_task(runner.run())
+    await _until(lambda: len(ended) == 3)
+    assert not task.done()
+    runner.stop()
+    await asyncio.wait_for(task, 1)
+    assert ended == ["b", "b", "b"]
+
+
+async def test_a_caller_cancel_during_a_discard_is_not_swallowed() -> None:
+    """``run()`` cancelled while a removed run cleans up: the cleanup finishes, the worker
+    takes back only the runner's own cancel and goes on with no other item, and
+    ``run()`` ends with ``CancelledError``; the caller of ``remove`` cancelled meanwhile
+    gets its ``CancelledError`` once the run has ended."""
+    started: list[str] = []
+    cleaned: list[str] = []
+
+    async def run(item: str) -> float:
+        started.append(item)
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.03)  # cleanup that takes a while
+            cleaned.append(item)
+            raise
+        return 0.0
+
+    runner: Runner[str] = Runner(run, concurrency=1, keep_open=True)
+    runner.add("a")
+    runner.add("b")
+    task = asyncio.create_task(runner.run())
+    await _until(lambda: started == ["a"])
+    remover = asyncio.create_task(runner.remove("a"))
+    await asyncio.sleep(0.005)
+    remover.cancel()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 1)
+    assert remover.done()
+    assert remover.cancelled()
+    assert cleaned == ["a"]
+    assert started == ["a"]
+
+
+async def test_a_cancel_of_a_worker_by_whoever_holds_it_stops_the_run() -> None:
+    """The task ``discard`` returns cancelled once more by its holder: that cancel is
+    not taken back with the runner's own, and ``run()`` stops with ``CancelledError``."""
+    started: list[str] = []
+
+    async def run(item: str) -> float:
+        started.append(item)
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.01)
+            raise
+        return 0.0
+
+    runner: Runner[str] = Runner(run, concurrency=1, keep_open=True)
+    runner.add("a")
+    runner.add("b")
+    task = asyncio.create_task(runner.run())
+    await _until(lambda: started == ["a"])
+    worker = runner.discard("a")
+    assert worker is not None
+    worker.cancel()
+    done, _ = await asyncio.wait([task], timeout=1.0)
+    assert done, "run() went on after its worker was cancelled"
+    assert task.cancelled()
+    assert started == ["a"]
