@@ -256,7 +256,7 @@ class Runner(Generic[K]):
                     except Exception as exc:
                         self._fail(exc)
             except asyncio.CancelledError:
-                if me in self._asked and not await self._take_back(me, caught=True):
+                if me in self._asked and not await self._take_back(me):
                     raise
                 if me.cancelling():
                     raise  # the halt's cancel, or one of a caller holding this task
@@ -267,7 +267,7 @@ class Runner(Generic[K]):
                     self._fail(asyncio.CancelledError(f"the run of {item!r} was cancelled"))
                     return
                 continue
-            if me in self._asked and not await self._take_back(me, caught=False):
+            if me in self._asked and not await self._take_back(me):
                 raise asyncio.CancelledError
             if self._runs.get(item) is not me:
                 continue  # discarded meanwhile
@@ -281,17 +281,17 @@ class Runner(Generic[K]):
             else:
                 heapq.heappush(self._due, (loop.time() + after, self._items[item], item))
 
-    async def _take_back(self, me: asyncio.Task[None], *, caught: bool) -> bool:
+    async def _take_back(self, me: asyncio.Task[None]) -> bool:
         """Take back the cancels the runner asked of ``me`` (its run has ended) and end
         the wait of a ``remove``; ``False``: another cancel stands, ``me`` must end.
-        A cancel asked while ``me`` was not waiting lands at its next wait: unless
-        one was ``caught`` since, that wait is here."""
+        A cancel asked while ``me`` was not waiting lands at its next wait, even when
+        the run ended with a ``CancelledError`` of its own: that wait is here."""
         for _ in range(self._asked.pop(me, 0)):
             me.uncancel()
         end = self._ends.pop(me, None)
         if end is not None and not end.done():
             end.set_result(None)
-        if not caught and not me.cancelling():
+        if not me.cancelling():
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.sleep(0)
         return not me.cancelling()
@@ -299,7 +299,7 @@ class Runner(Generic[K]):
     def _take(self, loop: asyncio.AbstractEventLoop) -> K | None:
         """The item to run now (earliest due, then first added), taken off its queue,
         or ``None``."""
-        when = None if self._closing else self._next()
+        when = None if self._closing or self._stopping.is_set() else self._next()
         if when is None or when > loop.time():
             return None
         if self._from_heap:

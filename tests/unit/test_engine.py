@@ -253,6 +253,20 @@ async def test_stop_cancels_the_runs_in_flight_and_returns() -> None:
     assert sorted(cancelled) == [0, 1, 2]
 
 
+async def test_no_run_starts_once_stop_is_set() -> None:
+    """``stop`` set as a run ends (in the same turn): no other item starts after it."""
+    stop = asyncio.Event()
+    started: list[int] = []
+
+    async def run(item: int) -> float:
+        started.append(item)
+        stop.set()
+        return 1.0
+
+    await asyncio.wait_for(run_due(range(3), run, concurrency=1, stop=stop), 1)
+    assert started == [0]
+
+
 async def _cancelled_at_random(rng: random.Random) -> set[int]:
     """One run_due cancelled at a random moment; the items still running after it ended."""
     live: set[int] = set()
@@ -755,6 +769,42 @@ async def test_a_discard_whose_cancel_lands_after_the_run_ended_spares_the_next_
     runner.stop()
     await asyncio.wait_for(task, 1)
     assert ended == ["b", "b", "b"]
+
+
+async def test_a_run_that_gives_its_item_up_on_a_foreign_cancel_spares_the_next_run() -> None:
+    """A run ended by a cancel of another party that discards its own item before it
+    raises that ``CancelledError``: the runner's cancel, not landed yet, is taken back by
+    the worker and does not cancel the next item's run on the same worker."""
+    ran: list[str] = []
+    cancelled: list[str] = []
+    runner: Runner[str]
+
+    async def run(item: str) -> float:
+        if item == "a":
+            lost = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_later(0.005, lost.cancel)
+            try:
+                await lost
+            except asyncio.CancelledError:
+                runner.discard("a")  # gives the item up, then ends as it was told
+                raise
+        try:
+            await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            cancelled.append(item)
+            raise
+        ran.append(item)
+        return 10.0
+
+    runner = Runner(run, concurrency=1, keep_open=True)
+    runner.add("a")
+    runner.add("b")
+    task = asyncio.create_task(runner.run())
+    await _until(lambda: bool(ran or cancelled) or task.done())
+    assert not task.done()
+    runner.stop()
+    await asyncio.wait_for(task, 1)
+    assert (ran, cancelled) == (["b"], [])
 
 
 async def test_a_caller_cancel_during_a_discard_is_not_swallowed() -> None:
