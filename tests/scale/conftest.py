@@ -142,6 +142,18 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A ``redis-server`` of this test's own: the test may stop and start it again, and its
+    command counts are this test's."""
+    server = RedisServer(redis_binary(), free_port(), tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def namespace() -> str:
     """A key namespace of this test's own (tests share the server, never keys)."""
     return f"test-{uuid.uuid4().hex[:12]}"

@@ -13,7 +13,7 @@ import contextlib
 import io
 import shutil
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from sendcloud_async.testing import FakeSendcloud, Fault
 from tests.functional.test_cli import base_env, run
 
 from ._proxy import TcpProxy
-from .conftest import RedisServer, free_port, redis_binary
+from .conftest import RedisServer
 from .test_export_workers import _assert_complete_once, _export_args, _state_key
 from .test_redis_watch_cli import _accounts_file
 
@@ -49,17 +49,6 @@ from .test_redis_watch_cli import _accounts_file
 ROUND_BASE = 12
 PER_HELD = 3
 PER_CLAIM = 9
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A ``redis-server`` for this test alone: its command counts are this test's."""
-    server = RedisServer(redis_binary(), free_port(), tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def _commands(client: redis.asyncio.Redis) -> int:

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -303,17 +302,6 @@ def test_every_piece_refuses_a_client_it_cannot_use_at_once() -> None:
 
 
 # -- the rules of a call ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own, which the test stops and starts again."""
-    server = RedisServer(redis_binary(), free_port(), tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def _fill(client: aioredis.Redis, connections: int) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,7 @@ from sendcloud_async.webhooks._parse import decode_event
 from tests._ledger_stores import UNAVAILABLE, meet_alike
 from tests._serve import serving
 
-from .conftest import RedisServer, free_port, redis_binary
+from .conftest import RedisServer, free_port
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -346,17 +346,6 @@ async def test_size_counts_only_its_own_namespace(states: StateFactory) -> None:
     for ident in (1, 2, 3):
         assert await plain.admit(parcel(ident, 1000)) == "new"
     assert [await ledger.size() for ledger in (globby, other, plain)] == [1, 2, 3]
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own, which the test may stop and start again."""
-    server = RedisServer(redis_binary(), free_port(), tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("step", sorted(UNAVAILABLE))
