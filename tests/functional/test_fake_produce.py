@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,15 +12,7 @@ import pytest
 
 import sendcloud_async as sc
 from sendcloud_async.testing import FakeSendcloud, LogProducer
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    """Wait until ``condition()`` holds (fail after 10 seconds)."""
-    for _ in range(1000):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition did not hold in time")
+from tests._wait import until
 
 
 def _content(record: dict[str, Any]) -> tuple[Any, ...]:
@@ -95,7 +86,7 @@ async def _twenty_logs(seed: int) -> list[tuple[Any, ...]]:
     async with FakeSendcloud() as fake:
         fake.seed(integrations=3, logs_per_integration=0)
         producer = fake.produce(rate=500, integrations=[2, 3], seed=seed)
-        await _until(lambda: producer.produced >= 20)
+        await until(lambda: producer.produced >= 20)
         await producer.stop()
         assert {r["integration_id"] for r in fake.logs} == {2, 3}
         return [_content(r) for r in fake.logs[:20]]
@@ -113,7 +104,7 @@ async def test_keep_drops_the_oldest_logs(fake: FakeSendcloud) -> None:
     """``keep=N``: at most N logs stay, the newest ones."""
     fake.seed(integrations=1, logs_per_integration=30)
     producer = fake.produce(rate=1000, keep=25)
-    await _until(lambda: producer.produced >= 60)
+    await until(lambda: producer.produced >= 60)
     await producer.stop()
     assert len(fake.logs) == 25
     assert [r["id"] for r in fake.logs] == list(

@@ -26,6 +26,7 @@ import sendcloud_async as sc
 from sendcloud_async._time import http_date
 from sendcloud_async._watch_state import DEFAULT_LOOKBACK
 from sendcloud_async.testing import FakeSendcloud
+from tests._wait import until
 from tests.functional._hostile import serving
 
 ORDERS = ["oldest_first", "newest_first"]
@@ -71,13 +72,6 @@ async def dated(fake: FakeSendcloud, date: str | None) -> AsyncIterator[str]:
 def listings(fake: FakeSendcloud) -> list[tuple[str, str, dict[str, str]]]:
     """The logs listings the fake received: method, path and query."""
     return [(r.method, r.path, r.query) for r in fake.requests if r.path.endswith("/logs")]
-
-
-async def eventually(check: Any) -> None:
-    """Wait until ``check()`` is true (ten seconds at most)."""
-    async with asyncio.timeout(10.0):
-        while not check():  # noqa: ASYNC110 (nothing to wait on but the fake's state)
-            await asyncio.sleep(0.02)
 
 
 async def produce(fake: FakeSendcloud, count: int, *, ties: bool, seed: int) -> None:
@@ -301,7 +295,7 @@ async def test_a_running_watch_closes_its_window_once_the_servers_clock_is_past_
 
         task = asyncio.create_task(run())
         try:
-            await eventually(lambda: len(delivered) == 6)
+            await until(lambda: len(delivered) == 6)
             fake.clear_requests()
             await asyncio.sleep(0.5)
             opened = listings(fake)
@@ -358,14 +352,14 @@ async def test_a_log_visible_later_than_lookback_after_its_creation_is_missed(
 
         task = asyncio.create_task(run())
         try:
-            await eventually(lambda: len(delivered) == 3)
+            await until(lambda: len(delivered) == 3)
             now = datetime.now(UTC)
             slow = fake.add_log(1, created_at=now, visible_after=4.5, base_url="https://s.example")
             newer = fake.add_log(1, created_at=now + 2000 * TICK, base_url="https://s.example")
-            await eventually(lambda: newer["id"] in delivered)
-            await eventually(lambda: not fake.hidden_logs)
+            await until(lambda: newer["id"] in delivered)
+            await until(lambda: not fake.hidden_logs)
             fake.clear_requests()
-            await eventually(lambda: len(listings(fake)) >= 3)  # polls that list it
+            await until(lambda: len(listings(fake)) >= 3)  # polls that list it
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -11,13 +11,13 @@ import json
 import re
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sendcloud_async.testing import FakeSendcloud
+from tests._wait import until
 from tests.functional.test_cli import base_env, start
 
 from ._proxy import TcpProxy
@@ -70,14 +70,6 @@ async def _settle(*journals: Path, limit: float = 20) -> None:
         if before == after and sum(len(held) for held in after) == 4:
             return
         assert time.monotonic() - started < limit, ("settled", after)
-
-
-async def _until(condition: Callable[[], bool], limit: float, what: str) -> float:
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < limit, what
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
 
 
 def _worker_args(accounts: Path, redis_url: str, prefix: str, events: Path) -> tuple[str, ...]:
@@ -145,9 +137,9 @@ async def test_a_worker_cut_off_from_sendcloud_gives_up_and_the_other_takes_over
                     any(t > cut_at for t in fake.polls[int(name.split("-")[1])]) for name in cut_off
                 )
 
-            took = await _until(polled, bound + 5, "B polls A's accounts")
+            took = await until(polled, bound + 5, "B polls A's accounts")
             assert took <= bound + 1.5, (took, bound)
-            await _until(lambda: len(_held(b_events)) == 4, 5, "B holds all four")
+            await until(lambda: len(_held(b_events)) == 4, 5, "B holds all four")
         finally:
             proxy.heal()
             a_code, a_err = await _stop(a)
@@ -195,15 +187,13 @@ async def test_the_status_says_since_when_redis_is_unreachable_and_then_that_it_
             *_worker_args(accounts, url, f"{namespace}:cli", events), env=base_env()
         )
         try:
-            await _until(lambda: len(_held(events)) == 2, 20, "both accounts held")
+            await until(lambda: len(_held(events)) == 2, 20, "both accounts held")
             proxy.cut()
-            await _until(
-                lambda: any(r["event"] == "redis_down" for r in _events(events)), 5, "down"
-            )
+            await until(lambda: any(r["event"] == "redis_down" for r in _events(events)), 5, "down")
             await asyncio.sleep(1.5)
             proxy.heal()
-            await _until(lambda: any(r["event"] == "redis_up" for r in _events(events)), 10, "up")
-            await _until(lambda: len(_held(events)) == 2, 10, "both held again")
+            await until(lambda: any(r["event"] == "redis_up" for r in _events(events)), 10, "up")
+            await until(lambda: len(_held(events)) == 2, 10, "both held again")
             await asyncio.sleep(0.5)
         finally:
             code, err = await _stop(worker)

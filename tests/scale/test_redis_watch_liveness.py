@@ -19,6 +19,7 @@ from aiohttp import web
 
 import sendcloud_async as sc
 from sendcloud_async.testing import FakeSendcloud, Fault
+from tests._wait import until
 
 from ._proxy import TcpProxy
 from .conftest import RedisServer
@@ -96,14 +97,6 @@ async def _stream_ids(client: aioredis.Redis, store: RedisWatchStore, account: s
     return [msgspec.json.decode(fields[b"log"])["id"] for _, fields in entries]
 
 
-async def _until(condition: Callable[[], bool], limit: float, what: str) -> float:
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < limit, what
-        await asyncio.sleep(0.01)
-    return time.monotonic() - started
-
-
 async def test_a_worker_cut_off_from_sendcloud_hands_its_accounts_to_a_healthy_one(
     fake: PolledFake, redis_server: RedisServer, namespace: str, redis_client: aioredis.Redis
 ) -> None:
@@ -140,7 +133,7 @@ async def test_a_worker_cut_off_from_sendcloud_hands_its_accounts_to_a_healthy_o
         a, a_events, a_task = runs["a"]
         b, b_events, b_task = runs["b"]
         try:
-            await _until(lambda: len(a.held) == len(b.held) == 2, 5, "split 2 + 2")
+            await until(lambda: len(a.held) == len(b.held) == 2, 5, "split 2 + 2")
             await asyncio.sleep(0.5)  # both poll their accounts
             cut_off = sorted(a.held)
             proxy.cut()
@@ -148,14 +141,14 @@ async def test_a_worker_cut_off_from_sendcloud_hands_its_accounts_to_a_healthy_o
             # The bound (docs/redis-watch.md): max(interval + 2 failed polls + lease/2,
             # stall_after) + lease/2; a failed poll takes next to nothing here (refused).
             bound = max(interval + lease / 2, a.stall_after) + lease / 2
-            await _until(lambda: len(b.held) == 4, bound + 1.0, f"B holds all ({b_events.names()})")
+            await until(lambda: len(b.held) == 4, bound + 1.0, f"B holds all ({b_events.names()})")
 
             def polled_after_cut() -> bool:
                 return all(
                     any(t > cut_at for t in fake.polls[_integration(name)]) for name in cut_off
                 )
 
-            took = await _until(polled_after_cut, bound + 1.0, "B polls A's accounts")
+            took = await until(polled_after_cut, bound + 1.0, "B polls A's accounts")
             assert took <= bound + 0.5, (took, bound)
             # A gave them up as failing; B adopted them, naming A.
             assert sorted(e.account for e in a_events.of("account_failing")) == cut_off
@@ -211,9 +204,9 @@ async def test_a_claim_whose_reply_was_lost_is_taken_back_at_once(
         coordinator = RedisWatchCoordinator(store, ["acct-1"], watch, on_event=recorder)
         task = asyncio.create_task(coordinator.run())
         try:
-            await _until(lambda: proxy.seen == 1, 5, "the claim was sent")
+            await until(lambda: proxy.seen == 1, 5, "the claim was sent")
             lost_at = time.monotonic()
-            took = await _until(lambda: "acct-1" in coordinator.held, lease, "taken back")
+            took = await until(lambda: "acct-1" in coordinator.held, lease, "taken back")
             assert time.monotonic() - lost_at < lease / 2  # a round or two, not a lease
             (claimed,) = recorder.of("lease_claimed")
             assert (claimed.how, claimed.token) == ("own", 2)  # the lost claim had token 1
@@ -257,9 +250,9 @@ async def test_joins_leaves_and_deaths_are_events(
         survivor_task = asyncio.create_task(survivor.run())
         doomed = RedisWatchCoordinator(second, ACCOUNTS, source_watch(idle))
         try:
-            await _until(lambda: len(survivor.held) == 4, 5, "all four")
+            await until(lambda: len(survivor.held) == 4, 5, "all four")
             doomed_task = asyncio.create_task(doomed.run())
-            await _until(lambda: len(survivor.held) == len(doomed.held) == 2, 5, "2 + 2")
+            await until(lambda: len(survivor.held) == len(doomed.held) == 2, 5, "2 + 2")
             rebalanced = events.of("lease_rebalanced")
             assert len(rebalanced) == 2
             assert {e.reason for e in rebalanced} == {"rebalance"}
@@ -270,7 +263,7 @@ async def test_joins_leaves_and_deaths_are_events(
 
             doomed._shutdown = vanish  # type: ignore[method-assign]
             doomed_task.cancel()
-            await _until(lambda: len(survivor.held) == 4, 5, "taken over")
+            await until(lambda: len(survivor.held) == 4, 5, "taken over")
             taken = [e for e in events.of("lease_taken_over") if e.account in gone]
             assert sorted(e.account for e in taken) == gone
             assert {(e.how, e.previous) for e in taken} == {("takeover", second.worker_id)}
@@ -322,14 +315,14 @@ async def test_redis_down_and_up_are_one_event_each_and_say_so_once(
         task = asyncio.create_task(coordinator.run())
         with public.subscribe(published.append):
             try:
-                await _until(lambda: len(coordinator.held) == 2, 5, "both held")
+                await until(lambda: len(coordinator.held) == 2, 5, "both held")
                 proxy.cut()
                 cut_at = time.monotonic()
-                await _until(lambda: coordinator.held == {}, 2, "leases lapse while Redis is away")
+                await until(lambda: coordinator.held == {}, 2, "leases lapse while Redis is away")
                 await asyncio.sleep(0.5)
                 proxy.heal()
                 healed_at = time.monotonic()
-                await _until(lambda: len(coordinator.held) == 2, 5, "both held again")
+                await until(lambda: len(coordinator.held) == 2, 5, "both held again")
             finally:
                 coordinator.stop()
                 await task
@@ -382,7 +375,7 @@ async def test_an_account_failing_and_recovering_is_one_event_each(
         )
         task = asyncio.create_task(coordinator.run())
         try:
-            await _until(lambda: bool(events.of("account_recovered")), 10, "recovered")
+            await until(lambda: bool(events.of("account_recovered")), 10, "recovered")
         finally:
             coordinator.stop()
             await task
@@ -431,7 +424,7 @@ async def test_an_account_nobody_else_takes_comes_back_after_a_lease(
         )
         task = asyncio.create_task(coordinator.run())
         try:
-            await _until(lambda: len(events.of("lease_claimed")) >= 2, 10, "claimed back")
+            await until(lambda: len(events.of("lease_claimed")) >= 2, 10, "claimed back")
         finally:
             coordinator.stop()
             await task

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable
 
 import pytest
 
@@ -18,6 +17,7 @@ from sendcloud_async._errors import (
     SendcloudError,
     StateConfigurationError,
 )
+from tests._wait import until
 
 
 class Boom(Exception):
@@ -334,13 +334,6 @@ async def test_no_items_returns_at_once() -> None:
 # -- Runner: items that come and go ------------------------------------------------------------
 
 
-async def _until(condition: Callable[[], bool], limit: float = 1.0) -> None:
-    began = time.monotonic()
-    while not condition():
-        assert time.monotonic() - began < limit, "not within the limit"
-        await asyncio.sleep(0.001)
-
-
 async def test_an_open_runner_waits_for_items_and_runs_each_added_at_once() -> None:
     """``keep_open``: ``run()`` goes on with no items; an item added runs at once; ``stop()``
     ends it."""
@@ -356,7 +349,7 @@ async def test_an_open_runner_waits_for_items_and_runs_each_added_at_once() -> N
     assert not task.done()
     added = loop.time()
     runner.add("a")
-    await _until(lambda: len(ran) == 1)
+    await until(lambda: len(ran) == 1, 1.0, every=0.001)
     assert ran[0][0] == "a"
     assert ran[0][1] - added < 0.05
     runner.stop()
@@ -381,7 +374,7 @@ async def test_removing_an_item_mid_run_cancels_it_at_once() -> None:
     task = asyncio.create_task(runner.run())
     runner.add("a")
     runner.add("b")
-    await _until(lambda: len(started) == 2)
+    await until(lambda: len(started) == 2, 1.0, every=0.001)
     asked = time.monotonic()
     await runner.remove("a")
     assert ended["a"] - asked < 0.05
@@ -438,7 +431,7 @@ async def test_removing_an_item_not_held_does_nothing() -> None:
     runner.add("a")
     await runner.remove("x")
     assert runner.discard("x") is None
-    await _until(lambda: len(ran) >= 3)
+    await until(lambda: len(ran) >= 3, 1.0, every=0.001)
     await runner.remove("a")
     await runner.remove("a")
     count = len(ran)
@@ -463,12 +456,12 @@ async def test_an_item_added_again_after_remove_starts_fresh() -> None:
     )
     task = asyncio.create_task(runner.run())
     runner.add("a")
-    await _until(lambda: len(events) == 3)  # the third waits 0.08 s
+    await until(lambda: len(events) == 3, 1.0, every=0.001)  # the third waits 0.08 s
     assert [e.failures for e in events if isinstance(e, Failed)] == [1, 2, 3]
     await runner.remove("a")
     added = time.monotonic()
     runner.add("a")
-    await _until(lambda: len(events) == 4)
+    await until(lambda: len(events) == 4, 1.0, every=0.001)
     assert runs[-1] - added < 0.05
     last = events[-1]
     assert isinstance(last, Failed)
@@ -533,7 +526,7 @@ async def test_progress_of_a_run_in_flight_ends_its_failures() -> None:
     )
     task = asyncio.create_task(runner.run())
     runner.add("a")
-    await _until(lambda: len(events) == 4)
+    await until(lambda: len(events) == 4, 1.0, every=0.001)
     runner.stop()
     await asyncio.wait_for(task, 1)
     assert [type(e).__name__ for e in events] == ["Failed", "Failed", "Recovered", "Failed"]
@@ -725,7 +718,7 @@ async def test_an_item_added_waits_behind_the_items_due_before_it() -> None:
     for item in ("x", "y", "busy"):
         runner.add(item)
     task = asyncio.create_task(runner.run())
-    await _until(lambda: "busy" in order)
+    await until(lambda: "busy" in order, 1.0, every=0.001)
     await asyncio.sleep(0.01)  # x and y fall due again while the worker is busy
     runner.add("late")
     release.set()
@@ -764,7 +757,7 @@ async def test_a_discard_whose_cancel_lands_after_the_run_ended_spares_the_next_
     runner.add("a")
     runner.add("b")
     task = asyncio.create_task(runner.run())
-    await _until(lambda: len(ended) == 3)
+    await until(lambda: len(ended) == 3, 1.0, every=0.001)
     assert not task.done()
     runner.stop()
     await asyncio.wait_for(task, 1)
@@ -800,7 +793,7 @@ async def test_a_run_that_gives_its_item_up_on_a_foreign_cancel_spares_the_next_
     runner.add("a")
     runner.add("b")
     task = asyncio.create_task(runner.run())
-    await _until(lambda: bool(ran or cancelled) or task.done())
+    await until(lambda: bool(ran or cancelled) or task.done(), 1.0, every=0.001)
     assert not task.done()
     runner.stop()
     await asyncio.wait_for(task, 1)
@@ -829,7 +822,7 @@ async def test_a_caller_cancel_during_a_discard_is_not_swallowed() -> None:
     runner.add("a")
     runner.add("b")
     task = asyncio.create_task(runner.run())
-    await _until(lambda: started == ["a"])
+    await until(lambda: started == ["a"], 1.0, every=0.001)
     remover = asyncio.create_task(runner.remove("a"))
     await asyncio.sleep(0.005)
     remover.cancel()
@@ -860,7 +853,7 @@ async def test_a_cancel_of_a_worker_by_whoever_holds_it_stops_the_run() -> None:
     runner.add("a")
     runner.add("b")
     task = asyncio.create_task(runner.run())
-    await _until(lambda: started == ["a"])
+    await until(lambda: started == ["a"], 1.0, every=0.001)
     worker = runner.discard("a")
     assert worker is not None
     worker.cancel()
