@@ -161,10 +161,12 @@ async def test_a_rejected_token_is_dropped_for_every_worker(
     assert fake.token_requests == 2
 
 
-async def test_one_workers_429_blocks_the_others(fake: FakeSendcloud, states: StateFactory) -> None:
+async def test_one_workers_429_blocks_the_others(
+    fake: FakeSendcloud, states: StateFactory, redis_client: aioredis.Redis, namespace: str
+) -> None:
     """Retry-After seen by one worker holds the account's requests in every worker."""
     fake.seed(integrations=2, logs_per_integration=0)
-    fake.inject("GET", "/integrations/1", Fault.status(429, headers={"Retry-After": "0.4"}))
+    fake.inject("GET", "/integrations/1", Fault.status(429, headers={"Retry-After": "1.0"}))
     limits = sc.RateLimits()
     a = sc.SendcloudClient(
         auth=fake.basic_auth, base_url=fake.base_url, rate_limit=limits, state=states()
@@ -173,11 +175,19 @@ async def test_one_workers_429_blocks_the_others(fake: FakeSendcloud, states: St
         auth=fake.basic_auth, base_url=fake.base_url, rate_limit=limits, state=states()
     )
     async with a, b:
-        started = time.monotonic()
         blocked = asyncio.create_task(a.integrations.get(1))
-        await asyncio.sleep(0.1)  # the 429 is in and the block written
+        # Until the 429 is in and the block written (however slow the machine is).
+        keys: list[bytes] = []
+        waited = time.monotonic()
+        while not keys:
+            assert time.monotonic() - waited < 10, "the block was never written to Redis"
+            await asyncio.sleep(0.01)
+            keys = [k async for k in redis_client.scan_iter(f"{namespace}*blocked*")]
+        left = await redis_client.pttl(keys[0]) / 1000
+        started = time.monotonic()
         await b.integrations.get(2)
-        assert time.monotonic() - started >= 0.4 - 0.02
+        assert left > 0.2  # written just now: most of the second is left
+        assert time.monotonic() - started >= left - 0.05
         await blocked
 
 

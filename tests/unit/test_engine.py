@@ -691,7 +691,10 @@ async def test_many_items_on_few_workers_keep_due_order() -> None:
         runs[item] = runs.get(item, 0) + 1
         starts.append((runs[item], item))
         await asyncio.sleep(0)
-        return 0.03 + 0.003 * (19 - item) if runs[item] == 1 else None
+        if runs[item] > 1:
+            return None
+        # Due again at a fixed instant, the later items first, whenever their runs end.
+        return max(0.0, began + 0.3 + 0.005 * (19 - item) - loop.time())
 
     began = loop.time()
     await asyncio.wait_for(run_due(range(20), run, concurrency=2), 3)
