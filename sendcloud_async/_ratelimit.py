@@ -313,12 +313,12 @@ class MemoryGate:
     def take_now(self, method: str) -> object | None:
         """``acquire``'s lease if a request with ``method`` may go at once (the fast path,
         without a coroutine), else ``None``: then ``acquire`` waits for it."""
-        lane = self._safe if method in SAFE_METHODS else self._unsafe_lane()
+        lane = self._lane(method)
         return lane if lane.try_take() else None
 
     async def acquire(self, method: str) -> object:
         """Wait until a request with ``method`` may be sent; the lease is its lane."""
-        lane = self._safe if method in SAFE_METHODS else self._unsafe_lane()
+        lane = self._lane(method)
         if lane.try_take():
             return lane
         wait = self.blocked_until - time.monotonic()
@@ -328,6 +328,10 @@ class MemoryGate:
         _observe.current_call().waiting("rate_limit", None if room == _INF else room)
         await lane.take()
         return lane
+
+    def _lane(self, method: str) -> _Lane:
+        """The lane of a request with ``method``: the safe one, or the unsafe one."""
+        return self._safe if method in SAFE_METHODS else self._unsafe_lane()
 
     def _unsafe_lane(self) -> _Lane:
         lane = self._unsafe

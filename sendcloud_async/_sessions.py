@@ -145,7 +145,7 @@ class Shared(Lifecycle):
     original closes every derived client with it).
     """
 
-    __slots__ = ("_closed", "_session", "attempts", "connector_tells", "flow", "gate", "timeout")
+    __slots__ = ("_closed", "_session", "attempts", "flow", "gate", "timeout")
     kind = "SendcloudClient"
 
     def __init__(
@@ -159,11 +159,9 @@ class Shared(Lifecycle):
         self.flow = flow
         self.gate = gate
         self._session = Held.borrowed_or_own(None if session is None else traced(session))
-        #: Whether the session's connector tells an attempt it got a connection (one
-        #: made here is on the SDK's connector).
-        self.connector_tells = session is None or connector_tells(session)
-        #: The connector's ``attempts`` (``SDKConnector``), once the session is there:
-        #: ``None`` on any other connector (a request then always has its middleware).
+        #: The connector's ``attempts`` (``SDKConnector``: it tells an attempt it got a
+        #: connection), once the session is there: ``None`` on any other connector (a
+        #: request then always has its middleware, and tracing tells it).
         self.attempts = _attempts(session)
         #: The default timeout of a session made here (every request passes its own).
         self.timeout = timeout

@@ -280,7 +280,7 @@ async def _work(
                 status.held.pop(event.account, None)
                 status.failing.discard(event.account)
             name, level, sentence = describe_event(event)
-            record = _coordinator_record(event, store.worker_id)
+            record = _coordinator_record(event, name, store.worker_id)
             write_record(events, record)
             if _shown(event, bool(args.verbose)):
                 ctx.progress.message(

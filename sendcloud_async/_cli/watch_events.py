@@ -127,17 +127,14 @@ def event_line(event: IntegrationFailing | IntegrationRecovered, single: bool) -
     )
 
 
-def coordinator_record(event: CoordinatorEvent, worker: str) -> dict[str, object]:
+def coordinator_record(event: CoordinatorEvent, name: str, worker: str) -> dict[str, object]:
     """The ``--events`` record of a Redis watch coordinator's event, from ``worker``.
 
     ``{"event": "lease_taken_over", "account": …, "token": …, "how": …,
-    "previous": …, "worker": …, "seen_at": …}``: the event's name
-    (``describe_event``), the fields of its ``sendcloud_async.events`` class (times
+    "previous": …, "worker": …, "seen_at": …}``: ``name`` (the event's name, as
+    ``describe_event`` gives it), the fields of its ``sendcloud_async.events`` class (times
     in ISO 8601), which worker saw it, and when.
     """
-    from .._redis_watch import describe_event
-
-    name, _level, _sentence = describe_event(event)
     record: dict[str, object] = {"event": name}
     for item in dataclasses.fields(event):
         value = getattr(event, item.name)

@@ -58,17 +58,17 @@ async def test_only_the_sdks_connector_reads_the_attempt(fake: FakeSendcloud) ->
 
     async with sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url) as own:
         await own.integrations.list()
-        assert own._transport._shared.connector_tells
+        assert own._transport._shared.attempts is not None
     async with sc.AccountPool(base_url=fake.base_url) as pool:
         pooled = pool.client(fake.basic_auth)
         await pooled.integrations.list()
-        assert pooled._transport._shared.connector_tells
+        assert pooled._transport._shared.attempts is not None
     async with (
         aiohttp.ClientSession() as session,
         sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url, session=session) as c,
     ):
         await c.integrations.list()
-        assert not c._transport._shared.connector_tells
+        assert c._transport._shared.attempts is None
         assert TRACE_CONFIG in session.trace_configs
     assert [r.auth_scheme for r in fake.requests] == ["basic"] * 3
 
