@@ -62,6 +62,7 @@ if _typing.TYPE_CHECKING:
     from ._pool import AccountPool
     from ._ratelimit import GateBlockedError, RateLimits
     from ._state import MemoryState
+    from ._watch_files import FileWatchStore
     from ._watch_state import LateLog, LogBatch, WatchState
     from ._watchers import (
         AccountFailed,
@@ -95,6 +96,7 @@ __all__ = [
     "ExportError",
     "ExportInUseError",
     "ExportInputError",
+    "FileWatchStore",
     "GateBlockedError",
     "Integration",
     "IntegrationFailing",
@@ -157,6 +159,7 @@ _DEFINED_IN: dict[str, str] = {
     "ExportError": "._errors",
     "ExportInUseError": "._errors",
     "ExportInputError": "._errors",
+    "FileWatchStore": "._watch_files",
     "GateBlockedError": "._ratelimit",
     "Integration": "._models",
     "IntegrationFailing": "._watchers",

@@ -15,8 +15,8 @@ per account, written to a temporary file, fsync-ed, renamed over the old one,
 directory fsync-ed) and ``MemoryWatchStore`` keep the state only: the handler is
 called first, so a crash between the handler and ``save`` delivers that batch
 again on restart (at least once). A store whose ``save`` writes the logs and the
-state in one atomic step (the CLI's files, a Redis ``MULTI``) delivers each log
-exactly once; the handler then only reports.
+state in one atomic step (``FileWatchStore``: ``_watch_files``; a Redis ``MULTI``)
+delivers each log exactly once; the handler then only reports.
 
 Scheduling is the engine's ``run_due`` (``_engine``): every account is due at
 start, then ``interval`` seconds after its last poll ended, at most

@@ -1,11 +1,12 @@
 """``logs watch``: append new exception logs to a file (or one per account), exactly once.
 
-Each account's output ``FILE`` has its watch state beside it, ``FILE.watch.json``:
-the ``AccountState`` of ``LogWatcher`` plus ``offset``, the bytes of ``FILE`` that
-hold committed logs. Each batch (a page at most) is committed through a
-``FileSink`` (``_sinks``), as ``logs export`` commits its pages: every log lands in
-``FILE`` exactly once, whenever the process dies. An output of parts (a URL, or
-``--format parquet``: ``_defaults.writes_parts``) is ``watch_parts.PartsStore``'s.
+The files are ``FileWatchStore``'s (``_watch_files``): each account's output
+``FILE`` has its watch state beside it, ``FILE.watch.json``, and each batch (a page
+at most) is committed to both through a ``FileSink``: every log lands in ``FILE``
+exactly once, whenever the process dies. Every output is opened (checked, locked,
+cut back to its state) before any request; the store's refusals are the command's
+usage errors (exit 2). An output of parts (a URL, or ``--format parquet``:
+``_defaults.writes_parts``) is ``watch_parts.PartsStore``'s.
 
 Ctrl-C and SIGTERM let the batch in hand finish and save its state; the watch runs
 until it is stopped, so that ends it with status 0 (``--once``, stopped before it
@@ -23,184 +24,50 @@ import functools
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Final
-
-import msgspec
+from typing import IO, TYPE_CHECKING, ClassVar, Final
 
 from .._defaults import writes_parts
 from .._engine import run_due
 from .._errors import InvalidInputError
-from .._models import IntegrationLog
-from .._records import csv_header, encode_csv, encode_jsonl
-from .._sinks import FileSink, SinkError
+from .._watch_files import FileWatchStore
 from .._watchers import (
     AccountFailed,
     AccountPolled,
-    AccountState,
     LogWatcher,
     NewLogs,
     WatchEvent,
-    decode_account_state,
+    WatchStore,
 )
 from .accounts import open_accounts
 from .clients import auth_for, maybe_fake, rate_limit
-from .common import EXIT_FAILURE, EXIT_OK, FAKE_SOURCE, PROG, UsageError, extension, one_line
+from .common import EXIT_FAILURE, EXIT_OK, FAKE_SOURCE, PROG, UsageError, one_line
 from .context import Context
 from .credentials import Credentials, command_credentials
 from .destination import make_directory
 from .progress import Status, countdown
 from .redis_watch import run_redis
 from .signals import run as run_stoppable
-from .watch_events import ENCODER, announce, open_events
+from .watch_events import announce, open_events
 
 if TYPE_CHECKING:
     from ..testing import FakeSendcloud
     from .watch_parts import PartsStore
 
-__all__ = ["STATE_SUFFIX", "WatchFile", "run", "state_path"]
+__all__ = ["run"]
 
-STATE_SUFFIX: Final = ".watch.json"
-WATCH_FILE_VERSION: Final = 1
 #: The one account of ``--out FILE``.
 SINGLE: Final = "default"
 
 
-class WatchFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """``FILE.watch.json``: the first ``offset`` bytes of ``FILE`` hold ``records`` logs."""
+class _FileStore(FileWatchStore):
+    """The library's store, its advice in the command's words."""
 
-    version: int = WATCH_FILE_VERSION
-    source: str
-    format: str
-    offset: int
-    records: int
-    state: AccountState
-
-
-def state_path(out: Path) -> Path:
-    """The watch state of the output ``out``: ``out + ".watch.json"``."""
-    return out.with_name(out.name + STATE_SUFFIX)
-
-
-# -- the outputs -----------------------------------------------------------------------------
-
-
-class _Output:
-    """One account's output file and its state (a ``FileSink``), locked while the watch runs."""
-
-    def __init__(self, path: Path, *, fmt: str, source: str, label: str) -> None:
-        self.path = path
-        self.state_path = state_path(path)
-        self.fmt = fmt
-        self.source = source
-        self.label = label
-        self.sink: FileSink[IntegrationLog, WatchFile] = FileSink(
-            path,
-            self.state_path,
-            state=WatchFile,
-            encode=encode_csv if fmt == "csv" else encode_jsonl,
-            header=csv_header() if fmt == "csv" else b"",
-            writer="watch",
-            state_name="the watch state",
-            describe=lambda saved: "appending the new logs",
-        )
-
-    @property
-    def records(self) -> int:
-        """The logs in the file, as its state says."""
-        saved = self.sink.state
-        return 0 if saved is None else saved.records
-
-    def open(self, integration_id: int | None) -> None:
-        """Check the state, lock the file, cut it back to the saved offset. Sends nothing."""
-        saved = self._read()
-        if saved is not None:
-            if saved.source != self.source:
-                raise UsageError(
-                    f"{self.label}{self.state_path} is the state of a watch of {saved.source}, "
-                    f"not of {self.source}; pick another output"
-                )
-            if saved.format != self.fmt:
-                raise UsageError(
-                    f"{self.label}{self.path} holds {saved.format}, not {self.fmt}; "
-                    "drop --format or pick another output"
-                )
-            if saved.state.logs.integration_id != integration_id:
-                raise UsageError(
-                    f"{self.label}{self.state_path} watches another integration; "
-                    "pick another output"
-                )
-        try:
-            size = self.sink.open()
-        except SinkError as exc:  # not a regular file, or locked by another watch
-            raise UsageError(f"{self.label}{exc}") from None
-        except OSError as exc:
-            raise UsageError(f"{self.label}cannot write {self.path}: {exc.strerror}") from None
-        if saved is None:
-            # No state: the logs go after what the file holds (the CSV header first).
-            if size:
-                self.sink.cut(size)
-            else:
-                self.sink.restart()
-        elif size < saved.offset:
-            raise UsageError(
-                f"{self.label}{self.path} has {size:,} bytes but its watch state says "
-                f"{saved.offset:,} were written; it was changed behind the watch's back"
-            )
-        else:
-            self.sink.cut(saved.offset, saved)
-
-    def _read(self) -> WatchFile | None:
-        damaged = f"{self.label}the watch state {self.state_path} is damaged"
-        try:
-            saved = self.sink.read()
-            if saved is not None:
-                decode_account_state(ENCODER.encode(saved.state), self.state_path)
-        except OSError as exc:
-            raise UsageError(f"{self.label}cannot read {self.state_path}: {exc.strerror}") from None
-        except (SinkError, InvalidInputError) as exc:
-            reason = exc.reason if isinstance(exc, SinkError) else exc
-            raise UsageError(f"{damaged} ({reason}); move it away to start over") from None
-        if saved is not None and (saved.version != WATCH_FILE_VERSION or saved.records < 0):
-            raise UsageError(damaged)
-        return saved
-
-    def close(self) -> None:
-        self.sink.close()
-
-
-class FileStore:
-    """The ``WatchStore`` of the command: logs and state of a batch committed together."""
-
-    #: What the summary says was done with the new logs (``watch_parts.PartsStore``: published).
-    verb: Final = "appended"
-
-    def __init__(self) -> None:
-        self.outputs: dict[str, _Output] = {}
-
-    async def load(self, account: str) -> AccountState | None:
-        saved = self.outputs[account].sink.state
-        return None if saved is None else saved.state
-
-    async def save(self, account: str, state: AccountState, logs: Sequence[IntegrationLog]) -> None:
-        output = self.outputs[account]
-        saved = WatchFile(
-            source=output.source,
-            format=output.fmt,
-            offset=0,  # the sink puts the end of the logs here
-            records=output.records + len(logs),
-            state=state,
-        )
-        # Finished even if the watch is being stopped: the state must match the file.
-        await output.sink.commit(logs, saved)
-
-    def close(self) -> None:
-        for output in self.outputs.values():
-            output.close()
+    _format_advice: ClassVar[str] = "drop --format or pick another output"
 
 
 # -- the status line and the events --------------------------------------------------------
@@ -376,44 +243,52 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         ]
     many = args.accounts is not None
     out: str = args.out_dir if many else args.out
-    store: FileStore | PartsStore = FileStore()
+    parts: PartsStore | None = None
+    #: The files of the accounts of each source (``FileWatchStore`` checks it on resume).
+    files: dict[str, FileWatchStore] = {}
     if writes_parts(out, args.format):
         from .watch_parts import PartsStore  # here: a watch into files loads no parts code
 
-        store = PartsStore(args)
+        parts = PartsStore(args)
+        for target in targets:
+            label = f"account {target.name}: " if many else ""
+            parts.add(target.name, out, source=target.base_url, label=label, account_column=many)
     else:
         make_directory(Path(out) if many else Path(out).parent, what=f"into {out}" if many else out)
-    for target in targets:
-        label = f"account {target.name}: " if many else ""
-        if not isinstance(store, FileStore):
-            store.add(target.name, out, source=target.base_url, label=label, account_column=many)
-            continue
-        path = Path(out) / f"{target.name}.{extension(args.format)}" if many else Path(out)
-        store.outputs[target.name] = _Output(
-            path, fmt=args.format, source=target.base_url, label=label
-        )
     events: IO[str] | None = None
     try:
         for target in targets:
-            store.outputs[target.name].open(target.integration_id)
+            if parts is None:
+                _open_file(files, target, args, many=many)
+            else:
+                parts.outputs[target.name].open(target.integration_id)
         events = open_events(args.events)
         reporter = _Reporter(ctx, [t.name for t in targets], events)
         if args.once:
             ctx.progress.status_off()  # for cron: the summary (and what went wrong) only
+        store_of: Callable[[_Target], WatchStore] = (
+            (lambda t: files[t.base_url]) if parts is None else (lambda t: parts)
+        )
         # Ctrl-C and SIGTERM: ``main`` prints the interrupt hint and gives the status.
-        watch = functools.partial(_watch, args, ctx, targets, store, reporter)
-        failed = run_stoppable(watch() if isinstance(store, FileStore) else store.watching(watch))
+        watch = functools.partial(_watch, args, ctx, targets, store_of, reporter)
+        failed = run_stoppable(watch() if parts is None else parts.watching(watch))
     finally:
-        store.close()
+        if parts is not None:
+            parts.close()
+        for store in files.values():
+            store.close()
         if events is not None:
             events.close()
     ctx.progress.finish()
-    total = sum(o.records for o in store.outputs.values())
+    if parts is None:
+        verb, total = "appended", sum(sum(s.records.values()) for s in files.values())
+    else:
+        verb, total = parts.verb, sum(o.records for o in parts.outputs.values())
     new = reporter.status.new_logs.total()
     late = reporter.status.late
     worst = reporter.status.worst_late
     ctx.result(
-        f"{store.verb} {new:,} new logs ({total:,} in all)"
+        f"{verb} {new:,} new logs ({total:,} in all)"
         + (f"; {late:,} arrived late, the worst {worst:.1f} s behind" if late else ""),
         event="summary",
         new_logs=new,
@@ -432,11 +307,31 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
+def _open_file(
+    files: dict[str, FileWatchStore], target: _Target, args: argparse.Namespace, *, many: bool
+) -> None:
+    """Open ``target``'s file (``--out-dir DIR``: ``DIR/NAME.jsonl``) before any request;
+    the store's refusal is a ``UsageError`` naming the account (``--accounts``)."""
+    label = f"account {target.name}: " if many else ""
+    try:
+        store = files.get(target.base_url)
+        if store is None:
+            store = files[target.base_url] = _FileStore(
+                args.out_dir if many else None,
+                format=args.format,
+                source=target.base_url,
+                paths=None if many else {SINGLE: args.out},
+            )
+        store.open(target.name, integration_id=target.integration_id)
+    except InvalidInputError as exc:
+        raise UsageError(f"{label}{exc}") from None
+
+
 async def _watch(
     args: argparse.Namespace,
     ctx: Context,
     targets: list[_Target],
-    store: FileStore | PartsStore,
+    store_of: Callable[[_Target], WatchStore],
     reporter: _Reporter,
 ) -> set[str]:
     """Watch until stopped (or once); the accounts whose last poll failed."""
@@ -463,7 +358,7 @@ async def _watch(
                 LogWatcher(
                     pool,
                     {t.name: auth_for(t.credentials, fake) for t in group},
-                    store=store,
+                    store=store_of(group[0]),
                     start=args.start,
                     interval=args.interval,
                     page_size=args.page_size,

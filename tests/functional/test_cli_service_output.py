@@ -31,8 +31,8 @@ from sendcloud_async._checkpoint import checkpoint_path
 from sendcloud_async._cli.logline import Record, legacy_record, render, usage_line
 from sendcloud_async._cli.output import failure
 from sendcloud_async._cli.progress import STATUS_REPEAT, Progress, Status, countdown
-from sendcloud_async._cli.watch import state_path
 from sendcloud_async._fileio import FileWriteError, writing
+from sendcloud_async._watch_files import state_path
 from sendcloud_async.testing import FakeSendcloud
 from tests._pty import on_pty
 from tests.functional.test_cli import (

@@ -19,7 +19,6 @@ import msgspec
 import pytest
 
 import sendcloud_async as sc
-from sendcloud_async._cli.watch import FileStore, _Output
 from sendcloud_async._export import ExportStats, export_logs
 from sendcloud_async._export_walks import export_logs_per_integration
 from sendcloud_async.testing import FakeSendcloud
@@ -124,10 +123,8 @@ async def test_a_stopped_file_watch_resumes_exactly_once(
     saved = msgspec.json.decode(state.read_bytes())
     committed = (source / name).read_bytes()[: saved["offset"]]
     out = tmp_path / name
-    store = FileStore()
-    output = _Output(out, fmt=out.suffix[1:], source=fake.base_url, label="")
-    store.outputs["shop"] = output
-    output.open(integration)
+    store = sc.FileWatchStore(format=out.suffix[1:], source=fake.base_url, paths={"shop": out})
+    store.open("shop", integration_id=integration)
     try:
         async with sc.AccountPool(base_url=fake.base_url) as pool:
             watcher = sc.LogWatcher(
@@ -145,7 +142,7 @@ async def test_a_stopped_file_watch_resumes_exactly_once(
     assert out.read_bytes().startswith(committed)
     wanted = [r["id"] for r in fake.logs if integration in (None, r["integration_id"])]
     assert ids_of(out) == wanted
-    assert output.records == len(wanted)
+    assert store.records == {"shop": len(wanted)}
     after = (tmp_path / (name + ".watch.json")).read_bytes()
     assert keys(after) == keys(state.read_bytes())
 

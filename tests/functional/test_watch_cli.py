@@ -15,7 +15,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from sendcloud_async._cli.watch import WatchFile, state_path
+from sendcloud_async._watch_files import WatchFile, state_path
 from sendcloud_async.testing import FakeSendcloud
 from tests.functional.test_cli import base_env, fake_env, run, start
 

@@ -1,0 +1,372 @@
+"""``FileWatchStore``: a ``LogWatcher``'s new logs appended to a file per account, exactly once.
+
+Each account's ``FILE`` (``DIR/NAME.jsonl``, ``DIR/NAME.csv``, or a path given for
+it) has its watch state beside it, ``FILE.watch.json``: a ``WatchFile``, the
+``AccountState`` of ``LogWatcher`` plus ``offset``, the bytes of ``FILE`` that
+hold committed logs, and ``records``, how many logs those are. Each ``save`` is
+a ``FileSink`` commit (``_sinks``): the logs written at ``offset`` and fsync-ed,
+then the state replaced atomically. Whatever instant the process dies at, the
+first ``offset`` bytes of ``FILE`` hold exactly the logs of the state on disk;
+opening the file again cuts it back to ``offset`` (the bytes after it are a batch
+whose state was never saved, fetched again). Every log lands in ``FILE`` once.
+
+The files are those ``sendcloud-async logs watch --out``/``--out-dir`` writes (the
+command runs on this store): either continues what the other wrote.
+
+Opening an account (``open``, or the first ``load``) reads and checks its state,
+locks ``FILE`` (a second writer is refused while this one holds it) and cuts it
+back to the state; nothing is sent. The errors are one-line ``InvalidInputError``
+s naming the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import ClassVar, Final
+
+import msgspec
+from yarl import URL
+
+from . import _validate as check
+from ._aio import finish
+from ._defaults import DEFAULT_BASE_URL
+from ._errors import InvalidInputError
+from ._lifecycle import Lifecycle
+from ._models import IntegrationLog
+from ._records import csv_header, encode_csv, encode_jsonl
+from ._sinks import FileSink, SinkError
+from ._sinks._base import ENCODER
+from ._watchers import AccountState, decode_account_state
+
+__all__ = ["STATE_SUFFIX", "WATCH_FILE_VERSION", "FileWatchStore", "WatchFile", "state_path"]
+
+#: The watch state of ``FILE`` is ``FILE`` + this.
+STATE_SUFFIX: Final = ".watch.json"
+WATCH_FILE_VERSION: Final = 1
+#: The formats of the files (each is its files' extension too).
+FORMATS: Final = ("jsonl", "csv")
+
+
+class WatchFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``FILE.watch.json``: the first ``offset`` bytes of ``FILE`` hold ``records`` logs."""
+
+    version: int = WATCH_FILE_VERSION
+    source: str
+    format: str
+    offset: int
+    records: int
+    state: AccountState
+
+
+def state_path(out: Path) -> Path:
+    """The watch state of the output ``out``: ``out + ".watch.json"``."""
+    return out.with_name(out.name + STATE_SUFFIX)
+
+
+class _File:
+    """One account's file: its sink, and the lock its writes and its closing take turns on."""
+
+    __slots__ = ("lock", "sink")
+
+    def __init__(self, sink: FileSink[IntegrationLog, WatchFile]) -> None:
+        self.sink = sink
+        self.lock = threading.Lock()
+
+    @property
+    def records(self) -> int:
+        saved = self.sink.state
+        return 0 if saved is None else saved.records
+
+
+class FileWatchStore(Lifecycle):
+    """A ``WatchStore`` that appends each account's new logs to a file: exactly once.
+
+    ::
+
+        async with (
+            sc.AccountPool(base_url=base_url) as pool,
+            sc.FileWatchStore("watch", source=base_url) as store,
+        ):
+            watcher = sc.LogWatcher(pool, accounts, store=store)
+            await watcher.run()            # DIR/NAME.jsonl and DIR/NAME.jsonl.watch.json
+
+    ``directory``: where account ``NAME``'s file is ``NAME.jsonl`` (``NAME.csv``),
+    created if missing; ``NAME`` must be 1 to 100 letters, digits, ``.``, ``_`` or
+    ``-``. ``paths`` maps an account to its file instead (any name; one of the two
+    is needed). ``format``: ``"jsonl"`` or ``"csv"`` (with its header row).
+    ``source``: what the logs are read from (the pool's base URL, normalised as
+    ``base_url`` is), saved in each state; a state of another source or format is
+    refused.
+
+    ``open(account, integration_id=...)`` checks and opens an account's file
+    before any request (and its integration against the state); the watcher's
+    first ``load`` of the account opens it otherwise (a refusal there is the
+    account's ``AccountFailed``, still before any request of it). ``records``
+    says how many logs each opened file holds. ``close()`` or ``aclose()`` (or
+    leaving ``async with``) unlocks every file, after a write in flight; the
+    store cannot be used after it.
+    """
+
+    kind: ClassVar[str] = "file watch store"
+    #: After ``FILE holds csv, not jsonl; ``: what to do about it.
+    _format_advice: ClassVar[str] = "pass format={held!r} or pick another output"
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        format: str = "jsonl",  # as --format and the state's "format"
+        source: str | URL = DEFAULT_BASE_URL,
+        paths: Mapping[str, str | os.PathLike[str]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.format = check.choice(format, "format", FORMATS)
+        self.source = _source(source)
+        if directory is not None and not isinstance(directory, str | os.PathLike):
+            raise InvalidInputError(
+                f"directory must be a path (str or os.PathLike), not {type(directory).__name__}"
+            )
+        #: Where ``NAME.jsonl`` (``NAME.csv``) of each account not in ``paths`` goes.
+        self.directory = None if directory is None else Path(directory)
+        self._paths = _paths(paths)
+        if self.directory is None and not self._paths:
+            raise InvalidInputError("give a directory for the files, or paths for the accounts")
+        self._files: dict[str, _File] = {}
+        self._opening = threading.Lock()
+
+    def __repr__(self) -> str:
+        where = "" if self.directory is None else f" directory={str(self.directory)!r}"
+        state = " closed" if self._closed else ""
+        return (
+            f"<FileWatchStore{state}{where} format={self.format!r} source={self.source!r} "
+            f"open={sorted(self._files)!r}>"
+        )
+
+    # -- where ------------------------------------------------------------------------------
+
+    def path(self, account: str) -> Path:
+        """The file of ``account``'s logs (its state is ``state_path``: beside it)."""
+        given = self._paths.get(check.non_empty_str(account, "account"))
+        if given is not None:
+            return given
+        if self.directory is None:
+            raise InvalidInputError(f"account {account!r} has no file: it is not in paths")
+        try:
+            name = check.account_name(account, "account")
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{exc} (it names its file); give its file in paths") from None
+        return self.directory / f"{name}.{self.format}"
+
+    def state_path(self, account: str) -> Path:
+        """The watch state of ``account``'s file: ``FILE.watch.json``."""
+        return state_path(self.path(account))
+
+    @property
+    def records(self) -> dict[str, int]:
+        """How many logs each opened account's file holds, as its committed state says."""
+        return {account: file.records for account, file in dict(self._files).items()}
+
+    # -- opening ----------------------------------------------------------------------------
+
+    def open(self, account: str, *, integration_id: int | None = None) -> None:
+        """Check ``account``'s state, lock its file and cut it back to the state. Sends nothing.
+
+        ``integration_id``: the one integration this account's watch reads (as in
+        ``LogWatcher(integrations=...)``; ``None``: all of them); a state of another
+        is refused. Blocking (a few file operations); idempotent.
+        """
+        self.check_open()
+        if integration_id is not None:
+            check.integration_id(integration_id, "integration_id")
+        file = self._open(account, (integration_id,))
+        _check_integration(file.sink.state, file.sink.state_path, integration_id)
+
+    def _open(self, account: str, integration: tuple[int | None] | None = None) -> _File:
+        """``account``'s file, opened if it is not (``integration``: checked then)."""
+        with self._opening:
+            self.check_open()
+            file = self._files.get(account)
+            if file is None:
+                sink = self._open_sink(self.path(account), integration)
+                file = self._files[account] = _File(sink)
+            return file
+
+    def _open_sink(
+        self, path: Path, integration: tuple[int | None] | None
+    ) -> FileSink[IntegrationLog, WatchFile]:
+        sink: FileSink[IntegrationLog, WatchFile] = FileSink(
+            path,
+            state_path(path),
+            state=WatchFile,
+            encode=encode_csv if self.format == "csv" else encode_jsonl,
+            header=csv_header() if self.format == "csv" else b"",
+            writer="watch",
+            state_name="the watch state",
+            describe=lambda saved: "appending the new logs",
+        )
+        try:
+            if self.directory is not None and path.parent == self.directory:
+                self._make_directory()
+            saved = self._read(sink)
+            if integration is not None:
+                _check_integration(saved, sink.state_path, integration[0])
+            try:
+                size = sink.open()
+            except SinkError as exc:  # not a regular file, or locked by another watch
+                raise InvalidInputError(str(exc)) from None
+            except OSError as exc:
+                raise InvalidInputError(f"cannot write {path}: {exc.strerror or exc}") from None
+            if saved is None:
+                # No state: the logs go after what the file holds (the CSV header first).
+                if size:
+                    sink.cut(size)
+                else:
+                    sink.restart()
+            elif size < saved.offset:
+                raise InvalidInputError(
+                    f"{path} has {size:,} bytes but its watch state says {saved.offset:,} "
+                    "were written; it was changed behind the watch's back"
+                )
+            else:
+                sink.cut(saved.offset, saved)
+        except BaseException:
+            sink.close()
+            raise
+        return sink
+
+    def _read(self, sink: FileSink[IntegrationLog, WatchFile]) -> WatchFile | None:
+        """The saved state of ``sink``'s file, checked against this store's."""
+        where = sink.state_path
+        damaged = f"the watch state {where} is damaged"
+        try:
+            saved = sink.read()
+            if saved is not None:
+                decode_account_state(ENCODER.encode(saved.state), where)
+        except OSError as exc:
+            raise InvalidInputError(f"cannot read {where}: {exc.strerror or exc}") from None
+        except (SinkError, InvalidInputError) as exc:
+            reason = exc.reason if isinstance(exc, SinkError) else exc
+            raise InvalidInputError(f"{damaged} ({reason}); move it away to start over") from None
+        if saved is None:
+            return None
+        if saved.version != WATCH_FILE_VERSION or saved.records < 0:
+            raise InvalidInputError(damaged)
+        if saved.source != self.source:
+            raise InvalidInputError(
+                f"{where} is the state of a watch of {saved.source}, not of {self.source}; "
+                "pick another output"
+            )
+        if saved.format != self.format:
+            advice = self._format_advice.format(held=saved.format)
+            raise InvalidInputError(
+                f"{sink.path} holds {saved.format}, not {self.format}; {advice}"
+            )
+        return saved
+
+    def _make_directory(self) -> None:
+        assert self.directory is not None
+        if self.directory.is_dir():
+            return
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidInputError(
+                f"cannot create the directory {self.directory}: {exc.strerror or exc}"
+            ) from None
+
+    # -- WatchStore -------------------------------------------------------------------------
+
+    async def load(self, account: str) -> AccountState | None:
+        """The saved state of ``account`` (``None``: none), its file opened if it was not."""
+        file = await self._opened(account)
+        saved = file.sink.state
+        return None if saved is None else saved.state
+
+    async def save(self, account: str, state: AccountState, logs: Sequence[IntegrationLog]) -> None:
+        """Append ``logs`` to ``account``'s file, then save ``state`` past them (one commit).
+
+        Finished even if the caller is cancelled meanwhile: the state matches the file.
+        A failed write raises the ``OSError`` naming the file (``cannot write FILE
+        (appending the new logs): ...``); what was committed before stays valid.
+        """
+        file = await self._opened(account)
+        loop = asyncio.get_running_loop()
+        await finish(loop.run_in_executor(None, self._commit, file, state, logs))
+
+    async def _opened(self, account: str) -> _File:
+        self.check_open()
+        file = self._files.get(account)
+        if file is None:
+            file = await asyncio.to_thread(self._open, account)
+        return file
+
+    def _commit(self, file: _File, state: AccountState, logs: Sequence[IntegrationLog]) -> None:
+        with file.lock:
+            self.check_open()
+            saved = WatchFile(
+                source=self.source,
+                format=self.format,
+                offset=0,  # the sink puts the end of the logs here
+                records=file.records + len(logs),
+                state=state,
+            )
+            file.sink.write(logs, saved)
+
+    # -- closing ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Unlock and close every file (idempotent), after a write in flight has finished."""
+        with self._opening:
+            self._closed = True  # from here on, no file is opened
+        for file in list(self._files.values()):
+            with file.lock:
+                file.sink.close()
+
+    async def _close(self) -> None:
+        await asyncio.to_thread(self.close)
+
+
+def _check_integration(saved: WatchFile | None, where: Path, integration_id: int | None) -> None:
+    """``InvalidInputError`` if ``saved`` is the state of a watch of another integration."""
+    if saved is not None and saved.state.logs.integration_id != integration_id:
+        raise InvalidInputError(f"{where} watches another integration; pick another output")
+
+
+def _source(value: object) -> str:
+    """``source`` checked: an http(s) URL normalised as a base URL is (no credentials, no
+    trailing slash), or any other non-empty name of where the logs come from."""
+    if isinstance(value, URL) or (
+        isinstance(value, str) and value.lower().startswith(("http://", "https://"))
+    ):
+        return str(check.normalize_base_url(value, name="source"))
+    return check.non_empty_str(value, "source")
+
+
+def _paths(paths: object) -> dict[str, Path]:
+    """``paths`` checked: account name to file, no file twice."""
+    if paths is None:
+        return {}
+    if not isinstance(paths, Mapping):
+        raise InvalidInputError(
+            f"paths must be a mapping of account to file, not {type(paths).__name__}"
+        )
+    found: dict[str, Path] = {}
+    seen: dict[str, str] = {}
+    for account, given in paths.items():
+        check.non_empty_str(account, "an account of paths")
+        if not isinstance(given, str | os.PathLike):
+            raise InvalidInputError(
+                f"paths[{account!r}] must be a path (str or os.PathLike), "
+                f"not {type(given).__name__}"
+            )
+        path = Path(given)
+        key = os.path.abspath(path)
+        if key in seen:
+            raise InvalidInputError(f"paths gives {path} to both {seen[key]!r} and {account!r}")
+        seen[key] = account
+        found[account] = path
+    return found
