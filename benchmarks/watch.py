@@ -6,6 +6,7 @@
     python -m benchmarks.watch --lookback 30,0        # the lookback window's cost, side by side
     python -m benchmarks.watch --gc-freeze            # every client frozen after its warm-up
     python -m benchmarks.watch --accounts 100000 --lookback 30 --no-baseline --cycles 1
+    python -m benchmarks.watch --accounts 500 --lookback 30 --cycles 3 --instructions
 
 A ``FakeSendcloud`` runs in its own process with N Basic accounts (two
 integrations, ten logs, shared by every account, created on 2023-03-01: every
@@ -49,6 +50,12 @@ For the memory of many accounts, run one size alone with one window and no
 baseline (``--accounts 100000 --lookback 30 --no-baseline --cycles 1``): the
 RSS figure is the growth over the whole run (taken after the last cycle, so the
 states, gates and connections of every account are in it), per account.
+
+``--instructions`` runs every client under Valgrind's callgrind (``_callgrind``) and
+counts the instructions each executes during each measured cycle (the median cycle
+is shown): the same comparison with a figure that neither the machine's load nor
+the other processes move. Its clients run some 50 times slower, so count a
+few hundred accounts; the table then shows instructions, not times.
 """
 
 from __future__ import annotations
@@ -57,17 +64,21 @@ import argparse
 import asyncio
 import gc
 import json
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sendcloud_async._defaults import DEFAULT_WATCH_LOOKBACK
 
+from . import _callgrind
 from ._process import ROOT, _cpu, _env, _rss
 
 __all__ = ["main"]
@@ -106,6 +117,8 @@ class Result:
     requests_per_account: float
     logs_delivered: int
     failures: int
+    #: Instructions executed per account and cycle (``--instructions``; 0: not counted).
+    instructions_per_account: float = 0.0
 
 
 async def _measure(port: int, accounts: int, lookback: float, freeze: bool) -> Result:
@@ -261,9 +274,16 @@ async def _measure_raw(port: int, accounts: int, lookback: float, freeze: bool) 
 
 
 def _size(
-    accounts: int, cycles: int, clients: list[tuple[float, str]], freeze: bool
+    accounts: int,
+    cycles: int,
+    clients: list[tuple[float, str]],
+    freeze: bool,
+    count: bool = False,
 ) -> list[Result]:
-    """Every client of one size against one server, their cycles alternated."""
+    """Every client of one size against one server, their cycles alternated.
+
+    ``count``: each client runs under callgrind, counting its measured cycles only.
+    """
     server = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.watch", "--serve", str(accounts)],
         cwd=ROOT,
@@ -273,6 +293,8 @@ def _size(
         text=True,
     )
     running: list[subprocess.Popen[str]] = []
+    outs: list[Path] = []
+    counts = Path(tempfile.mkdtemp(prefix="watch-instructions-")) if count else None
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())
@@ -283,8 +305,12 @@ def _size(
                 f"watch: {accounts:,} accounts, {contender}, lookback {lookback:g} s",
                 file=sys.stderr,
             )
+            prefix: list[str] = []
+            if counts is not None:
+                outs.append(counts / f"client-{len(outs)}.out")
+                prefix = _callgrind.command(outs[-1])
             client = subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.watch", "--client", spec],
+                [*prefix, sys.executable, "-m", "benchmarks.watch", "--client", spec],
                 cwd=ROOT,
                 env=_env(),
                 stdin=subprocess.PIPE,
@@ -296,13 +322,37 @@ def _size(
                 raise RuntimeError("the benchmark client failed while warming up")
         _server_requests(server)  # the warm-ups', forgotten
         figures: list[list[tuple[float, float, int]]] = [[] for _ in running]
-        for _ in range(cycles):
-            for client, mine in zip(running, figures, strict=True):
-                wall, cpu = json.loads(_ask(client, "cycle"))
-                mine.append((wall, cpu, _server_requests(server)))
+        # Counted, a client's cycles run back to back, after one more that is not
+        # counted: a count does not move with the load, and under Valgrind a client
+        # left idle while the others ran (seconds a cycle) finds its connections
+        # closed (aiohttp keeps an idle one 15 s).
+        turns = [
+            (client, mine)
+            for _ in range(cycles)
+            for client, mine in zip(running, figures, strict=True)
+        ]
+        if count:
+            turns.sort(key=lambda turn: running.index(turn[0]))
+        for client, mine in turns:
+            if count:
+                if not mine:  # one cycle more, not counted: the connections open again
+                    _ask(client, "cycle")
+                    _server_requests(server)
+                _callgrind.counting(client.pid, True)
+            wall, cpu = json.loads(_ask(client, "cycle"))
+            if count:
+                _callgrind.counting(client.pid, False)
+                _callgrind.dump(client.pid)
+            mine.append((wall, cpu, _server_requests(server)))
         results = []
-        for client, mine in zip(running, figures, strict=True):
+        for n, (client, mine) in enumerate(zip(running, figures, strict=True)):
             result = Result(**json.loads(_ask(client, "done")))
+            if counts is not None:
+                client.wait(300)  # callgrind writes its counts when the process ends
+                counted = _callgrind.instructions(outs[n])
+                if len(counted) != cycles:
+                    raise RuntimeError(f"callgrind wrote {len(counted)} counts for {cycles} cycles")
+                result.instructions_per_account = statistics.median(counted) / accounts
             result.cycles = cycles
             result.wall_s = statistics.median(f[0] for f in mine)
             result.cpu_per_account_us = statistics.median(f[1] for f in mine) / accounts * 1e6
@@ -317,6 +367,8 @@ def _size(
         assert server.stdin is not None
         server.stdin.close()
         server.wait(30)
+        if counts is not None:
+            shutil.rmtree(counts, ignore_errors=True)
 
 
 def _ask(client: subprocess.Popen[str], line: str | None) -> str:
@@ -339,6 +391,26 @@ def _server_requests(server: subprocess.Popen[str]) -> int:
     server.stdin.write("count\n")
     server.stdin.flush()
     return int(server.stdout.readline())
+
+
+def instructions_table(results: list[Result]) -> str:
+    """``--instructions``: what each client executed per account and cycle, side by side."""
+    rows = [
+        "| accounts | client | lookback | instructions / account / cycle |"
+        " per request | vs hand-written | requests / account / cycle | failures |",
+        "|---:|:---|---:|---:|---:|---:|---:|---:|",
+    ]
+    found = {(r.accounts, r.contender, r.lookback_s): r for r in results}
+    for r in results:
+        raw = found.get((r.accounts, HAND_WRITTEN, r.lookback_s))
+        count = r.instructions_per_account
+        versus = "" if raw is None else f"{count / raw.instructions_per_account:.2f}×"
+        per_request = f"{count / r.requests_per_account:,.0f}" if r.requests_per_account else ""
+        rows.append(
+            f"| {r.accounts:,} | {r.contender} | {r.lookback_s:g} s | {count:,.0f} |"
+            f" {per_request} | {versus} | {r.requests_per_account:g} | {r.failures} |"
+        )
+    return "\n".join(rows)
 
 
 def table(results: list[Result]) -> str:
@@ -387,6 +459,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="gc.freeze() in every client after its warm-up (docs/watch.md)",
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count each client's instructions under Valgrind's callgrind (slow: few accounts)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--client", help=argparse.SUPPRESS)
@@ -400,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
         measured = measure(int(port), int(accounts), float(window), freeze == "1")
         print(json.dumps(asdict(asyncio.run(measured))))
         return 0
+    if args.instructions and (why := _callgrind.missing()) is not None:
+        parser.error(f"--instructions: {why}")
     sizes = [50] if args.smoke else [int(v) for v in args.accounts.split(",")]
     cycles = 1 if args.smoke else args.cycles
     windows = [float(v) for v in args.lookback.split(",")]
@@ -407,8 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for size in sizes:
         clients = [(w, c) for w in windows for c in contenders]
-        results += _size(size, cycles, clients, args.gc_freeze)
-    print(table(results))
+        results += _size(size, cycles, clients, args.gc_freeze, args.instructions)
+    print(instructions_table(results) if args.instructions else table(results))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump([asdict(r) for r in results], out, indent=2)
