@@ -31,7 +31,7 @@
     └── EventInFlightError              a webhook event another delivery is handling now
 
 The classes outside this module live where they are raised (``_ratelimit``,
-``_pagination``, ``_redis_watch``, ``webhooks``); a test checks that this drawing
+``_pagination``, ``_redis._watch``, ``webhooks``); a test checks that this drawing
 names every subclass of ``SendcloudError`` under its real parent.
 
 ``str(err)`` is a sentence or so, however much the server sent: at most

@@ -49,7 +49,7 @@ run a command — no retry can help and nothing falls back: every Redis piece
 raises ``StateConfigurationError`` (its ``reason`` is ``"authentication"``,
 ``"database"`` or ``"permission"``). A database that is not a number
 (``redis://host/abc``, which redis-py would take for database 0) is refused by
-``from_url`` with ``InvalidInputError``. ``_redis_rules.redis_failure`` is the one
+``from_url`` with ``InvalidInputError``. ``_redis._rules.redis_failure`` is the one
 place that tells a permanent error from an outage.
 
 **One connection pool for every piece.** Each ``from_url`` makes a pool of its
@@ -77,10 +77,10 @@ logs on ``sendcloud_async.redis.watch``.
 from __future__ import annotations
 
 from ._errors import StateConfigurationError, StateUnavailableError
-from ._redis_conn import RedisConnection
-from ._redis_ledger import RedisEventLedger
-from ._redis_state import RedisState
-from ._redis_watch import (
+from ._redis._conn import RedisConnection
+from ._redis._ledger import RedisEventLedger
+from ._redis._state import RedisState
+from ._redis._watch import (
     AccountWatch,
     Commit,
     CoordinatorEvent,

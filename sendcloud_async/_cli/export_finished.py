@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Container, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 if TYPE_CHECKING:
-    from .._redis_watch import RedisWatchStore
+    from .._redis._watch import RedisWatchStore
 
 __all__ = ["DamagedRecordError", "FinishedRecord"]
 

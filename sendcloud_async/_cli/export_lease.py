@@ -1,7 +1,7 @@
 """One account's lease in a many-worker export (``logs export --redis``): the done state
 it leaves in Redis, and the fence each write of its export awaits.
 
-The lease itself is the Redis watch's (``_redis_watch``: claim, renew, release, a
+The lease itself is the Redis watch's (``_redis._watch``: claim, renew, release, a
 fencing token per claim); see ``export_workers`` for how they make the export exactly
 once.
 """
@@ -18,7 +18,7 @@ import msgspec
 from .._errors import StateUnavailableError
 
 if TYPE_CHECKING:
-    from .._redis_watch import RedisWatchStore, WatchLease
+    from .._redis._watch import RedisWatchStore, WatchLease
 
 __all__ = ["DoneState", "LeaseFence", "done_state", "is_done"]
 
@@ -86,7 +86,7 @@ class LeaseFence:
         self.deadline = max(self.deadline, sent + self.store.lease)
 
     async def __call__(self) -> None:
-        from .._redis_watch import LeaseLostError
+        from .._redis._watch import LeaseLostError
 
         while True:
             if self.lost or time.monotonic() > self.deadline:

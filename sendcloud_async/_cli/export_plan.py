@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from .._redis_watch._members import Membership
+    from .._redis._watch._members import Membership
 
 __all__ = ["SWEEP_LEASES", "ClaimPlan"]
 
@@ -38,7 +38,7 @@ class ClaimPlan:
     __slots__ = ("_busy", "_names", "_order", "_stale", "membership", "sweep_every", "swept_at")
 
     def __init__(self, me: str, accounts: Sequence[str], lease: float) -> None:
-        from .._redis_watch._members import Membership  # here: it loads the redis extra
+        from .._redis._watch._members import Membership  # here: it loads the redis extra
 
         self._names = tuple(accounts)
         self.membership: Membership = Membership(me, self._names)

@@ -40,7 +40,7 @@ from .progress import account_var
 
 if TYPE_CHECKING:
     from .._export import ExportStats, LogExport
-    from .._redis_watch import RedisWatchStore, WatchLease
+    from .._redis._watch import RedisWatchStore, WatchLease
 
 __all__ = ["Worker", "worker_job"]
 
@@ -322,7 +322,7 @@ class Worker:
         account_var.set(name)
         job: LogExport | None = None
         try:
-            from .._redis_watch import LeaseLostError
+            from .._redis._watch import LeaseLostError
 
             try:
                 job = worker_job(self.args, held.account)

@@ -1,7 +1,7 @@
 """``logs export --accounts FILE --out-dir DIR --redis URL``: one of many workers sharing an export.
 
 Every worker runs the same command. The accounts are split by the Redis watch's
-leases (``_redis_watch``: claim, renew, release, a fencing token per claim); each
+leases (``_redis._watch``: claim, renew, release, a fencing token per claim); each
 worker first claims the accounts rendezvous hashing gives it (``_members``) and,
 once those are done or held, helps with the others. An account is exported by
 its own job (``many_accounts.account_job`` and ``export_account``, as without
@@ -165,7 +165,7 @@ async def _work(
     out_dir: Path | None,
     run: str,
 ) -> int:
-    from .._redis_watch import RedisWatchStore
+    from .._redis._watch import RedisWatchStore
     from ..redis import RedisConnection
 
     lease = DEFAULT_WATCH_LEASE if args.lease is None else args.lease

@@ -2,7 +2,7 @@
 
 ``logs watch --redis`` appends each new log of an account to the stream
 ``PREFIX:NAME`` (its JSON in the field ``log``), exactly once. This command reads
-every such stream as one consumer of a consumer group (``_redis_tail.StreamTail``)
+every such stream as one consumer of a consumer group (``_redis._tail.StreamTail``)
 and writes one line per entry to stdout or ``--out FILE``::
 
     {"account": "shop-1", "entry": "1733059200123-0", "log": {...the IntegrationLog...}}

@@ -3,7 +3,7 @@
 Every worker runs the same command with the same accounts file. The accounts are
 split by leases in Redis (``RedisWatchCoordinator``); each new log goes to the
 stream ``PREFIX:NAME`` of its account, together with the account's watch state,
-through the fence (see ``sendcloud_async/_redis_watch.py``). The status line
+through the fence (see ``sendcloud_async/_redis/_watch/``). The status line
 shows the accounts this worker holds, the ones failing, and since when Redis is
 unreachable while it is. Every state change of the coordinator is a line on stderr
 and a record in ``--events`` (``watch_events.coordinator_record``). Ctrl-C and
@@ -38,7 +38,7 @@ from .signals import run as run_stoppable
 
 if TYPE_CHECKING:
     from .._auth import Auth
-    from .._redis_watch import AccountWatch, Commit, CoordinatorEvent
+    from .._redis._watch import AccountWatch, Commit, CoordinatorEvent
 
 __all__ = [
     "check_redis",
@@ -86,7 +86,7 @@ def check_redis_url(text: str) -> None:
     if url is None or url.scheme not in _SCHEMES:
         raise UsageError("--redis must be a redis://, rediss:// or unix:// URL")
     try:
-        from .._redis_rules import check_redis_url as check
+        from .._redis._rules import check_redis_url as check
     except ImportError:
         return  # the command says which extra to install
     try:
@@ -208,7 +208,7 @@ def _shown(event: CoordinatorEvent, verbose: bool) -> bool:
 def _events_shown_once() -> Iterator[None]:
     """While the command runs, the coordinator's own log of its events stays out of stderr:
     the command writes each event itself, with its fields."""
-    from .._redis_watch import events_logger
+    from .._redis._watch import events_logger
 
     quiet = logging.NullHandler()  # a logger with no handler would use logging's last resort
     saved = events_logger.propagate
@@ -224,7 +224,7 @@ def _events_shown_once() -> Iterator[None]:
 async def _work(
     args: argparse.Namespace, ctx: Context, accounts: Sequence[Account], events: IO[str] | None
 ) -> None:
-    from .._redis_watch import (
+    from .._redis._watch import (
         DEFAULT_STREAM_PREFIX,
         RedisWatchCoordinator,
         RedisWatchStore,

@@ -26,7 +26,7 @@ from .signals import run as run_stoppable
 from .tail_output import FileSink, OutputStop, Sink, StdoutSink, tail_line
 
 if TYPE_CHECKING:
-    from .._redis_tail import StreamTail, TailEntry
+    from .._redis._tail import StreamTail, TailEntry
 
 __all__ = ["TailLoop", "TailStatus", "run"]
 
@@ -200,8 +200,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     """Check everything (exit 2 on a refusal, before Redis is asked and before the output
     is touched), open the output, then tail until stopped (or drained)."""
     require_redis_extra()
-    from .._redis_tail import StreamTail
-    from .._redis_watch import DEFAULT_STREAM_PREFIX, RedisWatchStore
+    from .._redis._tail import StreamTail
+    from .._redis._watch import DEFAULT_STREAM_PREFIX, RedisWatchStore
 
     try:
         store = RedisWatchStore.from_url(

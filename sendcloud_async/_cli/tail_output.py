@@ -17,7 +17,7 @@ from .common import UsageError
 from .destination import make_directory
 
 if TYPE_CHECKING:
-    from .._redis_tail import TailEntry
+    from .._redis._tail import TailEntry
 
 __all__ = ["FileSink", "OutputStop", "Sink", "StdoutSink", "tail_line"]
 

@@ -20,7 +20,7 @@ from .._watchers import IntegrationFailing, IntegrationRecovered, NewLogs
 from .common import PROG, UsageError
 
 if TYPE_CHECKING:
-    from .._redis_watch import CoordinatorEvent
+    from .._redis._watch import CoordinatorEvent
     from .logline import Level
     from .progress import Progress
 

@@ -23,7 +23,7 @@ from .._lifecycle import Lifecycle
 from ._base import ENCODER, SinkInUseError, decode_state
 
 if TYPE_CHECKING:
-    from .._redis_watch import RedisWatchStore, WatchLease
+    from .._redis._watch import RedisWatchStore, WatchLease
 
 __all__ = ["RedisSink"]
 

@@ -73,7 +73,7 @@ async def test_a_borrowed_session_is_never_closed(fake: FakeSendcloud) -> None:
 
 def test_the_resources_share_one_lifecycle() -> None:
     from sendcloud_async._lifecycle import Facade
-    from sendcloud_async._redis_conn import RedisConnection, RedisPiece
+    from sendcloud_async._redis._conn import RedisConnection, RedisPiece
     from sendcloud_async._sessions import Shared
 
     for resource in (sc.AccountPool, Shared, RedisConnection, FakeSendcloud):

@@ -30,9 +30,9 @@ from sendcloud_async._cli.export_plan import SWEEP_LEASES, ClaimPlan
 from sendcloud_async._cli.export_rounds import Worker
 from sendcloud_async._cli.many_accounts import account_pools
 from sendcloud_async._cli.parser import build_parser, command_of
-from sendcloud_async._redis_conn import RedisConnection
-from sendcloud_async._redis_watch import RedisWatchStore, ranking
-from sendcloud_async._redis_watch._members import Membership
+from sendcloud_async._redis._conn import RedisConnection
+from sendcloud_async._redis._watch import RedisWatchStore, ranking
+from sendcloud_async._redis._watch._members import Membership
 from sendcloud_async.testing import FakeSendcloud, Fault
 from tests.functional.test_cli import base_env, run
 

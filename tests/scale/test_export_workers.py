@@ -26,7 +26,7 @@ from sendcloud_async._checkpoint import Checkpoint, checkpoint_path
 from sendcloud_async._cli.export_lease import DoneState, LeaseFence
 from sendcloud_async._errors import ExportInUseError
 from sendcloud_async._export import LogExport
-from sendcloud_async._redis_watch import LeaseLostError, RedisWatchStore
+from sendcloud_async._redis._watch import LeaseLostError, RedisWatchStore
 from sendcloud_async.testing import FakeSendcloud, Fault
 from tests._s3server import S3Server
 from tests.functional.test_cli import assert_one_error_line, base_env, ids, run, start

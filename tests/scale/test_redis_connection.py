@@ -78,7 +78,7 @@ async def _ledger(url: str, namespace: str) -> tuple[Any, Callable[[], Awaitable
 
 
 async def _tail(url: str, namespace: str) -> tuple[Any, Callable[[], Awaitable[object]]]:
-    from sendcloud_async._redis_tail import StreamTail
+    from sendcloud_async._redis._tail import StreamTail
     from sendcloud_async.redis import RedisWatchStore
 
     store = RedisWatchStore.from_url(url, namespace=namespace, stream_prefix=f"{namespace}:logs")
@@ -387,7 +387,7 @@ async def test_a_pool_full_for_longer_than_the_wait_is_an_outage(
     """Both connections held past the wait for one: StateUnavailableError that says why."""
     import redis.asyncio
 
-    from sendcloud_async import _redis_conn
+    from sendcloud_async._redis import _conn as _redis_conn
     from sendcloud_async.redis import RedisConnection
 
     monkeypatch.setattr(_redis_conn, "POOL_WAIT", 0.2)
@@ -447,7 +447,7 @@ async def test_a_redis_that_never_answers_is_unreachable_after_the_call_timeout(
     """A client made without any socket timeout: the call's own bound still ends it."""
     import redis.asyncio
 
-    from sendcloud_async import _redis_conn
+    from sendcloud_async._redis import _conn as _redis_conn
     from sendcloud_async.redis import RedisConnection
 
     redis_binary()

@@ -315,7 +315,7 @@ def test_one_function_tells_a_permanent_error_from_an_outage(
     with the reason, anything else (a bug) -> None, so that it propagates as it is."""
     from redis import exceptions
 
-    from sendcloud_async._redis_rules import redis_failure
+    from sendcloud_async._redis._rules import redis_failure
 
     redis_binary()
     exc = getattr(exceptions, kind)(text)  # a redis-py exception, as redis-py raises it

@@ -354,7 +354,7 @@ class _Workers:
 
     def as_owned(self) -> bool:
         """Whether each running worker holds exactly the accounts it owns (rendezvous)."""
-        from sendcloud_async._redis_watch import owners
+        from sendcloud_async._redis._watch import owners
 
         owner = owners(self.accounts, [c.store.worker_id for c in self.running])
         return all(

@@ -21,7 +21,7 @@ import msgspec
 import pytest
 import redis.asyncio
 
-from sendcloud_async._redis_watch import owners
+from sendcloud_async._redis._watch import owners
 from sendcloud_async.testing import FakeSendcloud
 
 from .conftest import RedisServer

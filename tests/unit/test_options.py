@@ -14,7 +14,7 @@ import sendcloud_async as sc
 from sendcloud_async import _defaults
 from sendcloud_async._cli import build_parser
 from sendcloud_async._options import ClientOptions
-from sendcloud_async._redis_watch import log_watcher_watch, logs_watch
+from sendcloud_async._redis._watch import log_watcher_watch, logs_watch
 from sendcloud_async._resources.logs import Logs
 from sendcloud_async._watchers import LogWatcher
 

@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from sendcloud_async._redis_watch import owners, ranking, weight
-from sendcloud_async._redis_watch._members import Membership
+from sendcloud_async._redis._watch import owners, ranking, weight
+from sendcloud_async._redis._watch._members import Membership
 from sendcloud_async._retry import RetryPolicy, capped_backoff
 
 ACCOUNTS = [f"acct-{n:03d}" for n in range(200)]

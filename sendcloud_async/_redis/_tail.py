@@ -1,6 +1,6 @@
 """Reading the Redis watch's streams back: one consumer of a consumer group over every stream.
 
-The Redis watch (``_redis_watch``) appends each new log of an account to the
+The Redis watch (``_redis._watch``) appends each new log of an account to the
 stream ``PREFIX:NAME`` (field ``log``: the log's JSON), exactly once. A
 ``StreamTail`` reads all of those streams as one consumer of a consumer group:
 
@@ -37,10 +37,10 @@ from typing import Any, Final, Literal, TypeVar
 
 from redis import exceptions as redis_errors
 
-from ._errors import InvalidInputError
-from ._redis_rules import redis_failure
-from ._redis_watch import RedisWatchStore
-from ._validate import ACCOUNT_NAME
+from .._errors import InvalidInputError
+from .._validate import ACCOUNT_NAME
+from ._rules import redis_failure
+from ._watch import RedisWatchStore
 
 __all__ = ["GROUP_NAME", "StreamTail", "TailEntry"]
 

@@ -30,7 +30,7 @@ so that Redis Cluster keeps an object's keys in one slot):
   mid-event does not block the object's retries for longer.
 
 Keys hold ids, actions, times and hashes, never a secret or a payload. The
-connection handling is the ``RedisState``'s ``RedisConnection`` (``_redis_conn``):
+connection handling is the ``RedisState``'s ``RedisConnection`` (``_redis._conn``):
 its pool and timeouts, ``StateUnavailableError`` when Redis cannot be reached
 (the receiver answers 503 and Sendcloud retries), ``ClientClosedError`` once the
 ``RedisState`` is closed.
@@ -40,15 +40,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final, cast
 
-from ._errors import InvalidInputError
-from ._validate import positive_seconds
-from .webhooks import EventLedger, LedgerKey
-from .webhooks._store import DEFAULT_TTL, Outcome
+from .._errors import InvalidInputError
+from .._validate import positive_seconds
+from ..webhooks import EventLedger, LedgerKey
+from ..webhooks._store import DEFAULT_TTL, Outcome
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
-    from ._redis_state import RedisState
+    from ._state import RedisState
 
 __all__ = ["RedisEventLedger", "RedisLedgerStore"]
 
@@ -109,7 +109,7 @@ class RedisLedgerStore:
     def __init__(
         self, state: RedisState, *, ttl: float = DEFAULT_TTL, lease: float = DEFAULT_LEASE
     ) -> None:
-        from ._redis_state import RedisState
+        from ._state import RedisState
 
         if not isinstance(state, RedisState):
             raise InvalidInputError(f"state must be a RedisState, got {type(state).__name__}")

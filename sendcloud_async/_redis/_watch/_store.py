@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from .._defaults import DEFAULT_WATCH_LEASE
-from .._errors import InvalidInputError, SendcloudError
-from .._validate import account_name, positive_int, positive_seconds
+from ..._defaults import DEFAULT_WATCH_LEASE
+from ..._errors import InvalidInputError, SendcloudError
+from ..._validate import account_name, positive_int, positive_seconds
 from ._leases import LeaseStore, WatchLease, ms
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
     from redis.asyncio.client import Pipeline
 
-    from .._redis_conn import RedisConnection
+    from .._conn import RedisConnection
 
 DEFAULT_STREAM_PREFIX: Final = "sendcloud-async:logs"
 #: How long an account's state and fence counter outlive its last claim or write.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from .._redis_conn import NOW_LUA as _NOW
+from .._conn import NOW_LUA as _NOW
 
 #: KEYS: workers, orphans. ARGV: worker, ttl_ms. Returns {the live workers (this one
 #: included), ms until the soonest other worker's heartbeat ends (-1: no other),

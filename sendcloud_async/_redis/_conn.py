@@ -13,11 +13,11 @@ through a ``RedisConnection``, which decides, once for all of them:
   pool is waited for (up to 5 s), not taken for an outage; a connection error is
   tried once more, on fresh connections (after a Redis restart every idle pooled
   connection is dead, and saying so is not an outage); what any other error
-  means is ``redis_failure``'s decision (``_redis_rules``); a cancel that
+  means is ``redis_failure``'s decision (``_redis._rules``); a cancel that
   redis-py swallowed is raised (``keep_cancel``);
 * **scripts** (``register_script``) and **SCAN** (``scan``: one step per call,
   under the same rules, a prefix matched literally);
-* **the rules** of ``_redis_rules``, in one place for every piece: the URL
+* **the rules** of ``_redis._rules``, in one place for every piece: the URL
   (``check_redis_url``), the namespace (``check_namespace``), how a key prefix
   becomes a SCAN pattern (``glob_literal``), and what an error means;
 * **the lifecycle**: owned or borrowed client, ``aclose()``, and
@@ -40,15 +40,15 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
-from ._aio import keep_cancel
-from ._errors import (
+from .._aio import keep_cancel
+from .._errors import (
     ClientClosedError,
     InvalidInputError,
     StateUnavailableError,
     missing_extra,
 )
-from ._lifecycle import Facade, Lifecycle
-from ._redis_rules import check_redis_url, glob_literal, redis_failure, redis_said
+from .._lifecycle import Facade, Lifecycle
+from ._rules import check_redis_url, glob_literal, redis_failure, redis_said
 
 try:
     import redis.asyncio as aioredis

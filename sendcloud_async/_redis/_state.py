@@ -3,10 +3,10 @@
 The public module is ``sendcloud_async.redis`` (its docstring has the key layout
 and the behaviour when Redis is unreachable); this module holds the state
 backend itself, so that the webhook ledger can build on it without importing the
-public module. Its gates are ``_redis_gate`` and its token caches
-``_redis_tokens``; the state sends their scripts, batched into one pipeline per
+public module. Its gates are ``_redis._gate`` and its token caches
+``_redis._tokens``; the state sends their scripts, batched into one pipeline per
 event-loop turn. Every call goes through the state's ``RedisConnection``
-(``_redis_conn``), which decides what an outage is; the state adds only its pause
+(``_redis._conn``), which decides what an outage is; the state adds only its pause
 after one (``retry_interval``), during which the gates and the token cache fall
 back at once.
 """
@@ -24,19 +24,19 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
-from ._errors import (
+from .._errors import (
     ClientClosedError,
     InvalidInputError,
     StateConfigurationError,
     StateUnavailableError,
 )
-from ._ratelimit import RateLimits
-from ._redis_conn import RedisConnection, RedisPiece, borrow
-from ._redis_gate import GATE_SCRIPTS, RedisGate
-from ._redis_rules import check_namespace, redis_failure
-from ._redis_tokens import TOKEN_SCRIPTS, RedisTokenCache
-from ._state import StateBackend
-from ._validate import positive_seconds
+from .._ratelimit import RateLimits
+from .._state import StateBackend
+from .._validate import positive_seconds
+from ._conn import RedisConnection, RedisPiece, borrow
+from ._gate import GATE_SCRIPTS, RedisGate
+from ._rules import check_namespace, redis_failure
+from ._tokens import TOKEN_SCRIPTS, RedisTokenCache
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis

@@ -9,7 +9,7 @@ import logging
 from datetime import datetime
 from typing import Final, Literal, TypeAlias
 
-from .._event_types import (
+from ..._event_types import (
     AccountFailing,
     AccountRecovered,
     LeaseClaimed,

@@ -16,9 +16,9 @@ import math
 import random
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from ._errors import StateUnavailableError
-from ._ratelimit import SAFE_METHODS, GateBlockedError, MemoryGate, RateLimits
-from ._redis_conn import NOW_LUA
+from .._errors import StateUnavailableError
+from .._ratelimit import SAFE_METHODS, GateBlockedError, MemoryGate, RateLimits
+from ._conn import NOW_LUA
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

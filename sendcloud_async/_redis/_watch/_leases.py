@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from .._errors import InvalidInputError
-from .._redis_conn import RedisConnection, RedisPiece, borrow
-from .._redis_rules import check_namespace
-from .._validate import account_name, positive_seconds
+from ..._errors import InvalidInputError
+from ..._validate import account_name, positive_seconds
+from .._conn import RedisConnection, RedisPiece, borrow
+from .._rules import check_namespace
 from ._events import ClaimKind
 from ._lua import SCRIPTS
 

@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Final, Literal
 
-from .. import _observe
-from .._aio import finish, sleep_until
-from .._engine import Backoff, Failed, RunEvent, Runner
-from .._errors import InvalidInputError, StateConfigurationError, StateUnavailableError
-from .._event_types import (
+from ... import _observe
+from ..._aio import finish, sleep_until
+from ..._engine import Backoff, Failed, RunEvent, Runner
+from ..._errors import InvalidInputError, StateConfigurationError, StateUnavailableError
+from ..._event_types import (
     AccountRecovered,
     LeaseClaimed,
     LeaseLost,
@@ -27,8 +27,8 @@ from .._event_types import (
     account_failing,
     error_text,
 )
-from .._redis_rules import describe_failure
-from .._validate import account_name, positive_int, positive_seconds
+from ..._validate import account_name, positive_int, positive_seconds
+from .._rules import describe_failure
 from ._commit import _Committer, _Held, _Overdue
 from ._events import CoordinatorEvent, LeaseReason, describe_event, events_logger
 from ._leases import WatchLease

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from .._errors import StateUnavailableError
+from ..._errors import StateUnavailableError
 from ._leases import WatchLease
 from ._store import RedisWatchStore
 

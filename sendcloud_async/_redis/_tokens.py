@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import msgspec
 
-from ._flows import CachedToken
+from .._flows import CachedToken
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import msgspec
 
-from .._defaults import DEFAULT_PAGE_SIZE, DEFAULT_WATCH_INTERVAL, DEFAULT_WATCH_START
-from .._validate import account_name, positive_seconds, required_page_size
-from .._watch_state import DEFAULT_LOOKBACK, WatchState, check_lookback, check_start
-from .._watchers import AccountState, Handler, LogWatcher, MemoryWatchStore, decode_account_state
+from ..._defaults import DEFAULT_PAGE_SIZE, DEFAULT_WATCH_INTERVAL, DEFAULT_WATCH_START
+from ..._validate import account_name, positive_seconds, required_page_size
+from ..._watch_state import DEFAULT_LOOKBACK, WatchState, check_lookback, check_start
+from ..._watchers import AccountState, Handler, LogWatcher, MemoryWatchStore, decode_account_state
 
 if TYPE_CHECKING:
-    from .._auth import Auth
-    from .._client import SendcloudClient
-    from .._models import IntegrationLog
-    from .._pool import AccountPool
+    from ..._auth import Auth
+    from ..._client import SendcloudClient
+    from ..._models import IntegrationLog
+    from ..._pool import AccountPool
 
 #: A watch source: given an account name and its saved state (``None``: never watched),
 #: yields ``(new_state, logs)`` batches, each log as its JSON bytes, in delivery order.

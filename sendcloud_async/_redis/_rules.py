@@ -7,7 +7,7 @@
 * **what a failure is** (``redis_failure``): an outage that ends by itself
   (``StateUnavailableError``), a URL or a Redis someone must change
   (``StateConfigurationError``), or neither; ``describe_failure`` says what went
-  wrong for a log line. ``RedisConnection.call`` (``_redis_conn``) applies it to
+  wrong for a log line. ``RedisConnection.call`` (``_redis._conn``) applies it to
   every call.
 """
 
@@ -18,7 +18,7 @@ import re
 from typing import Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ._errors import (
+from .._errors import (
     InvalidInputError,
     StateConfigurationError,
     StateUnavailableError,
