@@ -62,13 +62,12 @@ if _typing.TYPE_CHECKING:
     from ._pool import AccountPool
     from ._ratelimit import GateBlockedError, RateLimits
     from ._state import MemoryState
-    from ._watch_files import FileWatchStore
+    from ._watch_files import DirectoryWatchStore, FileWatchStore
     from ._watch_state import LateLog, LogBatch, WatchState
     from ._watchers import (
         AccountFailed,
         AccountPolled,
         AccountState,
-        DirectoryWatchStore,
         IntegrationFailing,
         IntegrationRecovered,
         LogWatcher,
@@ -154,7 +153,7 @@ _DEFINED_IN: dict[str, str] = {
     "BasicAuth": "._auth",
     "ClientClosedError": "._errors",
     "DecodeError": "._errors",
-    "DirectoryWatchStore": "._watchers",
+    "DirectoryWatchStore": "._watch_files",
     "ErrorObject": "._models",
     "ExportError": "._errors",
     "ExportInUseError": "._errors",

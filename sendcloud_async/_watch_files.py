@@ -1,4 +1,6 @@
-"""``FileWatchStore``: a ``LogWatcher``'s new logs appended to a file per account, exactly once.
+"""The ``LogWatcher`` stores on files: ``FileWatchStore`` and ``DirectoryWatchStore``.
+
+``FileWatchStore`` appends each account's new logs to a file, exactly once.
 
 Each account's ``FILE`` (``DIR/NAME.jsonl``, ``DIR/NAME.csv``, or a path given for
 it) has its watch state beside it, ``FILE.watch.json``: a ``WatchFile``, the
@@ -16,17 +18,21 @@ command runs on this store): either continues what the other wrote.
 Opening an account (``open``, or the first ``load``) reads and checks its state,
 locks ``FILE`` (a second writer is refused while this one holds it) and cuts it
 back to the state; nothing is sent. The errors are one-line ``InvalidInputError``
-s naming the file.
+s naming the file. A write that fails (a full disk) leaves ``FILE`` cut back to the
+committed logs. No file may be named as a state (``X.watch.json``), two accounts of
+one store may not share a file, and a ``source`` carries no credentials.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar, Final
+from urllib.parse import quote
 
 import msgspec
 from yarl import URL
@@ -35,6 +41,7 @@ from . import _validate as check
 from ._aio import finish
 from ._defaults import DEFAULT_BASE_URL
 from ._errors import InvalidInputError
+from ._fileio import atomic_write
 from ._lifecycle import Lifecycle
 from ._models import IntegrationLog
 from ._records import csv_header, encode_csv, encode_jsonl
@@ -42,10 +49,19 @@ from ._sinks import FileSink, SinkError
 from ._sinks._base import ENCODER
 from ._watchers import AccountState, decode_account_state
 
-__all__ = ["STATE_SUFFIX", "WATCH_FILE_VERSION", "FileWatchStore", "WatchFile", "state_path"]
+__all__ = [
+    "STATE_SUFFIX",
+    "WATCH_FILE_VERSION",
+    "DirectoryWatchStore",
+    "FileWatchStore",
+    "WatchFile",
+    "state_path",
+]
 
 #: The watch state of ``FILE`` is ``FILE`` + this.
 STATE_SUFFIX: Final = ".watch.json"
+#: The names of a state, and of the temporary file ``atomic_write`` writes it through.
+_STATE_ENDINGS: Final = (STATE_SUFFIX, STATE_SUFFIX + ".tmp")
 WATCH_FILE_VERSION: Final = 1
 #: The formats of the files (each is its files' extension too).
 FORMATS: Final = ("jsonl", "csv")
@@ -65,6 +81,29 @@ class WatchFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 def state_path(out: Path) -> Path:
     """The watch state of the output ``out``: ``out + ".watch.json"``."""
     return out.with_name(out.name + STATE_SUFFIX)
+
+
+def _not_a_state(path: Path) -> Path:
+    """``path``, refused if its name is a watch state's (``X.watch.json``, or its
+    temporary file): its logs and another file's state would overwrite each other."""
+    if path.name.lower().endswith(_STATE_ENDINGS):
+        raise InvalidInputError(
+            f"{path} names a watch state (each file's state is kept beside it as "
+            f"FILE{STATE_SUFFIX}, written through FILE{_STATE_ENDINGS[1]}); pick another file"
+        )
+    return path
+
+
+def _file_keys(path: Path) -> list[object]:
+    """What identifies the file ``path``: its absolute path, and its device and inode if it
+    exists (a symlink, a hard link or another spelling of an opened file is that file)."""
+    keys: list[object] = [os.path.abspath(path)]
+    try:
+        found = path.stat()
+    except OSError:
+        return keys
+    keys.append((found.st_dev, found.st_ino))
+    return keys
 
 
 class _File:
@@ -96,11 +135,13 @@ class FileWatchStore(Lifecycle):
 
     ``directory``: where account ``NAME``'s file is ``NAME.jsonl`` (``NAME.csv``),
     created if missing; ``NAME`` must be 1 to 100 letters, digits, ``.``, ``_`` or
-    ``-``. ``paths`` maps an account to its file instead (any name; one of the two
-    is needed). ``format``: ``"jsonl"`` or ``"csv"`` (with its header row).
-    ``source``: what the logs are read from (the pool's base URL, normalised as
-    ``base_url`` is), saved in each state; a state of another source or format is
-    refused.
+    ``-``. ``paths`` maps an account to its file instead (any name but a state's,
+    ``X.watch.json``; one of the two is needed); two accounts given the same file
+    (a path twice, a symlink, a hard link) are refused when the second is opened.
+    ``format``: ``"jsonl"`` or ``"csv"`` (with its header row). ``source``: what the
+    logs are read from (the pool's base URL, normalised as ``base_url`` is; spaces
+    around it dropped, credentials refused), saved in each state; a state of another
+    source or format is refused.
 
     ``open(account, integration_id=...)`` checks and opens an account's file
     before any request (and its integration against the state); the watcher's
@@ -136,6 +177,8 @@ class FileWatchStore(Lifecycle):
         if self.directory is None and not self._paths:
             raise InvalidInputError("give a directory for the files, or paths for the accounts")
         self._files: dict[str, _File] = {}
+        #: The accounts of the opened files, by ``_file_keys``.
+        self._owners: dict[object, str] = {}
         self._opening = threading.Lock()
 
     def __repr__(self) -> str:
@@ -159,7 +202,7 @@ class FileWatchStore(Lifecycle):
             name = check.account_name(account, "account")
         except InvalidInputError as exc:
             raise InvalidInputError(f"{exc} (it names its file); give its file in paths") from None
-        return self.directory / f"{name}.{self.format}"
+        return _not_a_state(self.directory / f"{name}.{self.format}")
 
     def state_path(self, account: str) -> Path:
         """The watch state of ``account``'s file: ``FILE.watch.json``."""
@@ -191,8 +234,15 @@ class FileWatchStore(Lifecycle):
             self.check_open()
             file = self._files.get(account)
             if file is None:
-                sink = self._open_sink(self.path(account), integration)
+                path = self.path(account)
+                owner = next(filter(None, map(self._owners.get, _file_keys(path))), None)
+                if owner is not None:
+                    raise InvalidInputError(
+                        f"accounts {owner!r} and {account!r} are given the same file {path}"
+                    )
+                sink = self._open_sink(path, integration)
                 file = self._files[account] = _File(sink)
+                self._owners.update(dict.fromkeys(_file_keys(path), account))
             return file
 
     def _open_sink(
@@ -291,7 +341,8 @@ class FileWatchStore(Lifecycle):
 
         Finished even if the caller is cancelled meanwhile: the state matches the file.
         A failed write raises the ``OSError`` naming the file (``cannot write FILE
-        (appending the new logs): ...``); what was committed before stays valid.
+        (appending the new logs): ...``) and cuts the file back to what was committed
+        before, which stays valid; a later save appends right after it.
         """
         file = await self._opened(account)
         loop = asyncio.get_running_loop()
@@ -336,14 +387,43 @@ def _check_integration(saved: WatchFile | None, where: Path, integration_id: int
         raise InvalidInputError(f"{where} watches another integration; pick another output")
 
 
+#: What comes before the host of anything that looks like a URL (``https://``, ``https:/``,
+#: ``ftp:``, ``//``), and the authority after it, up to its path, query or fragment.
+_AUTHORITY: Final = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*:)?[/\\]*([^/?#]*)")
+#: The refusal of a source with user info (it never repeats the source).
+_CREDENTIALS: Final = (
+    "source must not contain credentials: it names where the logs come from "
+    "(as the pool's base URL), without them"
+)
+
+
 def _source(value: object) -> str:
-    """``source`` checked: an http(s) URL normalised as a base URL is (no credentials, no
-    trailing slash), or any other non-empty name of where the logs come from."""
-    if isinstance(value, URL) or (
-        isinstance(value, str) and value.lower().startswith(("http://", "https://"))
-    ):
+    """``source`` checked: an http(s) URL normalised as a base URL is (no trailing slash),
+    or any other non-empty name of where the logs come from; surrounding spaces dropped.
+
+    It is saved in every state, shown in ``repr`` and in refusals: one with user info
+    (``https://user:password@host``, however it is spelt) is refused without repeating it.
+    """
+    if isinstance(value, URL):
+        if _has_user_info(value):
+            raise InvalidInputError(_CREDENTIALS)
         return str(check.normalize_base_url(value, name="source"))
-    return check.non_empty_str(value, "source")
+    source = check.non_empty_str(value, "source").strip()
+    authority = _AUTHORITY.match(source)
+    if (authority is not None and "@" in authority.group(1)) or _has_user_info(source):
+        raise InvalidInputError(_CREDENTIALS)
+    if source.lower().startswith(("http:", "https:")):
+        return str(check.normalize_base_url(source, name="source"))
+    return check.non_empty_str(source, "source")
+
+
+def _has_user_info(value: str | URL) -> bool:
+    """Whether ``value`` read as a URL has a user or a password (not a URL: no)."""
+    try:
+        url = URL(value) if isinstance(value, str) else value
+    except ValueError:
+        return False
+    return url.user is not None or url.password is not None
 
 
 def _paths(paths: object) -> dict[str, Path]:
@@ -363,10 +443,46 @@ def _paths(paths: object) -> dict[str, Path]:
                 f"paths[{account!r}] must be a path (str or os.PathLike), "
                 f"not {type(given).__name__}"
             )
-        path = Path(given)
+        path = _not_a_state(Path(given))
         key = os.path.abspath(path)
         if key in seen:
             raise InvalidInputError(f"paths gives {path} to both {seen[key]!r} and {account!r}")
         seen[key] = account
         found[account] = path
     return found
+
+
+class DirectoryWatchStore:
+    """One ``NAME.json`` per account in ``directory``, replaced atomically and fsync-ed.
+
+    The state only (``AccountState``): a batch whose state was not saved is delivered
+    again (at least once); ``FileWatchStore`` keeps the logs too, exactly once.
+
+    Account names are percent-encoded into file names. The directory is created
+    if missing. Reads and writes run in a worker thread.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+
+    def path(self, account: str) -> Path:
+        """The file of ``account``."""
+        return self.directory / (quote(check.non_empty_str(account, "account"), safe="") + ".json")
+
+    def _load(self, account: str) -> AccountState | None:
+        where = self.path(account)
+        try:
+            raw = where.read_bytes()
+        except FileNotFoundError:
+            return None
+        return decode_account_state(raw, where)
+
+    def _save(self, account: str, state: AccountState) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path(account), ENCODER.encode(state) + b"\n")
+
+    async def load(self, account: str) -> AccountState | None:
+        return await asyncio.to_thread(self._load, account)
+
+    async def save(self, account: str, state: AccountState, logs: Sequence[IntegrationLog]) -> None:
+        await asyncio.to_thread(self._save, account, state)

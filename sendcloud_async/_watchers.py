@@ -10,34 +10,28 @@ what is new and store S'":
    gets ``NewLogs`` and then ``store.save(account, S', batch.items)`` runs.
 
 Where logs and states go is the store's business (``WatchStore``): ``save`` is
-the one place a poll's output is committed. ``DirectoryWatchStore`` (one JSON file
-per account, written to a temporary file, fsync-ed, renamed over the old one,
-directory fsync-ed) and ``MemoryWatchStore`` keep the state only: the handler is
-called first, so a crash between the handler and ``save`` delivers that batch
-again on restart (at least once). A store whose ``save`` writes the logs and the
-state in one atomic step (``FileWatchStore``: ``_watch_files``; a Redis ``MULTI``)
-delivers each log exactly once; the handler then only reports.
+the one place a poll's output is committed; a ``save`` that raises (or is
+cancelled) may have committed, so the next poll loads the state again.
+``DirectoryWatchStore`` and ``MemoryWatchStore`` keep the state only: the handler
+is called first, so a crash between the handler and ``save`` delivers that batch
+again (at least once). A store whose ``save`` writes the logs and the state in one
+atomic step (``FileWatchStore``, a Redis ``MULTI``) delivers each log exactly once.
 
-Scheduling is the engine's ``run_due`` (``_engine``): every account is due at
-start, then ``interval`` seconds after its last poll ended, at most
-``concurrency`` at a time. A poll's ``SendcloudError`` is the account's:
-``AccountFailed``, tried again after ``backoff`` doubling up to ``max_backoff``
-while the others go on. A ``ClientClosedError`` or ``StateConfigurationError``
-fails every account alike: it stops the run and is raised.
+Scheduling is the engine's ``run_due``: every account is due at start, then
+``interval`` seconds after its last poll ended, at most ``concurrency`` at a time.
+A poll's ``SendcloudError`` is the account's (``AccountFailed``, tried again after
+``backoff`` doubling up to ``max_backoff``); a ``ClientClosedError`` or
+``StateConfigurationError`` stops the run and is raised.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
-from urllib.parse import quote
 
 import msgspec
 
@@ -53,7 +47,6 @@ from ._errors import (
     StateConfigurationError,
 )
 from ._event_types import account_failing
-from ._fileio import atomic_write
 from ._models import AwareDatetime, Integration, IntegrationLog
 from ._watch_state import (
     DEFAULT_LOOKBACK,
@@ -72,7 +65,6 @@ __all__ = [
     "AccountFailed",
     "AccountPolled",
     "AccountState",
-    "DirectoryWatchStore",
     "IntegrationFailing",
     "IntegrationRecovered",
     "LogWatcher",
@@ -101,7 +93,6 @@ class AccountState(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 
 _ACCOUNT_DECODER: Final = msgspec.json.Decoder(AccountState)
-_ENCODER: Final = msgspec.json.Encoder()
 
 
 # -- events ----------------------------------------------------------------------------
@@ -248,39 +239,6 @@ def decode_account_state(raw: bytes, where: object) -> AccountState:
     return state
 
 
-class DirectoryWatchStore:
-    """One ``NAME.json`` per account in ``directory``, replaced atomically and fsync-ed.
-
-    Account names are percent-encoded into file names. The directory is created
-    if missing. Reads and writes run in a worker thread.
-    """
-
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.directory = Path(directory)
-
-    def path(self, account: str) -> Path:
-        """The file of ``account``."""
-        return self.directory / (quote(check.non_empty_str(account, "account"), safe="") + ".json")
-
-    def _load(self, account: str) -> AccountState | None:
-        where = self.path(account)
-        try:
-            raw = where.read_bytes()
-        except FileNotFoundError:
-            return None
-        return decode_account_state(raw, where)
-
-    def _save(self, account: str, state: AccountState) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.path(account), _ENCODER.encode(state) + b"\n")
-
-    async def load(self, account: str) -> AccountState | None:
-        return await asyncio.to_thread(self._load, account)
-
-    async def save(self, account: str, state: AccountState, logs: Sequence[IntegrationLog]) -> None:
-        await asyncio.to_thread(self._save, account, state)
-
-
 # -- the watcher -----------------------------------------------------------------------------
 
 
@@ -409,8 +367,7 @@ class LogWatcher:
                 state = msgspec.structs.replace(state, failing=failing)
                 dirty = True
         if dirty:
-            await self._store.save(account, state, ())
-            self._states[account] = state
+            await self._save(account, state, ())
         batches = client.logs._watch(
             state.logs, iid, self._page_size, self._interval, True, self._lookback
         )
@@ -418,10 +375,21 @@ class LogWatcher:
             state = msgspec.structs.replace(state, logs=batch.state)
             late += batch.late
             await _call(handler, NewLogs(account, batch.items, state, batch.late))
-            await self._store.save(account, state, batch.items)
-            self._states[account] = state
+            await self._save(account, state, batch.items)
             new_logs += len(batch.items)
         return state, new_logs, late
+
+    async def _save(
+        self, account: str, state: AccountState, logs: Sequence[IntegrationLog]
+    ) -> None:
+        try:
+            await self._store.save(account, state, logs)
+        except BaseException:
+            # Raised (or cancelled) midway, the store may have committed it: the next
+            # poll loads what it holds rather than fetch (and append) the batch again.
+            self._states.pop(account, None)
+            raise
+        self._states[account] = state
 
     async def run(self, handler: Handler | None = None, *, once: bool = False) -> None:
         """Poll every account (``once``: one time each), calling ``handler`` per event.

@@ -6,8 +6,11 @@ end of the committed records) and the file is ``fsync``-ed; only then is the sta
 ``STATE`` and the directory ``fsync``-ed (``atomic_write``). Whatever instant the
 process dies at, the first ``offset`` bytes of the file hold exactly the records
 of the state on disk; a writer that continues cuts the file back to ``offset``
-first (bytes after it are a batch whose state was never saved). The file is
-locked (``lock_exclusively``) while the sink holds it.
+first (bytes after it are a batch whose state was never saved). A write of the
+records that fails (a full disk, a file size limit: part of the batch may be in the
+file) cuts the file back to ``offset`` at once, so no reader finds a partial batch
+after the committed records. The file is locked (``lock_exclusively``) while the sink
+holds it.
 
 The state is a msgspec struct with an ``offset`` field (the sink sets it); it is
 saved as one line of JSON.
@@ -16,6 +19,7 @@ saved as one line of JSON.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -79,6 +83,9 @@ class FileSink(Lifecycle, Generic[R, S]):
         #: The end of the committed records in the file, and the state committed last.
         self.offset = 0
         self.state: S | None = None
+        #: The end of the bytes written to the file (beyond ``offset``: a batch whose
+        #: state's save failed; the next commit cuts it).
+        self._end = 0
 
     # -- the steps (blocking) ------------------------------------------------------------
 
@@ -140,7 +147,7 @@ class FileSink(Lifecycle, Generic[R, S]):
             if self.header:
                 write_at(fd, self.header, 0)
             os.fsync(fd)
-        self.offset = len(self.header)
+        self.offset = self._end = len(self.header)
 
     def cut(self, offset: int, state: S | None = None) -> None:
         """Continue after ``offset``: bytes beyond it (a batch never committed) are dropped."""
@@ -148,25 +155,45 @@ class FileSink(Lifecycle, Generic[R, S]):
         with writing(self.path, f"cutting it back to the end {self.state_name} saved"):
             os.ftruncate(fd, offset)
             os.fsync(fd)
-        self.offset = offset
+        self.offset = self._end = offset
         if state is not None:
             self.state = state
 
     def write(self, records: Sequence[R], state: S) -> S:
         """Commit: append ``records`` at ``offset`` and fsync, then save ``state`` past them.
 
-        Returns ``state`` with its ``offset`` set to the new end of the records.
+        Returns ``state`` with its ``offset`` set to the new end of the records. If
+        writing or fsync-ing the records fails, the file is cut back to ``offset``
+        (best effort: the error raised is the write's) and nothing is committed. If
+        only the state's save fails, the records stay, fsync-ed, after ``offset``: the
+        state on disk still points before them, so the next open cuts them, and so does
+        this sink's next commit once its state is saved.
         """
         fd = self._held()
         data = self._encode(records) if records else b""
         state = msgspec.structs.replace(state, offset=self.offset + len(data))  # type: ignore[type-var]
         if data:
+            self._end = max(self._end, state.offset)
             with writing(self.path, self.describe(state)):
-                write_at(fd, data, self.offset)
-                os.fsync(fd)
+                try:
+                    write_at(fd, data, self.offset)
+                    os.fsync(fd)
+                except BaseException:
+                    self._drop_uncommitted(fd)
+                    raise
         self.save(state)
         self.offset = state.offset
+        if self._end > self.offset:
+            self._drop_uncommitted(fd)
         return state
+
+    def _drop_uncommitted(self, fd: int) -> None:
+        """Cut the file back to ``offset`` (what lies beyond was never committed), best
+        effort: if the cut fails too, the next open cuts the file back to the state."""
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, self.offset)
+            os.fsync(fd)
+            self._end = self.offset
 
     def close(self) -> None:
         """Unlock and close the file (idempotent); the sink cannot be used after it."""

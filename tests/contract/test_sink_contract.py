@@ -6,12 +6,14 @@ fine and any use after it raises ``ClientClosedError``. The durable sinks are
 killed with SIGKILL at random moments (from the first milliseconds of committing
 on) while a child process commits in a loop: the records on the medium are then
 exactly those of the state the parent loads, each once, and the next writer goes
-on from there.
+on from there. A file sink's write that fails midway (a real short write, over
+``RLIMIT_FSIZE`` in a child process) leaves nothing after the committed records.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -23,6 +25,7 @@ from typing import Any
 import pytest
 
 from sendcloud_async._errors import ClientClosedError
+from sendcloud_async._fileio import FileWriteError
 from sendcloud_async._sinks import MemoryMedium, SinkInUseError
 
 from ._sinks import ALL, DURABLE, Progress, close, log, make, medium_ids
@@ -151,3 +154,97 @@ async def test_records_on_the_medium_are_those_of_the_committed_state_after_sigk
         assert await medium_ids(kind, medium) == list(range(1, last + 2))
     finally:
         await close(kind, sink)
+
+
+#: The child of the failed-write test (argv: the sink's kind, its file): a commit over
+#: ``RLIMIT_FSIZE`` (part of it written, then EFBIG), then a smaller one. It prints, as
+#: JSON, the error and, right after it, the file's size and the state on disk.
+SHORT_WRITE_CHILD = """
+import asyncio, json, resource, signal, sys
+from pathlib import Path
+from tests.contract._sinks import Progress, close, log, make
+
+async def main(kind, medium):
+    sink = make(kind, medium)
+    await sink.load()
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (medium.stat().st_size + 100, hard))
+    try:
+        await sink.commit([log(n) for n in range(3, 40)], Progress(committed=39, batches=2))
+        error = None
+    except OSError as exc:
+        error = str(exc)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    size, state = medium.stat().st_size, sink.state_path.read_text()
+    print(json.dumps({"error": error, "size": size, "state": state}), flush=True)
+    await sink.commit([log(3)], Progress(committed=3, batches=2))
+    await close(kind, sink)
+
+asyncio.run(main(sys.argv[1], Path(sys.argv[2])))
+"""
+
+
+@pytest.mark.parametrize("kind", ["file-jsonl", "file-csv"])
+async def test_a_write_that_fails_midway_leaves_nothing_after_the_committed_records(
+    kind: str, media: Any
+) -> None:
+    """A short write (over ``RLIMIT_FSIZE``, in a child): the error names the file, the
+    file is cut back to the committed offset at once, the state is unchanged, and the
+    next commit of the same sink goes on exactly after the committed records."""
+    medium = media(kind)
+    sink = make(kind, medium)
+    await sink.commit([log(1), log(2)], Progress(committed=2, batches=1))
+    committed, state_path = sink.offset, sink.state_path
+    await close(kind, sink)
+    state = state_path.read_text()
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SHORT_WRITE_CHILD, kind, str(medium),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=HERE.parents[1],
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(child.communicate(), 60)
+    assert child.returncode == 0, err.decode()
+    assert json.loads(out) == {
+        "error": f"cannot write {medium} (appending the new records): File too large",
+        "size": committed,
+        "state": state,
+    }
+    # Read as the child left it (no writer has cut it since): the records, each once.
+    assert await medium_ids(kind, medium) == [1, 2, 3]
+    assert json.loads(state_path.read_text())["offset"] == medium.stat().st_size
+
+
+async def test_a_failed_save_of_the_state_leaves_the_records_for_the_next_open_to_cut(
+    media: Any,
+) -> None:
+    """The records were written and fsync-ed but the state's save failed: the records
+    stay (the old state points before them; the next open cuts them), and the next commit
+    writes at the committed offset and cuts what the failed one left beyond it."""
+    medium = media("file-jsonl")
+    sink = make("file-jsonl", medium)
+    try:
+        await sink.commit([log(1)], Progress(committed=1, batches=1))
+        committed, state = sink.offset, sink.state_path.read_bytes()
+        blocker = sink.state_path.with_name(sink.state_path.name + ".tmp")
+        blocker.mkdir()  # the state's temporary file cannot be written
+        with pytest.raises(FileWriteError) as failed:
+            await sink.commit([log(n) for n in range(2, 9)], Progress(committed=8, batches=2))
+        assert str(failed.value) == (
+            f"cannot write {sink.state_path} (saving the state): Is a directory"
+        )
+        assert sink.state_path.read_bytes() == state
+        assert sink.offset == committed
+        assert await medium_ids("file-jsonl", medium) == list(range(1, 9))  # left in place
+        blocker.rmdir()
+        await sink.commit([log(2)], Progress(committed=2, batches=2))
+        assert await medium_ids("file-jsonl", medium) == [1, 2]
+        assert medium.stat().st_size == sink.offset
+    finally:
+        await close("file-jsonl", sink)
+    again = make("file-jsonl", medium)
+    try:
+        loaded = await again.load()
+        assert loaded is not None
+        assert loaded.committed == 2
+    finally:
+        await close("file-jsonl", again)

@@ -16,15 +16,18 @@ import asyncio
 import csv
 import fcntl
 import io
+import json
 import os
 import random
 import signal
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
 import pytest
+from yarl import URL
 
 import sendcloud_async as sc
 from sendcloud_async._watch_files import WatchFile, state_path
@@ -348,6 +351,200 @@ async def test_a_file_that_cannot_be_written_is_refused(tmp_path: Path) -> None:
     nested.close()
 
 
+async def test_a_file_named_as_a_watch_state_is_refused_when_given(
+    fake: FakeSendcloud, tmp_path: Path
+) -> None:
+    """A file named as a watch state (``X.watch.json``, another account's state included, or
+    the temporary ``X.watch.json.tmp`` it is written through): one line, nothing created."""
+    names = [
+        "z.jsonl.watch.json",  # the state of the directory account z
+        "z.jsonl.watch.json.tmp",
+        "logs.WATCH.json",
+        "logs.watch.json.TMP",
+    ]
+    for name in names:
+        given = tmp_path / name
+        with pytest.raises(sc.InvalidInputError) as refused:
+            sc.FileWatchStore(tmp_path, paths={"y": given})
+        assert str(refused.value) == (
+            f"{given} names a watch state (each file's state is kept beside it as "
+            "FILE.watch.json, written through FILE.watch.json.tmp); pick another file"
+        )
+    assert os.listdir(tmp_path) == []
+    fake.seed(integrations=1, logs_per_integration=2)
+    out = tmp_path / "x.jsonl.watch.json"
+    result = await run("logs", "watch", "--out", str(out), "--once", env=fake_env(fake))
+    assert result.code == 2
+    assert f"{out} names a watch state" in result.err
+    assert fake.requests == []
+    assert os.listdir(tmp_path) == []
+    store = sc.FileWatchStore(tmp_path, source=fake.base_url)  # a name ending in .watch
+    store.open("a.watch")
+    assert os.listdir(tmp_path) == ["a.watch.jsonl"]
+    store.close()
+
+
+async def test_a_source_with_credentials_is_refused_without_repeating_them(
+    tmp_path: Path,
+) -> None:
+    """``source`` with user info, however it is spelt: refused in one line that never repeats
+    it; nothing is written. Spaces around a source are dropped."""
+    secret = "s3cret-Value"
+    sources: list[str | URL] = [
+        f"https://user:{secret}@panel.sendcloud.sc/api/v3",
+        URL(f"https://user:{secret}@h.example/x"),
+        f"HTTPS://user:{secret}@h.example",
+        f" https://user:{secret}@h.example",
+        f"\thttp://user:{secret}@10.0.0.1/\n",
+        f"https:/user:{secret}@h.example",
+        f"https:user:{secret}@h.example",
+        f"ftp://user:{secret}@h.example",
+        f"https://{secret}@h.example",  # a token as the user
+        f"user:{secret}@h.example",
+        f"//user:{secret}@h.example/api",
+        f"https:\\\\user:{secret}@h.example",
+        f"ftp://us\\er:{secret}@h.example",
+    ]
+    for source in sources:
+        with pytest.raises(sc.InvalidInputError) as refused:
+            sc.FileWatchStore(tmp_path, source=source)
+        assert str(refused.value) == (
+            "source must not contain credentials: it names where the logs come from "
+            "(as the pool's base URL), without them"
+        )
+        assert secret not in repr(refused.value)
+    assert os.listdir(tmp_path) == []
+    store = sc.FileWatchStore(tmp_path, source="  https://h.example/api/v3/ \n")
+    assert store.source == "https://h.example/api/v3"
+    assert repr(store).endswith("source='https://h.example/api/v3' open=[]>")
+    assert sc.FileWatchStore(tmp_path, source=" nightly mirror ").source == "nightly mirror"
+    with pytest.raises(sc.InvalidInputError, match=r"^source must not be empty$"):
+        sc.FileWatchStore(tmp_path, source=" \t")
+    with pytest.raises(sc.InvalidInputError, match=r"^source must be an absolute http"):
+        sc.FileWatchStore(tmp_path, source="https:/h.example")  # a URL spelt wrong
+    assert os.listdir(tmp_path) == []
+
+
+async def test_two_accounts_given_one_file_are_told_so(fake: FakeSendcloud, tmp_path: Path) -> None:
+    """The directory's file given in ``paths``, another spelling, a symlink, a hard link:
+    each second account is refused naming both accounts; nothing of it is written or sent."""
+    fake.seed(integrations=1, logs_per_integration=3)
+    out = tmp_path / "a.jsonl"
+    (tmp_path / "link.jsonl").symlink_to(out)  # dangling until a's file is created
+    paths = {"b": out, "d": tmp_path / "link.jsonl", "e": tmp_path / "hard.jsonl"}
+    async with sc.FileWatchStore(tmp_path, source=fake.base_url, paths=paths) as store:
+        store.open("a")
+        os.link(out, tmp_path / "hard.jsonl")
+        for account in paths:
+            with pytest.raises(sc.InvalidInputError) as refused:
+                store.open(account)
+            assert str(refused.value) == (
+                f"accounts 'a' and {account!r} are given the same file {paths[account]}"
+            )
+        accounts = dict.fromkeys(["a", "b"], fake.basic_auth)
+        events = await watch_once(fake, store, accounts)
+        (failed,) = [e for e in events if isinstance(e, sc.AccountFailed)]
+        assert (failed.account, str(failed.error)) == (
+            "b",
+            f"accounts 'a' and 'b' are given the same file {out}",
+        )
+        assert store.records == {"a": 3}
+    assert ids_in(out) == [r["id"] for r in fake.logs]
+    assert sorted(os.listdir(tmp_path)) == [
+        "a.jsonl",
+        "a.jsonl.watch.json",
+        "hard.jsonl",
+        "link.jsonl",
+    ]
+    spelt = tmp_path / "no" / ".." / "a.jsonl"  # no such directory: the same absolute path
+    async with sc.FileWatchStore(tmp_path, source=fake.base_url, paths={"c": spelt}) as store:
+        store.open("a")
+        with pytest.raises(sc.InvalidInputError) as refused:
+            store.open("c")
+        assert str(refused.value) == f"accounts 'a' and 'c' are given the same file {spelt}"
+    other = tmp_path / "other"
+    async with sc.FileWatchStore(
+        other, source=fake.base_url, paths={"b": other / "a.jsonl"}
+    ) as store:
+        store.open("b")  # the other order: the account of paths first
+        with pytest.raises(sc.InvalidInputError) as refused:
+            store.open("a")
+        assert (
+            str(refused.value)
+            == f"accounts 'b' and 'a' are given the same file {other / 'a.jsonl'}"
+        )
+    assert os.listdir(other) == ["a.jsonl"]  # b's (opened: no state saved yet)
+
+
+# -- a write that fails midway -----------------------------------------------------------------
+
+#: The child of the failed-write test (argv: the directory, the source): a save of account
+#: ``shop`` over ``RLIMIT_FSIZE`` (part of it written, then EFBIG), then a smaller one. It
+#: prints, as JSON, the error and, right after it, the file's size, its state and records.
+SHORT_WRITE_CHILD = """
+import asyncio, json, resource, signal, sys
+import sendcloud_async as sc
+
+def log(n):
+    return sc.IntegrationLog(base_url="https://shop.example", id=n, exception="x" * 200)
+
+async def main(directory, source):
+    async with sc.FileWatchStore(directory, source=source) as store:
+        state = await store.load("shop")
+        out = store.path("shop")
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (out.stat().st_size + 1500, hard))
+        try:
+            await store.save("shop", state, [log(n) for n in range(1000, 1040)])
+            error = None
+        except OSError as exc:
+            error = str(exc)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        report = {
+            "error": error,
+            "size": out.stat().st_size,
+            "state": store.state_path("shop").read_text(),
+            "records": store.records,
+        }
+        print(json.dumps(report), flush=True)
+        await store.save("shop", state, [log(2000)])
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+async def test_a_save_that_fails_midway_leaves_nothing_after_the_committed_logs(
+    fake: FakeSendcloud, tmp_path: Path
+) -> None:
+    """A short write (over ``RLIMIT_FSIZE``, in a child): the error names the file, the file
+    is cut back to the committed logs at once, the state is unchanged, and a later save
+    appends right after them; read after the child closed, the file holds each log once."""
+    fake.seed(integrations=1, logs_per_integration=12)
+    out = tmp_path / "shop.jsonl"
+    async with sc.FileWatchStore(tmp_path, source=fake.base_url) as store:
+        await watch_once(fake, store, {"shop": fake.basic_auth})
+    committed, state = out.stat().st_size, state_path(out).read_text()
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SHORT_WRITE_CHILD, str(tmp_path), fake.base_url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(child.communicate(), 60)
+    assert child.returncode == 0, stderr.decode()
+    assert json.loads(stdout) == {
+        "error": f"cannot write {out} (appending the new logs): File too large",
+        "size": committed,
+        "state": state,
+        "records": {"shop": 12},
+    }
+    assert ids_in(out) == [r["id"] for r in fake.logs] + [2000]
+    assert (saved(out).offset, saved(out).records) == (out.stat().st_size, 13)
+    async with sc.FileWatchStore(tmp_path, source=fake.base_url) as again:
+        again.open("shop")
+        assert again.records == {"shop": 13}
+    assert out.stat().st_size == saved(out).offset
+
+
 # -- lifecycle ---------------------------------------------------------------------------------
 
 
@@ -437,3 +634,68 @@ async def test_the_command_says_the_stores_refusals_in_its_own_words(
 if __name__ == "__main__":
     os.environ.pop("PYTHONASYNCIODEBUG", None)
     asyncio.run(_child(sys.argv[1], sys.argv[2], sys.argv[3:]))
+
+
+# -- a save that raises after it committed -----------------------------------------------------
+
+
+async def test_a_run_cancelled_while_a_batch_is_saved_and_run_again_appends_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    """The save finishes in its worker thread although the run was cancelled meanwhile:
+    the same watcher, run again, continues from what the store committed."""
+    async with FakeSendcloud() as fake:
+        fake.seed(integrations=1, logs_per_integration=10)
+        async with (
+            sc.AccountPool(base_url=fake.base_url) as pool,
+            sc.FileWatchStore(tmp_path, source=fake.base_url) as store,
+        ):
+            watcher = sc.LogWatcher(
+                pool, {"shop": fake.basic_auth}, store=store, start="all", page_size=4
+            )
+            task: asyncio.Task[None] | None = None
+
+            def cancel_at_the_first_batch(event: sc.WatchEvent) -> None:
+                if isinstance(event, sc.NewLogs) and store.records.get("shop", 0) == 0:
+                    assert task is not None
+                    asyncio.get_running_loop().call_soon(task.cancel)  # during save()
+
+            task = asyncio.create_task(watcher.run(cancel_at_the_first_batch, once=True))
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert store.records == {"shop": 4}  # committed although cancelled
+            await watcher.run(once=True)
+            assert store.records == {"shop": 10}
+    assert ids_in(tmp_path / "shop.jsonl") == [r["id"] for r in fake.logs]
+
+
+class _CommitsThenFails(sc.MemoryWatchStore):
+    """A store whose first save of logs commits and then raises (a reply lost after the write)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logs: list[int | None] = []
+        self.failed = False
+
+    async def save(
+        self, account: str, state: sc.AccountState, logs: Sequence[sc.IntegrationLog]
+    ) -> None:
+        await super().save(account, state, logs)
+        self.logs += [log.id for log in logs]
+        if logs and not self.failed:
+            self.failed = True
+            raise sc.StateUnavailableError("the reply was lost")
+
+
+async def test_a_poll_whose_save_raised_loads_the_state_again() -> None:
+    async with FakeSendcloud() as fake:
+        fake.seed(integrations=1, logs_per_integration=10)
+        store = _CommitsThenFails()
+        async with sc.AccountPool(base_url=fake.base_url) as pool:
+            watcher = sc.LogWatcher(
+                pool, {"shop": fake.basic_auth}, store=store, start="all", page_size=4
+            )
+            with pytest.raises(sc.StateUnavailableError):
+                await watcher.poll("shop")
+            await watcher.poll("shop")
+    assert store.logs == [r["id"] for r in fake.logs]  # each log saved once, in order
