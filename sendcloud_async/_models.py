@@ -48,6 +48,9 @@ __all__ = [
 
 T = TypeVar("T")
 
+#: A datetime that must carry an offset: checked by msgspec in C, no Python per value.
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+
 
 class Integration(msgspec.Struct, kw_only=True):
     """An integration (``integration-response-model``)."""
@@ -56,21 +59,29 @@ class Integration(msgspec.Struct, kw_only=True):
     shop_name: str | None = None
     shop_url: str | None = None
     type: str | None = None
-    started_failing_at: datetime | None = None
-    last_fetched_at: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    started_failing_at: AwareDatetime | None = None
+    last_fetched_at: AwareDatetime | None = None
+    created_at: AwareDatetime | None = None
+    updated_at: AwareDatetime | None = None
     service_point_enabled: bool = False
     service_point_carriers: list[str] = msgspec.field(default_factory=list)
     webhook_active: bool = False
     webhook_url: str | None = None
     feedback_type: str | None = None
 
-    def __post_init__(self) -> None:
-        self.started_failing_at = as_utc(self.started_failing_at)
-        self.last_fetched_at = as_utc(self.last_fetched_at)
-        self.created_at = as_utc(self.created_at)
-        self.updated_at = as_utc(self.updated_at)
+
+class _LenientIntegration(Integration, kw_only=True):
+    # The same integration, but a date-time without an offset is accepted (taken as UTC).
+    started_failing_at: datetime | None = None
+    last_fetched_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def to_integration(self) -> Integration:
+        values = {name: getattr(self, name) for name in self.__struct_fields__}
+        for name in ("started_failing_at", "last_fetched_at", "created_at", "updated_at"):
+            values[name] = as_utc(values[name])
+        return Integration(**values)
 
 
 class LogResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -85,10 +96,6 @@ class LogRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     headers: dict[str, Any] | str | None = None
     payload: dict[str, Any] | str | None = None
-
-
-#: A datetime that must carry an offset: checked by msgspec in C, no Python per value.
-AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
 class IntegrationLog(msgspec.Struct, kw_only=True):
@@ -263,9 +270,22 @@ def _fix_stamps(doc: Data[list[_LenientLogStamp]]) -> Data[list[LogStamp]]:
     return Data([LogStamp(id=stamp.id, created_at=as_utc(stamp.created_at)) for stamp in doc.data])
 
 
-# One decoder per response type, built once at import time.
-INTEGRATION_DECODER = msgspec.json.Decoder(Data[Integration])
-INTEGRATION_LIST_DECODER = msgspec.json.Decoder(Data[list[Integration]])
+def _fix_integration(doc: Data[_LenientIntegration]) -> Data[Integration]:
+    return Data(doc.data.to_integration())
+
+
+def _fix_integrations(doc: Data[list[_LenientIntegration]]) -> Data[list[Integration]]:
+    return Data([integration.to_integration() for integration in doc.data])
+
+
+# One decoder per response type, built once at import time. Date-times are checked for
+# an offset by msgspec; a body with one without is decoded again leniently (as_utc).
+INTEGRATION_DECODER: TolerantDecoder[Data[Integration]] = TolerantDecoder(
+    Data[Integration], Data[_LenientIntegration], _fix_integration
+)
+INTEGRATION_LIST_DECODER: TolerantDecoder[Data[list[Integration]]] = TolerantDecoder(
+    Data[list[Integration]], Data[list[_LenientIntegration]], _fix_integrations
+)
 LOG_DECODER: TolerantDecoder[Data[IntegrationLog]] = TolerantDecoder(
     Data[IntegrationLog], Data[_LenientIntegrationLog], _fix_log
 )

@@ -137,6 +137,23 @@ def test_integration_naive_datetimes_become_utc() -> None:
         assert value.utcoffset() == timedelta(0)
 
 
+def test_integration_list_with_one_naive_datetime_decodes_every_item_as_integration() -> None:
+    """One naive date-time on a page: the page is decoded leniently, every item stays an
+    ``Integration`` (not the lenient type), offsets kept, the naive one taken as UTC."""
+    doc = {"data": [INTEGRATION, {**INTEGRATION, "id": 2, "created_at": "2023-11-04T14:15:22"}]}
+    got = INTEGRATION_LIST_DECODER.decode(enc(doc)).data
+    assert [type(i) for i in got] == [Integration, Integration]
+    assert got[1].created_at == datetime(2023, 11, 4, 14, 15, 22, tzinfo=UTC)
+    assert got[0] == INTEGRATION_DECODER.decode(enc({"data": INTEGRATION})).data
+
+
+def test_integration_that_is_wrong_beyond_a_naive_datetime_keeps_the_strict_error() -> None:
+    """A naive date-time and a bad id: the error is the strict decoder's, about the id."""
+    doc = {"data": {"id": "x", "created_at": "2023-11-04T14:15:22"}}
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.data\.id"):
+        INTEGRATION_DECODER.decode(enc(doc))
+
+
 def test_integration_offsets_preserved() -> None:
     """A date-time with an offset keeps that offset (not converted to UTC)."""
     got = INTEGRATION_DECODER.decode(
