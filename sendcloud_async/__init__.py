@@ -61,9 +61,9 @@ if _typing.TYPE_CHECKING:
     from ._pagination import PaginationError
     from ._pool import AccountPool
     from ._ratelimit import GateBlockedError, RateLimits
+    from ._sources._watch_state import LateLog, LogBatch, WatchState
     from ._state import MemoryState
     from ._watch_files import DirectoryWatchStore, FileWatchStore
-    from ._watch_state import LateLog, LogBatch, WatchState
     from ._watchers import (
         AccountFailed,
         AccountPolled,
@@ -165,8 +165,8 @@ _DEFINED_IN: dict[str, str] = {
     "IntegrationLog": "._models",
     "IntegrationRecovered": "._watchers",
     "InvalidInputError": "._errors",
-    "LateLog": "._watch_state",
-    "LogBatch": "._watch_state",
+    "LateLog": "._sources._watch_state",
+    "LogBatch": "._sources._watch_state",
     "LogPage": "._models",
     "LogRequest": "._models",
     "LogResponse": "._models",
@@ -194,7 +194,7 @@ _DEFINED_IN: dict[str, str] = {
     "StatusMappingEntry": "._models",
     "StatusTranslation": "._models",
     "WatchEvent": "._watchers",
-    "WatchState": "._watch_state",
+    "WatchState": "._sources._watch_state",
     "WatchStore": "._watchers",
     "events": ".events",
     "export_logs_per_integration": "._export_walks",

@@ -11,8 +11,8 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from ._errors import ExportInputError
-from ._ties import Boundary
-from ._watch_state import Order
+from ._sources._ties import Boundary
+from ._sources._watch_state import Order
 
 __all__ = [
     "CHECKPOINT_SUFFIX",
@@ -80,12 +80,12 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     records: int
     pages: int
     done: bool
-    #: The listing's order a ranged export found when it began (``_export_range``);
+    #: The listing's order a ranged export found when it began (``_sources._range``);
     #: written only then (read it as ``order``).
     listing_order: Order | UnsetType = msgspec.field(default=UNSET, name="order")
 
     #: Where the walk's last page ended: the ``created_at`` of its last log and the ids
-    #: delivered at it, which the next request lists again (``_ties``). Not written
+    #: delivered at it, which the next request lists again (``_sources._ties``). Not written
     #: before a log is; a checkpoint of the first version has none.
     boundary: Boundary | UnsetType = UNSET
 

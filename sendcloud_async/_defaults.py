@@ -46,7 +46,7 @@ DEFAULT_WATCH_START: Final = "now"
 #: Seconds between two polls of an account once its watch is caught up.
 DEFAULT_WATCH_INTERVAL: Final = 60.0
 #: Seconds behind the high-water mark every poll re-reads, unless told otherwise
-#: (``_watch_state.DEFAULT_LOOKBACK``; see docs/watch.md for why this value).
+#: (``_sources._watch_state.DEFAULT_LOOKBACK``; see docs/watch.md for why this value).
 DEFAULT_WATCH_LOOKBACK: Final = 30.0
 #: Logs per request where a number must be chosen (a watch, the command line): the
 #: largest page the API serves.

@@ -7,7 +7,7 @@ The engine behind ``sendcloud-async logs export``, usable on its own::
     stats = await export_logs(client, "logs.jsonl", fmt="jsonl", page_size=100)
     # killed? run the same call again with resume=True
 
-A job is a source (``_export_source``: the listing's walks, as batches of whole
+A job is a source (``_sources._walks``: the listing's walks, as batches of whole
 pages), this job (each batch folded into the checkpoint after it: ``_checkpoint``)
 and an output that commits both as one step: a file, its ``FILE.checkpoint.json``
 beside it (``_export_file``), or parts whose manifest holds the checkpoint
@@ -15,7 +15,7 @@ beside it (``_export_file``), or parts whose manifest holds the checkpoint
 the output holds exactly the logs before the checkpoint's cursor, each once, and
 a resume continues from there. A resume with another query (base URL, integration,
 format, page size, compression, range) is refused. Encodings are ``_records``'s; a
-range (``since``, ``until``) is ``_export_range``'s.
+range (``since``, ``until``) is ``_sources._range``'s.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ from ._checkpoint import (
 from ._defaults import DEFAULT_EXPORT_ROLL_SECONDS, EXPORT_FORMATS, output_compression, writes_parts
 from ._errors import ExportInputError, InvalidInputError
 from ._export_file import FileOutput
-from ._export_range import check_range, probe_order
-from ._export_source import Walk, WalkPage, walk_batches
+from ._sources._range import check_range, probe_order
+from ._sources._walks import Walk, WalkPage, walk_batches
 from .events import PageCommitted
 
 if TYPE_CHECKING:

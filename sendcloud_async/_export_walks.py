@@ -39,14 +39,14 @@ from ._checkpoint import Checkpoint, recorded_boundary
 from ._defaults import DEFAULT_WALKS
 from ._errors import ExportInputError, InvalidInputError
 from ._export import DEFAULT_ACCOUNT, ExportOptions, ExportStats, LogExport, ProgressCallback
-from ._ties import Boundary
+from ._sources._ties import Boundary
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
     from ._client import SendcloudClient
-    from ._export_source import Walk, WalkPage
+    from ._sources._walks import Walk, WalkPage
 
 __all__ = [
     "DEFAULT_WALKS",

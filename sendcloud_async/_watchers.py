@@ -48,7 +48,7 @@ from ._errors import (
 )
 from ._event_types import account_failing
 from ._models import AwareDatetime, Integration, IntegrationLog
-from ._watch_state import (
+from ._sources._watch_state import (
     DEFAULT_LOOKBACK,
     LateLog,
     WatchState,

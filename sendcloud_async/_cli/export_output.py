@@ -3,7 +3,7 @@
 The options (``--compression``, ``--part-records``, ``--since``, ``--until``), their
 check, what they add to a job, and the check of a parts destination before an
 export begins. The engine is the library's (``LogExport``: ``writes_parts``,
-``output_compression``, ``_export_range``); this module is imported by the
+``output_compression``, ``_sources._range``); this module is imported by the
 options, so it loads nothing heavy until it runs.
 """
 

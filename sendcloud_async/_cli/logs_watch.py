@@ -56,7 +56,7 @@ def _start(text: str) -> str | datetime:
             f"not now, all or an ISO 8601 date-time: {text!r}"
         ) from None
     from .._errors import InvalidInputError  # here: --help does not load the watch
-    from .._watch_state import check_start
+    from .._sources._watch_state import check_start
 
     try:
         check_start(value)

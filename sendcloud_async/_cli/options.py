@@ -65,7 +65,7 @@ def _positive_seconds(value: float) -> None:
 
 
 def _lookback(value: float) -> None:
-    from .._watch_state import check_lookback
+    from .._sources._watch_state import check_lookback
 
     check_lookback(value)
 

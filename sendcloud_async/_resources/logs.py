@@ -19,9 +19,9 @@ from .._errors import InvalidInputError
 from .._models import IntegrationLog, LogPage, LogRequest, LogResponse, LogStamp
 from .._operations import LOGS_CREATE, LOGS_LIST, LOGS_LIST_ONE, LOGS_LIST_STAMPS
 from .._pagination import PaginationError, cursor_in, cursor_to_str, find_next_link, follow_link
-from .._watch import watch
-from .._watch_pages import Page
-from .._watch_state import DEFAULT_LOOKBACK, LogBatch, WatchState, begin, check_lookback
+from .._sources._watch import watch
+from .._sources._watch_pages import Page
+from .._sources._watch_state import DEFAULT_LOOKBACK, LogBatch, WatchState, begin, check_lookback
 
 if TYPE_CHECKING:
     from .._request import Operation, Response
@@ -337,7 +337,8 @@ class Logs:
         ``lookback`` (seconds or a ``timedelta``, 30 s by default) behind the newest
         log delivered, so that a log that becomes visible late is still delivered
         once (``LogBatch.late`` says which and how late). Arguments are checked when
-        called, before any request. See ``_watch.py`` (and the modules it names) for how it works.
+        called, before any request. See ``_sources/_watch.py`` (and the modules it
+        names) for how it works.
         """
         iid = None if integration_id is None else check.integration_id(integration_id)
         size = check.required_page_size(page_size)
@@ -370,7 +371,8 @@ class Logs:
 
         async def fetch(cursor: str | None) -> Page:
             # Each request stands alone: the watch itself refuses links that loop
-            # (``_watch_pages.advance``), and it may ask for the same page twice on purpose.
+            # (``_sources._watch_pages.advance``), and it may ask for the same page twice
+            # on purpose.
             # Its arguments were checked when the watch began (``_first`` checks them).
             resp = await send(op, url(op, path, (("cursor", cursor), ("page_size", size))))
             next_url = self._next_url(resp)

@@ -4,7 +4,7 @@
 with, and pages "strictly after" (oldest-first) or "strictly before" (newest-first)
 the cursor of its next-page link: following that link alone loses the rest of a
 group of logs whose instant a page ends inside. The exports list the boundary's
-instant again (``_ties``), and their checkpoints record the ids delivered at it.
+instant again (``_sources._ties``), and their checkpoints record the ids delivered at it.
 """
 
 from __future__ import annotations

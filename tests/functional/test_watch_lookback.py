@@ -23,8 +23,8 @@ import pytest
 from aiohttp import web
 
 import sendcloud_async as sc
+from sendcloud_async._sources._watch_state import DEFAULT_LOOKBACK
 from sendcloud_async._time import http_date
-from sendcloud_async._watch_state import DEFAULT_LOOKBACK
 from sendcloud_async.testing import FakeSendcloud
 from tests._wait import until
 from tests.functional._hostile import serving
@@ -481,7 +481,7 @@ def test_a_version_1_state_loads_with_its_window_at_its_mark() -> None:
     raw = json.dumps(_fixture("oldest_first")["batches"][2]["state"]).encode()
     state = msgspec.json.decode(raw, type=sc.WatchState)
     assert state.version == 1
-    from sendcloud_async._watch_state import begin
+    from sendcloud_async._sources._watch_state import begin
 
     upgraded = begin(raw, start="now", integration_id=None)
     assert upgraded.version == sc.WatchState().version == 2
@@ -522,7 +522,7 @@ async def test_a_bad_lookback_is_refused_before_any_request(
 async def test_a_damaged_window_in_a_state_is_refused() -> None:
     good = sc.WatchState(mark=datetime(2026, 1, 1, tzinfo=UTC))
     raw = msgspec.json.encode(good).replace(b'"recent":[]', b'"recent":[["x",[1]]]')
-    from sendcloud_async._watch_state import begin
+    from sendcloud_async._sources._watch_state import begin
 
     with pytest.raises(sc.InvalidInputError, match="state is not a valid WatchState"):
         begin(raw, start="now", integration_id=None)

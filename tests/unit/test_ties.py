@@ -1,4 +1,5 @@
-"""The one rule for ties at page boundaries (``_ties``), as the exports use it page by page."""
+"""The one rule for ties at page boundaries (``_sources._ties``), as the exports use it
+page by page."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import msgspec
 import pytest
 
 from sendcloud_async._pagination import PaginationError
-from sendcloud_async._ties import Boundary, next_request, past_boundary, relist_cursor
-from sendcloud_async._watch_state import NEWEST_FIRST as NEWEST
-from sendcloud_async._watch_state import OLDEST_FIRST as OLDEST
-from sendcloud_async._watch_state import Order
+from sendcloud_async._sources._ties import Boundary, next_request, past_boundary, relist_cursor
+from sendcloud_async._sources._watch_state import NEWEST_FIRST as NEWEST
+from sendcloud_async._sources._watch_state import OLDEST_FIRST as OLDEST
+from sendcloud_async._sources._watch_state import Order
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TICK = timedelta(microseconds=1)

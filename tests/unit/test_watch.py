@@ -11,11 +11,17 @@ import pytest
 import sendcloud_async as sc
 from sendcloud_async._models import LogStamp
 from sendcloud_async._pagination import PaginationError
-from sendcloud_async._ties import page_order
-from sendcloud_async._watch import watch
-from sendcloud_async._watch_pages import Page, advance, next_cursor
-from sendcloud_async._watch_state import NEWEST_FIRST, OLDEST_FIRST, Walk, begin, decode_state
-from sendcloud_async._watch_window import open_poll
+from sendcloud_async._sources._ties import page_order
+from sendcloud_async._sources._watch import watch
+from sendcloud_async._sources._watch_pages import Page, advance, next_cursor
+from sendcloud_async._sources._watch_state import (
+    NEWEST_FIRST,
+    OLDEST_FIRST,
+    Walk,
+    begin,
+    decode_state,
+)
+from sendcloud_async._sources._watch_window import open_poll
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 TICK = timedelta(microseconds=1)

@@ -9,10 +9,10 @@ import msgspec
 import pytest
 
 import sendcloud_async as sc
-from sendcloud_async._watch import watch
-from sendcloud_async._watch_pages import Page, next_cursor
-from sendcloud_async._watch_state import OLDEST_FIRST
-from sendcloud_async._watch_window import close_poll, open_poll, settle
+from sendcloud_async._sources._watch import watch
+from sendcloud_async._sources._watch_pages import Page, next_cursor
+from sendcloud_async._sources._watch_state import OLDEST_FIRST
+from sendcloud_async._sources._watch_window import close_poll, open_poll, settle
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 TICK = timedelta(microseconds=1)

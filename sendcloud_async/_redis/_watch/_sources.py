@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 import msgspec
 
 from ..._defaults import DEFAULT_PAGE_SIZE, DEFAULT_WATCH_INTERVAL, DEFAULT_WATCH_START
+from ..._sources._watch_state import DEFAULT_LOOKBACK, WatchState, check_lookback, check_start
 from ..._validate import account_name, positive_seconds, required_page_size
-from ..._watch_state import DEFAULT_LOOKBACK, WatchState, check_lookback, check_start
 from ..._watchers import AccountState, Handler, LogWatcher, MemoryWatchStore, decode_account_state
 
 if TYPE_CHECKING:

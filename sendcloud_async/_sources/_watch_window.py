@@ -41,7 +41,7 @@ from typing import Final
 
 import msgspec
 
-from ._time import http_date
+from .._time import http_date
 from ._watch_state import OLDEST_FIRST, LateLog, WatchState
 
 __all__ = ["Window", "close_poll", "open_poll", "settle", "window_bottom"]

@@ -28,8 +28,8 @@ from typing import NamedTuple, cast
 
 import msgspec
 
-from ._models import IntegrationLog
-from ._pagination import PaginationError
+from .._models import IntegrationLog
+from .._pagination import PaginationError
 from ._ties import Stamped, follow_link, listed_before, log_id, page_order, relist_cursor
 from ._watch_state import NEWEST_FIRST, OLDEST_FIRST, LateLog, Walk, WatchState
 from ._watch_window import Window, settle, window_bottom

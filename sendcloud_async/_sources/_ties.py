@@ -30,8 +30,8 @@ from typing import NamedTuple, Protocol, TypeVar
 
 import msgspec
 
-from ._models import AwareDatetime
-from ._pagination import PaginationError
+from .._models import AwareDatetime
+from .._pagination import PaginationError
 from ._watch_state import NEWEST_FIRST, OLDEST_FIRST, TICK, Order
 
 __all__ = [

@@ -17,15 +17,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
-from . import _validate as check
-from ._errors import InvalidInputError
-from ._pagination import PaginationError
+from .. import _validate as check
+from .._errors import InvalidInputError
+from .._pagination import PaginationError
 from ._ties import page_order, relist_cursor
 from ._watch_state import Order
 
 if TYPE_CHECKING:
-    from ._client import SendcloudClient
-    from ._models import IntegrationLog
+    from .._client import SendcloudClient
+    from .._models import IntegrationLog
 
 __all__ = ["NEWEST_FIRST", "OLDEST_FIRST", "check_range", "in_range", "probe_order", "start_cursor"]
 

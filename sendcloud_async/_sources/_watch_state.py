@@ -30,10 +30,10 @@ from typing import Final, Literal
 
 import msgspec
 
-from . import _validate as check
-from ._defaults import DEFAULT_WATCH_LOOKBACK, DEFAULT_WATCH_START
-from ._errors import InvalidInputError
-from ._models import AwareDatetime, IntegrationLog
+from .. import _validate as check
+from .._defaults import DEFAULT_WATCH_LOOKBACK, DEFAULT_WATCH_START
+from .._errors import InvalidInputError
+from .._models import AwareDatetime, IntegrationLog
 
 __all__ = [
     "DEFAULT_LOOKBACK",

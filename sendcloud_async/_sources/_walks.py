@@ -21,18 +21,18 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
-from ._aio import stop_task
-from ._engine import run_due
-from ._errors import ExportError, NotFoundError
-from ._export_range import in_range, start_cursor
-from ._pagination import PaginationError
+from .._aio import stop_task
+from .._engine import run_due
+from .._errors import ExportError, NotFoundError
+from .._pagination import PaginationError
+from ._range import in_range, start_cursor
 from ._ties import Boundary, next_request, past_boundary
 from ._watch_state import Order
 
 if TYPE_CHECKING:
-    from ._checkpoint import CheckpointQuery
-    from ._client import SendcloudClient
-    from ._models import IntegrationLog, LogPage
+    from .._checkpoint import CheckpointQuery
+    from .._client import SendcloudClient
+    from .._models import IntegrationLog, LogPage
 
 __all__ = ["Walk", "WalkPage", "walk_batches"]
 
@@ -85,7 +85,7 @@ async def walk_batches(
 ) -> AsyncGenerator[list[WalkPage], None]:
     """The pages of the unfinished ``walks`` of ``query``, in batches of up to ``batch``.
 
-    ``order`` is the listing's, as the checkpoint recorded it (``_export_range``).
+    ``order`` is the listing's, as the checkpoint recorded it (``_range``).
     ``gone_on_404``: a listing that answers 404 (its integration deleted) ends its
     walk with a ``gone`` page instead of failing the export.
     """
