@@ -28,8 +28,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Final
 
 __all__ = [
+    "TEMPORARY_SUFFIX",
     "FileWriteError",
     "atomic_move",
     "atomic_write",
@@ -124,9 +126,13 @@ def write_at(fd: int, data: bytes, offset: int) -> None:
         offset += written
 
 
+#: What ``atomic_write`` appends to a file's name for the temporary file it renames.
+TEMPORARY_SUFFIX: Final = ".tmp"
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Replace ``path`` by ``data``: temporary file, fsync, rename, directory fsync."""
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(path.name + TEMPORARY_SUFFIX)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
     try:
         write_at(fd, data, 0)

@@ -41,7 +41,7 @@ from . import _validate as check
 from ._aio import finish
 from ._defaults import DEFAULT_BASE_URL
 from ._errors import InvalidInputError
-from ._fileio import atomic_write
+from ._fileio import TEMPORARY_SUFFIX, atomic_write
 from ._lifecycle import Lifecycle
 from ._models import IntegrationLog
 from ._records import csv_header, encode_csv, encode_jsonl
@@ -61,7 +61,7 @@ __all__ = [
 #: The watch state of ``FILE`` is ``FILE`` + this.
 STATE_SUFFIX: Final = ".watch.json"
 #: The names of a state, and of the temporary file ``atomic_write`` writes it through.
-_STATE_ENDINGS: Final = (STATE_SUFFIX, STATE_SUFFIX + ".tmp")
+_STATE_ENDINGS: Final = (STATE_SUFFIX, STATE_SUFFIX + TEMPORARY_SUFFIX)
 WATCH_FILE_VERSION: Final = 1
 #: The formats of the files (each is its files' extension too).
 FORMATS: Final = ("jsonl", "csv")
