@@ -30,12 +30,13 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-__all__ = ["finish", "keep_cancel", "sleep_until", "stop_task"]
+__all__ = ["finish", "keep_cancel", "sleep_until", "stop_task", "wake"]
 
 _T = TypeVar("_T")
 
 
-def _wake(waiter: asyncio.Future[None]) -> None:
+def wake(waiter: asyncio.Future[None]) -> None:
+    """End ``waiter`` (if it is not done yet)."""
     if not waiter.done():
         waiter.set_result(None)
 
@@ -50,11 +51,11 @@ async def sleep_until(event: asyncio.Event, delay: float | None) -> bool:
         return True
     loop = asyncio.get_running_loop()
     waiter: asyncio.Future[None] = loop.create_future()
-    timer = None if delay is None else loop.call_later(max(0.0, delay), _wake, waiter)
+    timer = None if delay is None else loop.call_later(max(0.0, delay), wake, waiter)
     # Event.wait() is a coroutine; a task of it is the one public way to be told
     # when the event is set. It is cancelled before we return.
     setter = loop.create_task(event.wait())
-    setter.add_done_callback(lambda _: _wake(waiter))
+    setter.add_done_callback(lambda _: wake(waiter))
     try:
         await waiter
     finally:

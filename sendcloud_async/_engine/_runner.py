@@ -19,7 +19,7 @@ from collections.abc import (
 )
 from typing import Any, Generic, TypeVar
 
-from .._aio import finish
+from .._aio import finish, wake
 from .._errors import InvalidInputError
 from .._validate import positive_int
 from ._backoff import Backoff
@@ -86,13 +86,8 @@ class Runner(Generic[K]):
         #: The items held, each with the number of its ``add`` (a later add is a new item).
         self._items: dict[K, int] = {}
         self._added = 0
-        #: The items added (due then, at ``_ready_at``), first added first; an entry of
-        #: an item not in ``_queued`` any more is skipped (``_stale`` counts them).
-        self._ready: deque[K] = deque()
-        self._ready_at: deque[float] = deque()
-        self._queued: set[K] = set()
-        self._stale: dict[K, int] = {}
-        #: The items due again later: ``(due, add number, item)``; stale entries skipped.
+        #: The items waiting, added (due now) or due again later: ``(due, add number,
+        #: item)``; stale entries skipped.
         self._due: list[tuple[float, int, K]] = []
         #: The worker running each item held that is running.
         self._runs: dict[K, asyncio.Task[None]] = {}
@@ -111,8 +106,6 @@ class Runner(Generic[K]):
         #: Whether ``run()`` is cancelling the tasks left (a run cancelled then is its doing).
         self._halting = False
         self._waiter: asyncio.Future[None] | None = None
-        #: Whether the item ``_next`` found waits in the heap (else in ``_ready``).
-        self._from_heap = False
 
     def add(self, item: K) -> None:
         """Hold ``item``, due now; ``InvalidInputError`` if it is held already."""
@@ -120,9 +113,7 @@ class Runner(Generic[K]):
             raise InvalidInputError(f"{item!r} is given twice")
         self._added += 1
         self._items[item] = self._added
-        self._ready.append(item)
-        self._ready_at.append(asyncio.get_running_loop().time())
-        self._queued.add(item)
+        heapq.heappush(self._due, (asyncio.get_running_loop().time(), self._added, item))
         if not self._kick() and len(self._workers) < self._limit:
             self._wake()
 
@@ -134,9 +125,6 @@ class Runner(Generic[K]):
         if self._items.pop(item, None) is None:
             return None
         self._counts.pop(item, None)
-        if item in self._queued:
-            self._queued.discard(item)
-            self._stale[item] = self._stale.get(item, 0) + 1
         if not self._items:
             self._wake()
         worker = self._runs.pop(item, None)
@@ -197,7 +185,7 @@ class Runner(Generic[K]):
                     self._kick()  # a worker takes it, and wakes another or this loop
                     when = None
                 waiter = self._waiter = loop.create_future()
-                timer = None if when is None else loop.call_at(when, _set, waiter)
+                timer = None if when is None else loop.call_at(when, wake, waiter)
                 try:
                     await waiter
                 finally:
@@ -297,43 +285,22 @@ class Runner(Generic[K]):
         return not me.cancelling()
 
     def _take(self, loop: asyncio.AbstractEventLoop) -> K | None:
-        """The item to run now (earliest due, then first added), taken off its queue,
+        """The item to run now (earliest due, then first added), taken off the heap,
         or ``None``."""
         when = None if self._closing or self._stopping.is_set() else self._next()
         if when is None or when > loop.time():
             return None
-        if self._from_heap:
-            return heapq.heappop(self._due)[2]
-        self._ready_at.popleft()
-        item = self._ready.popleft()
-        self._queued.discard(item)
-        return item
+        return heapq.heappop(self._due)[2]
 
     def _next(self) -> float | None:
-        """When the first item waiting is due (stale entries dropped), or ``None``;
-        ``_from_heap`` tells where it waits."""
-        ready = self._ready
-        while ready and (stale := self._stale.get(ready[0])):
-            if stale == 1:
-                del self._stale[ready[0]]
-            else:
-                self._stale[ready[0]] = stale - 1
-            ready.popleft()
-            self._ready_at.popleft()
+        """When the first item waiting is due (stale entries dropped), or ``None``."""
         due = self._due
         while due:
             _, added, item = due[0]
             if self._items.get(item) == added and item not in self._runs:
-                break
+                return due[0][0]
             heapq.heappop(due)
-        self._from_heap = bool(due) and (
-            not ready
-            or due[0][0] < self._ready_at[0]
-            or (due[0][0] == self._ready_at[0] and due[0][1] < self._items[ready[0]])
-        )
-        if self._from_heap:
-            return due[0][0]
-        return self._ready_at[0] if ready else None
+        return None
 
     def _kick(self) -> bool:
         """Wake one worker waiting for an item; ``False``: none waits."""
@@ -347,7 +314,7 @@ class Runner(Generic[K]):
     def _wake(self) -> None:
         """Have ``run()`` look again (workers to start, a timer to set, the end)."""
         if self._waiter is not None:
-            _set(self._waiter)
+            wake(self._waiter)
 
     def _stopped(self, _: object) -> None:
         self._closing = True
@@ -426,11 +393,6 @@ async def _halt(tasks: Sequence[asyncio.Task[Any]], *, spare: Container[asyncio.
             interrupted = True
     if interrupted:
         raise asyncio.CancelledError
-
-
-def _set(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 async def _wait(awaitable: Awaitable[None]) -> None:

@@ -190,8 +190,7 @@ class RedisWatchCoordinator:
         """
         name, level, sentence = describe_event(event)
         events_logger.log(level, "%s", sentence)
-        if _observe.listening():
-            _observe.publish(event)
+        _observe.publish(event)
         if self.on_event is not None:
             try:
                 self.on_event(event)
