@@ -30,7 +30,6 @@ __all__ = [
     "SDKConnector",
     "Shared",
     "autoinstrument",
-    "connector_tells",
     "new_session",
     "sdk_connector",
     "traced",
@@ -101,11 +100,6 @@ def sdk_connector(*, limit: int, limit_per_host: int, **options: Any) -> aiohttp
     return SDKConnector(limit=limit, limit_per_host=limit_per_host, **options)
 
 
-def connector_tells(session: aiohttp.ClientSession) -> bool:
-    """Whether ``session``'s connector tells an attempt it got a connection (``SDKConnector``)."""
-    return isinstance(session.connector, SDKConnector)
-
-
 def _attempts(session: aiohttp.ClientSession | None) -> dict[aiohttp.ClientRequest, Request] | None:
     """Where an attempt registers for ``session``'s connector (``None``: not the SDK's)."""
     connector = None if session is None else session.connector
@@ -117,7 +111,7 @@ def traced(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
 
     A session on the SDK's own connector needs none (``SDKConnector``).
     """
-    if connector_tells(session):
+    if _attempts(session) is not None:
         return session
     configs = session.trace_configs
     if TRACE_CONFIG not in configs:

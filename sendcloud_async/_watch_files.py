@@ -39,7 +39,7 @@ from yarl import URL
 
 from . import _validate as check
 from ._aio import finish
-from ._defaults import DEFAULT_BASE_URL
+from ._defaults import DEFAULT_BASE_URL, FORMATS
 from ._errors import InvalidInputError
 from ._fileio import TEMPORARY_SUFFIX, atomic_write
 from ._lifecycle import Lifecycle
@@ -47,7 +47,7 @@ from ._models import IntegrationLog
 from ._records import csv_header, encode_csv, encode_jsonl
 from ._sinks import FileSink, SinkError
 from ._sinks._base import ENCODER
-from ._watchers import AccountState, decode_account_state
+from ._watchers import AccountState, check_account_state, decode_account_state
 
 __all__ = [
     "STATE_SUFFIX",
@@ -63,8 +63,6 @@ STATE_SUFFIX: Final = ".watch.json"
 #: The names of a state, and of the temporary file ``atomic_write`` writes it through.
 _STATE_ENDINGS: Final = (STATE_SUFFIX, STATE_SUFFIX + TEMPORARY_SUFFIX)
 WATCH_FILE_VERSION: Final = 1
-#: The formats of the files (each is its files' extension too).
-FORMATS: Final = ("jsonl", "csv")
 
 
 class WatchFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -295,7 +293,7 @@ class FileWatchStore(Lifecycle):
         try:
             saved = sink.read()
             if saved is not None:
-                decode_account_state(ENCODER.encode(saved.state), where)
+                check_account_state(saved.state, where)
         except OSError as exc:
             raise InvalidInputError(f"cannot read {where}: {exc.strerror or exc}") from None
         except (SinkError, InvalidInputError) as exc:
@@ -404,26 +402,14 @@ def _source(value: object) -> str:
     It is saved in every state, shown in ``repr`` and in refusals: one with user info
     (``https://user:password@host``, however it is spelt) is refused without repeating it.
     """
-    if isinstance(value, URL):
-        if _has_user_info(value):
-            raise InvalidInputError(_CREDENTIALS)
-        return str(check.normalize_base_url(value, name="source"))
-    source = check.non_empty_str(value, "source").strip()
+    given = str(value) if isinstance(value, URL) else value
+    source = check.non_empty_str(given, "source").strip()
     authority = _AUTHORITY.match(source)
-    if (authority is not None and "@" in authority.group(1)) or _has_user_info(source):
+    if authority is not None and "@" in authority.group(1):
         raise InvalidInputError(_CREDENTIALS)
-    if source.lower().startswith(("http:", "https:")):
+    if isinstance(value, URL) or source.lower().startswith(("http:", "https:")):
         return str(check.normalize_base_url(source, name="source"))
     return check.non_empty_str(source, "source")
-
-
-def _has_user_info(value: str | URL) -> bool:
-    """Whether ``value`` read as a URL has a user or a password (not a URL: no)."""
-    try:
-        url = URL(value) if isinstance(value, str) else value
-    except ValueError:
-        return False
-    return url.user is not None or url.password is not None
 
 
 def _paths(paths: object) -> dict[str, Path]:

@@ -231,6 +231,12 @@ def decode_account_state(raw: bytes, where: object) -> AccountState:
         state = _ACCOUNT_DECODER.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise InvalidInputError(f"the watch state {where} is damaged: {exc}") from None
+    return check_account_state(state, where)
+
+
+def check_account_state(state: AccountState, where: object) -> AccountState:
+    """``state`` (decoded inside a larger state) if this version reads it, else
+    ``InvalidInputError`` naming ``where``."""
     if state.version != ACCOUNT_STATE_VERSION:
         raise InvalidInputError(
             f"the watch state {where} has version {state.version}; "

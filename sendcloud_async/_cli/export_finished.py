@@ -13,7 +13,6 @@ last entry) and is never trimmed: it holds about one entry per account.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Container, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -44,8 +43,10 @@ class FinishedRecord:
     __slots__ = ("_connection", "_ttl", "cursor", "key", "malformed")
 
     def __init__(self, store: RedisWatchStore) -> None:
+        from .._redis._watch._leases import ms  # here: the module loads no redis extra
+
         self._connection = store.connection
-        self._ttl = max(1, math.ceil(store.state_ttl * 1000))  # ms, as the done marks
+        self._ttl = ms(store.state_ttl)  # as the done marks
         self.key = f"{store.namespace}:watch:{{{store.stream_prefix}}}:finished"
         self.cursor = ""
         #: Entries read that name no account (no ``account`` field): skipped.

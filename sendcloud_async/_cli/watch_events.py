@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from .progress import Progress
 
 __all__ = [
-    "ENCODER",
     "announce",
     "coordinator_record",
     "event_line",

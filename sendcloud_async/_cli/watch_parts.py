@@ -38,7 +38,7 @@ from .._aio import finish, stop_task
 from .._errors import InvalidInputError, MissingExtraError, SendcloudError
 from .._models import IntegrationLog
 from .._parts import DEFAULT_PART_RECORDS, ExportInputError, PartsSink, SecondWriterError
-from .._watchers import AccountState, decode_account_state
+from .._watchers import AccountState, check_account_state
 from .common import UsageError
 
 __all__ = ["WATCH_PARTS_VERSION", "PartsStore", "WatchPartsState"]
@@ -46,7 +46,6 @@ __all__ = ["WATCH_PARTS_VERSION", "PartsStore", "WatchPartsState"]
 _T = TypeVar("_T")
 
 WATCH_PARTS_VERSION: Final = 1
-_ENCODER: Final = msgspec.json.Encoder()
 
 
 class WatchPartsState(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -131,7 +130,7 @@ class _Partition:
                 f"this sendcloud-async reads version {WATCH_PARTS_VERSION}"
             )
         try:
-            state = decode_account_state(_ENCODER.encode(saved.state), self.where)
+            state = check_account_state(saved.state, self.where)
         except InvalidInputError as exc:
             raise UsageError(f"{self.label}{exc}") from None
         if saved.source != self.source:

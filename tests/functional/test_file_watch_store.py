@@ -78,7 +78,7 @@ def csv_ids(path: Path) -> list[int]:
 
 def snapshot(*paths: Path) -> dict[Path, bytes | None]:
     """The bytes of each file (``None``: missing), to show a refusal changed nothing."""
-    return {p: p.read_bytes() if p.exists() else None for p in paths}
+    return {p: p.read_bytes() if p.is_file() else None for p in paths}
 
 
 # -- runs that continue each other -----------------------------------------------------------
@@ -242,6 +242,26 @@ async def test_a_second_store_on_the_same_file_is_refused_and_writes_nothing(
     store.close()
 
 
+async def test_an_open_account_opened_again_for_another_integration_is_refused(
+    fake: FakeSendcloud, tmp_path: Path
+) -> None:
+    """``open`` of an account already open checks the integration again: another one is
+    refused, and the file and its state stay as they were."""
+    fake.seed(integrations=2, logs_per_integration=3)
+    out = tmp_path / "shop.jsonl"
+    async with sc.FileWatchStore(tmp_path, source=fake.base_url) as store:
+        await watch_once(fake, store, {"shop": fake.basic_auth})
+        before = snapshot(out, state_path(out))
+        store.open("shop")  # already open: nothing happens
+        with pytest.raises(sc.InvalidInputError) as refused:
+            store.open("shop", integration_id=1)
+        assert str(refused.value) == (
+            f"{state_path(out)} watches another integration; pick another output"
+        )
+        assert snapshot(out, state_path(out)) == before
+        assert store.records == {"shop": 6}
+
+
 def _damaged(out: Path) -> str:
     state_path(out).write_bytes(b'{"version": 1, "source"')
     return f"the watch state {state_path(out)} is damaged ("
@@ -251,6 +271,26 @@ def _negative_records(out: Path) -> str:
     raw = state_path(out).read_bytes()
     state_path(out).write_bytes(raw.replace(b'"records":6', b'"records":-1'))
     return f"the watch state {state_path(out)} is damaged"
+
+
+def _other_version(out: Path) -> str:
+    raw = state_path(out).read_bytes()
+    state_path(out).write_bytes(raw.replace(b'{"version":1,', b'{"version":2,', 1))
+    return f"the watch state {state_path(out)} is damaged"
+
+
+def _inner_version(out: Path) -> str:
+    raw = state_path(out).read_bytes()
+    state_path(out).write_bytes(raw.replace(b'"state":{"version":1,', b'"state":{"version":7,'))
+    return "has version 7; this sendcloud-async reads version 1"
+
+
+def _unreadable(out: Path) -> str:
+    raw = state_path(out).read_bytes()
+    state_path(out).unlink()
+    state_path(out).mkdir()  # a state the store cannot read
+    (state_path(out) / "kept").write_bytes(raw)
+    return f"cannot read {state_path(out)}: Is a directory"
 
 
 def _cut(out: Path) -> str:
@@ -264,12 +304,25 @@ def _cut(out: Path) -> str:
     [
         (_damaged, {}, {}, None),
         (_negative_records, {}, {}, None),
+        (_other_version, {}, {}, None),
+        (_inner_version, {}, {}, None),
+        (_unreadable, {}, {}, None),
         (_cut, {}, {}, None),
         (None, {"source": "https://panel.sendcloud.sc/api/v3"}, {}, "is the state of a watch of"),
         (None, {"format": "csv"}, {}, "holds jsonl, not csv; pass format='jsonl' or pick another"),
         (None, {}, {"integration_id": 1}, "watches another integration; pick another output"),
     ],
-    ids=["damaged", "negative-records", "cut", "source", "format", "integration"],
+    ids=[
+        "damaged",
+        "negative-records",
+        "other-version",
+        "inner-version",
+        "unreadable",
+        "cut",
+        "source",
+        "format",
+        "integration",
+    ],
 )
 async def test_a_state_that_does_not_fit_is_refused_before_any_request(
     fake: FakeSendcloud,
@@ -316,6 +369,7 @@ async def test_bad_arguments_are_refused_when_given(tmp_path: Path) -> None:
         ({"directory": tmp_path, "source": "https://u:pw@example.com"}, "source must not"),
         ({"directory": 3}, "directory must be a path"),
         ({"paths": ["a"]}, "paths must be a mapping"),
+        ({"paths": {"a": 3}}, "paths['a'] must be a path (str or os.PathLike), not int"),
         ({"paths": {"a": tmp_path / "x", "b": tmp_path / "." / "x"}}, "to both 'a' and 'b'"),
     ]
     for arguments, message in cases:
