@@ -35,6 +35,7 @@ __all__ = [
     "FileWriteError",
     "atomic_move",
     "atomic_write",
+    "create_directory",
     "lock_exclusively",
     "output_file_problem",
     "write_at",
@@ -66,6 +67,17 @@ def writing(path: str | os.PathLike[str], doing: str) -> Iterator[None]:
         error = FileWriteError(exc.errno, exc.strerror or str(exc) or type(exc).__name__, str(path))
         error.doing = doing
         raise error from exc
+
+
+def create_directory(directory: Path) -> str | None:
+    """Create ``directory`` and its parents if missing; why it cannot be (``None``: done)."""
+    if directory.is_dir():
+        return None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create the directory {directory}: {exc.strerror or exc}"
+    return None
 
 
 def output_file_problem(path: Path) -> str | None:

@@ -41,7 +41,7 @@ from . import _validate as check
 from ._aio import finish
 from ._defaults import DEFAULT_BASE_URL, FORMATS
 from ._errors import InvalidInputError
-from ._fileio import TEMPORARY_SUFFIX, atomic_write
+from ._fileio import TEMPORARY_SUFFIX, atomic_write, create_directory
 from ._lifecycle import Lifecycle
 from ._models import IntegrationLog
 from ._records import csv_header, encode_csv, encode_jsonl
@@ -258,7 +258,9 @@ class FileWatchStore(Lifecycle):
         )
         try:
             if self.directory is not None and path.parent == self.directory:
-                self._make_directory()
+                problem = create_directory(self.directory)
+                if problem is not None:
+                    raise InvalidInputError(problem)
             saved = self._read(sink)
             if integration is not None:
                 _check_integration(saved, sink.state_path, integration[0])
@@ -314,17 +316,6 @@ class FileWatchStore(Lifecycle):
                 f"{sink.path} holds {saved.format}, not {self.format}; {advice}"
             )
         return saved
-
-    def _make_directory(self) -> None:
-        assert self.directory is not None
-        if self.directory.is_dir():
-            return
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InvalidInputError(
-                f"cannot create the directory {self.directory}: {exc.strerror or exc}"
-            ) from None
 
     # -- WatchStore -------------------------------------------------------------------------
 

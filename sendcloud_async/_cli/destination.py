@@ -8,6 +8,7 @@ from typing import NoReturn
 import msgspec
 
 from .._checkpoint import Checkpoint, checkpoint_path, holds_nothing
+from .._fileio import create_directory
 from .common import UsageError
 
 __all__ = ["make_directory", "refuse_to_clobber", "refuse_unfinished"]
@@ -15,14 +16,9 @@ __all__ = ["make_directory", "refuse_to_clobber", "refuse_unfinished"]
 
 def make_directory(directory: Path, *, what: str) -> None:
     """Create ``directory`` and its parents if missing (``--out`` and ``--out-dir`` alike)."""
-    if directory.is_dir():
-        return
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(
-            f"cannot write {what}: cannot create the directory {directory}: {exc.strerror or exc}"
-        ) from None
+    problem = create_directory(directory)
+    if problem is not None:
+        raise UsageError(f"cannot write {what}: {problem}")
 
 
 def refuse_to_clobber(out: Path, *, label: str = "") -> None:

@@ -993,3 +993,21 @@ async def test_version_and_python_dash_m() -> None:
     out, _ = await proc.communicate()
     assert proc.returncode == 0
     assert out.decode().strip() == f"sendcloud-async {__version__}"
+
+
+@pytest.mark.parametrize("command", ["export", "watch"])
+async def test_an_output_whose_directory_cannot_be_made_is_refused_before_any_request(
+    fake: FakeSendcloud, tmp_path: Path, command: str
+) -> None:
+    """``--out`` under a regular file: one usage error naming the directory, no request,
+    nothing written."""
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"x")
+    out = blocker / "sub" / "logs.jsonl"
+    args = ["logs", command, "--out", str(out)] + (["--once"] if command == "watch" else [])
+    result = await run(*args, env=fake_env(fake))
+    assert_one_error_line(
+        result, 2, f"cannot write {out}: cannot create the directory {out.parent}: Not a directory"
+    )
+    assert fake.requests == []
+    assert os.listdir(tmp_path) == ["file"]
