@@ -77,12 +77,6 @@ class _LenientIntegration(Integration, kw_only=True):
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
-    def to_integration(self) -> Integration:
-        values = {name: getattr(self, name) for name in self.__struct_fields__}
-        for name in ("started_failing_at", "last_fetched_at", "created_at", "updated_at"):
-            values[name] = as_utc(values[name])
-        return Integration(**values)
-
 
 class LogResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     """The shop's response recorded in a log (``integration-log.response``)."""
@@ -119,11 +113,6 @@ class IntegrationLog(msgspec.Struct, kw_only=True):
 class _LenientIntegrationLog(IntegrationLog, kw_only=True):
     # The same record, but a date-time without an offset is accepted (and taken as UTC).
     created_at: datetime | None = None
-
-    def to_log(self) -> IntegrationLog:
-        values = {name: getattr(self, name) for name in self.__struct_fields__}
-        values["created_at"] = as_utc(self.created_at)
-        return IntegrationLog(**values)
 
 
 class LogStamp(msgspec.Struct, kw_only=True, gc=False):
@@ -258,12 +247,24 @@ class TolerantDecoder(Generic[T]):
         return fixed
 
 
+_S = TypeVar("_S", bound=msgspec.Struct)
+
+
+def _strict(lenient: msgspec.Struct, strict: type[_S]) -> _S:
+    """``lenient`` (a lenient subclass of ``strict``) as ``strict``: the date-times its class
+    declares again (those it accepts without an offset) read as UTC (``as_utc``)."""
+    values = {name: getattr(lenient, name) for name in lenient.__struct_fields__}
+    for name in type(lenient).__annotations__:
+        values[name] = as_utc(values[name])
+    return strict(**values)
+
+
 def _fix_log(doc: Data[_LenientIntegrationLog]) -> Data[IntegrationLog]:
-    return Data(doc.data.to_log())
+    return Data(_strict(doc.data, IntegrationLog))
 
 
 def _fix_logs(doc: Data[list[_LenientIntegrationLog]]) -> Data[list[IntegrationLog]]:
-    return Data([log.to_log() for log in doc.data])
+    return Data([_strict(log, IntegrationLog) for log in doc.data])
 
 
 def _fix_stamps(doc: Data[list[_LenientLogStamp]]) -> Data[list[LogStamp]]:
@@ -271,11 +272,11 @@ def _fix_stamps(doc: Data[list[_LenientLogStamp]]) -> Data[list[LogStamp]]:
 
 
 def _fix_integration(doc: Data[_LenientIntegration]) -> Data[Integration]:
-    return Data(doc.data.to_integration())
+    return Data(_strict(doc.data, Integration))
 
 
 def _fix_integrations(doc: Data[list[_LenientIntegration]]) -> Data[list[Integration]]:
-    return Data([integration.to_integration() for integration in doc.data])
+    return Data([_strict(integration, Integration) for integration in doc.data])
 
 
 # One decoder per response type, built once at import time. Date-times are checked for
