@@ -323,7 +323,14 @@ class FileWatchStore(Lifecycle):
         """The saved state of ``account`` (``None``: none), its file opened if it was not."""
         file = await self._opened(account)
         saved = file.sink.state
+        if file.sink.save_failed:  # it may have landed: the state on disk says
+            saved = await asyncio.to_thread(self._committed, file)
         return None if saved is None else saved.state
+
+    @staticmethod
+    def _committed(file: _File) -> WatchFile | None:
+        with file.lock:
+            return file.sink.committed()
 
     async def save(self, account: str, state: AccountState, logs: Sequence[IntegrationLog]) -> None:
         """Append ``logs`` to ``account``'s file, then save ``state`` past them (one commit).

@@ -9,7 +9,10 @@ of the state on disk; a writer that continues cuts the file back to ``offset``
 first (bytes after it are a batch whose state was never saved). A write of the
 records that fails (a full disk, a file size limit: part of the batch may be in the
 file) cuts the file back to ``offset`` at once, so no reader finds a partial batch
-after the committed records. The file is locked (``lock_exclusively``) while the sink
+after the committed records. A save of the state that fails may still have landed
+(renamed, then the directory's ``fsync`` failed): the next commit goes on only if
+the state on disk is still the one committed before, and ``committed()`` or
+``load()`` takes the one on disk. The file is locked (``lock_exclusively``) while the sink
 holds it.
 
 The state is a msgspec struct with an ``offset`` field (the sink sets it); it is
@@ -86,6 +89,8 @@ class FileSink(Lifecycle, Generic[R, S]):
         #: The end of the bytes written to the file (beyond ``offset``: a batch whose
         #: state's save failed; the next commit cuts it).
         self._end = 0
+        #: The last save of the state failed: the state on disk may be the new one.
+        self.save_failed = False
 
     # -- the steps (blocking) ------------------------------------------------------------
 
@@ -170,6 +175,8 @@ class FileSink(Lifecycle, Generic[R, S]):
         this sink's next commit once its state is saved.
         """
         fd = self._held()
+        if self.save_failed:
+            self._check_unchanged()
         data = self._encode(records) if records else b""
         state = msgspec.structs.replace(state, offset=self.offset + len(data))  # type: ignore[type-var]
         if data:
@@ -181,11 +188,41 @@ class FileSink(Lifecycle, Generic[R, S]):
                 except BaseException:
                     self._drop_uncommitted(fd)
                     raise
-        self.save(state)
+        try:
+            self.save(state)
+        except BaseException:
+            self.save_failed = True
+            raise
         self.offset = state.offset
         if self._end > self.offset:
             self._drop_uncommitted(fd)
         return state
+
+    def _check_unchanged(self) -> None:
+        """After a failed save: go on only from the state committed before, if that is
+        still the one on disk (nothing is written otherwise)."""
+        if self.read() != self.state:
+            raise SinkError(
+                f"saving {self.state_name} failed, yet {self.state_path} holds a newer one "
+                "(the save landed after all); load the state again before writing more"
+            )
+        self.save_failed = False
+
+    def committed(self) -> S | None:
+        """The state committed last; after a failed save, the one on disk (it may have
+        landed), then taken as committed. ``OSError`` as raised; ``SinkError`` if the
+        state on disk is damaged or points past what this sink wrote."""
+        self.check_open()
+        if self.save_failed:
+            saved = self.read()
+            if saved is not None and saved != self.state:
+                if saved.offset > self._end:
+                    raise SinkError(
+                        f"{self.state_path} was changed behind the {self.writer}'s back"
+                    )
+                self.offset, self.state = saved.offset, saved
+            self.save_failed = False
+        return self.state
 
     def _drop_uncommitted(self, fd: int) -> None:
         """Cut the file back to ``offset`` (what lies beyond was never committed), best
@@ -211,6 +248,7 @@ class FileSink(Lifecycle, Generic[R, S]):
             self.restart()
         else:
             self.cut(state.offset, state)
+        self.save_failed = False
         return state
 
     async def load(self) -> S | None:

@@ -13,6 +13,7 @@ on from there. A file sink's write that fails midway (a real short write, over
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import random
@@ -25,8 +26,9 @@ from typing import Any
 import pytest
 
 from sendcloud_async._errors import ClientClosedError
-from sendcloud_async._fileio import FileWriteError
-from sendcloud_async._sinks import MemoryMedium, SinkInUseError
+from sendcloud_async._fileio import FileWriteError, atomic_write
+from sendcloud_async._sinks import MemoryMedium, SinkError, SinkInUseError
+from sendcloud_async._sinks import _file as file_sink_module
 
 from ._sinks import ALL, DURABLE, Progress, close, log, make, medium_ids
 
@@ -248,3 +250,77 @@ async def test_a_failed_save_of_the_state_leaves_the_records_for_the_next_open_t
         assert loaded.committed == 2
     finally:
         await close("file-jsonl", again)
+
+
+def landed_then_failed(path: Path, data: bytes) -> None:
+    """``atomic_write`` whose rename lands and whose directory ``fsync`` then fails: a real
+    file system does not fail that on demand, so the failure is raised after the write."""
+    atomic_write(path, data)
+    raise OSError(errno.EIO, "Input/output error")
+
+
+async def test_a_save_that_landed_although_it_failed_is_never_written_over(
+    media: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit raised, yet its state is on disk: a commit from the state before is
+    refused with nothing written (it would write over the records the state on disk
+    holds), and ``load()`` gives the state that landed, from which commits go on."""
+    medium = media("file-jsonl")
+    sink = make("file-jsonl", medium)
+    try:
+        await sink.commit([log(1)], Progress(committed=1, batches=1))
+        monkeypatch.setattr(file_sink_module, "atomic_write", landed_then_failed)
+        with pytest.raises(FileWriteError) as failed:
+            await sink.commit([log(2), log(3), log(4)], Progress(committed=4, batches=2))
+        monkeypatch.undo()
+        assert str(failed.value) == (
+            f"cannot write {sink.state_path} (saving the state): Input/output error"
+        )
+        landed = sink.state_path.read_bytes()
+        assert json.loads(landed)["committed"] == 4
+        with pytest.raises(SinkError) as refused:
+            await sink.commit([log(2)], Progress(committed=2, batches=2))
+        assert str(refused.value) == (
+            f"saving the state failed, yet {sink.state_path} holds a newer one (the save "
+            "landed after all); load the state again before writing more"
+        )
+        assert sink.state_path.read_bytes() == landed
+        assert await medium_ids("file-jsonl", medium) == [1, 2, 3, 4]
+        loaded = await sink.load()
+        assert loaded is not None
+        assert (loaded.committed, sink.offset) == (4, medium.stat().st_size)
+        await sink.commit([log(5)], Progress(committed=5, batches=3))
+        assert await medium_ids("file-jsonl", medium) == [1, 2, 3, 4, 5]
+    finally:
+        await close("file-jsonl", sink)
+
+
+async def test_committed_after_a_failed_save_is_the_state_on_disk(
+    media: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``committed()`` reads the state again only after a failed save: the one that landed,
+    or the one before if the save did not land (the batch then cut by the next commit)."""
+    medium = media("file-jsonl")
+    sink = make("file-jsonl", medium)
+    try:
+        await sink.commit([log(1)], Progress(committed=1, batches=1))
+        assert sink.committed() == sink.state
+        monkeypatch.setattr(file_sink_module, "atomic_write", landed_then_failed)
+        with pytest.raises(FileWriteError):
+            await sink.commit([log(2)], Progress(committed=2, batches=2))
+        monkeypatch.undo()
+        landed = sink.committed()
+        assert landed is not None
+        assert (landed.committed, sink.offset) == (2, medium.stat().st_size)
+        blocker = sink.state_path.with_name(sink.state_path.name + ".tmp")
+        blocker.mkdir()  # this save does not land
+        with pytest.raises(FileWriteError):
+            await sink.commit([log(3), log(4)], Progress(committed=4, batches=3))
+        blocker.rmdir()
+        kept = sink.committed()
+        assert kept is not None
+        assert kept.committed == 2
+        await sink.commit([log(3)], Progress(committed=3, batches=3))
+        assert await medium_ids("file-jsonl", medium) == [1, 2, 3]
+    finally:
+        await close("file-jsonl", sink)

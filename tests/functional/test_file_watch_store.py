@@ -30,8 +30,10 @@ import pytest
 from yarl import URL
 
 import sendcloud_async as sc
+from sendcloud_async._sinks import _file as file_sink_module
 from sendcloud_async._watch_files import WatchFile, state_path
 from sendcloud_async.testing import FakeSendcloud
+from tests.contract.test_sink_contract import landed_then_failed
 from tests.functional.test_cli import accounts_file, fake_env, run
 from tests.functional.test_watch_cli import feed, ids_in
 
@@ -753,3 +755,39 @@ async def test_a_poll_whose_save_raised_loads_the_state_again() -> None:
                 await watcher.poll("shop")
             await watcher.poll("shop")
     assert store.logs == [r["id"] for r in fake.logs]  # each log saved once, in order
+
+
+async def test_a_save_that_landed_although_it_raised_is_where_the_next_poll_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state's rename landed, then the save raised (the directory's ``fsync``,
+    injected): the store loads the state on disk, so the next poll asks only for what
+    came after it and every log is in the file once."""
+    async with FakeSendcloud() as fake:
+        fake.seed(integrations=1, logs_per_integration=4)
+        async with (
+            sc.AccountPool(base_url=fake.base_url) as pool,
+            sc.FileWatchStore(tmp_path, source=fake.base_url) as store,
+        ):
+            watcher = sc.LogWatcher(
+                pool, {"shop": fake.basic_auth}, store=store, start="all", page_size=10
+            )
+            await watcher.poll("shop")
+            assert store.records == {"shop": 4}
+            for _ in range(3):
+                fake.add_log(1)
+            monkeypatch.setattr(file_sink_module, "atomic_write", landed_then_failed)
+            with pytest.raises(OSError, match="Input/output error"):
+                await watcher.poll("shop")
+            monkeypatch.undo()
+            landed = await store.load("shop")
+            assert landed is not None
+            assert store.records == {"shop": 7}  # the state that landed, not the one before
+            fake.add_log(1)
+            seen = len(fake.requests)
+            await watcher.poll("shop")
+            asked = [r.query for r in fake.requests[seen:] if r.path.endswith("/logs")]
+            assert asked
+            assert all("cursor" in query for query in asked), asked
+            assert store.records == {"shop": 8}
+    assert ids_in(tmp_path / "shop.jsonl") == [r["id"] for r in fake.logs]
