@@ -131,7 +131,7 @@ def test_an_event_of_another_watch_is_said_with_what_it_carries() -> None:
     assert describe_event(recovered) == (
         "account_recovered",
         INFO,
-        "account a: works again after 0 failed attempts",
+        "account a: works again",
     )
 
 

@@ -84,11 +84,12 @@ def describe_event(event: CoordinatorEvent) -> tuple[str, int, str]:
             f"{who}failing ({error}); trying again in {event.retry_in:.1f} s",
         )
     if isinstance(event, AccountRecovered):
-        attempts = f"{event.failures} failed attempt{'s' if event.failures != 1 else ''}"
+        n = event.failures  # 0: the watch did not count them
+        attempts = f" after {n} failed attempt{'s' if n != 1 else ''}" if n else ""
         since = (
             "" if event.failing_since is None else f" (failing since {_clock(event.failing_since)})"
         )
-        return "account_recovered", info, f"{who}works again after {attempts}{since}"
+        return "account_recovered", info, f"{who}works again{attempts}{since}"
     token = f"fencing token {event.token}"
     if isinstance(event, LeaseClaimed):
         if event.how == "adopted":
