@@ -35,7 +35,16 @@ class ClaimPlan:
     """One worker's order of the accounts to claim, the accounts held elsewhere, and the
     sweeps' times."""
 
-    __slots__ = ("_busy", "_names", "_order", "_stale", "membership", "sweep_every", "swept_at")
+    __slots__ = (
+        "_busy",
+        "_names",
+        "_order",
+        "_ranked",
+        "_stale",
+        "membership",
+        "sweep_every",
+        "swept_at",
+    )
 
     def __init__(self, me: str, accounts: Sequence[str], lease: float) -> None:
         from .._redis._watch._members import Membership  # here: it loads the redis extra
@@ -44,6 +53,8 @@ class ClaimPlan:
         self.membership: Membership = Membership(me, self._names)
         #: The accounts in the order this worker claims them (``_rank``).
         self._order: list[str] = []
+        #: Whether ``_order`` was ranked (once compacted, it may be empty).
+        self._ranked = False
         #: Entries of ``_order`` known done or failed since it was last compacted.
         self._stale = 0
         #: Accounts another worker held when last tried: not tried again before (monotonic).
@@ -57,7 +68,7 @@ class ClaimPlan:
         the ``busy`` marks (a worker that left released its leases)."""
         before = self.membership.workers
         self.membership.update(live)
-        if self.membership.workers != before or not self._order:
+        if self.membership.workers != before or not self._ranked:
             self._rank()
             self._busy.clear()
 
@@ -68,6 +79,7 @@ class ClaimPlan:
         others.sort(key=lambda name: (membership.rank(name), name))
         self._order = mine + others
         self._stale = 0
+        self._ranked = True
 
     def candidates(self, room: int, skip: Callable[[str], bool]) -> list[str]:
         """At most ``room`` accounts to try to claim now, in this worker's order: those

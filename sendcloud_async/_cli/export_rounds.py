@@ -51,11 +51,6 @@ _ROUND: Final = 1.0
 _IN_USE_RETRY: Final = 1.0
 
 
-def _parts(args: argparse.Namespace) -> bool:
-    """Whether the accounts go into parts (``--out URL``, or ``--format parquet``)."""
-    return bool(getattr(args, "parts", False))
-
-
 def worker_job(args: argparse.Namespace, account: Account) -> LogExport:
     """The export job of ``account`` (not opened): the one ``logs export --accounts`` makes
     (a file in ``--out-dir``, or the account's parts)."""
@@ -230,7 +225,7 @@ class Worker:
                 self.done.add(name)
                 newly += 1
         if newly:
-            plan.finished(newly, lambda name: name not in self.done)
+            plan.finished(newly, self._open)
         if sweep:
             plan.swept()
 
@@ -241,10 +236,7 @@ class Worker:
         order = self.plan.candidates(
             self.args.concurrency - len(self.held),
             lambda name: (
-                name in self.done
-                or name in self.held
-                or name in self.failed
-                or self.in_use_until.get(name, 0.0) > now
+                not self._open(name) or name in self.held or self.in_use_until.get(name, 0.0) > now
             ),
         )
         if not order:
@@ -254,6 +246,10 @@ class Worker:
         self.plan.busy(others)
         for lease in leases:
             await self._start(lease, claimed_at)
+
+    def _open(self, name: str) -> bool:
+        """Whether ``name`` may still be claimed here: neither done nor failed here."""
+        return name not in self.done and name not in self.failed
 
     async def _finished(self) -> bool:
         """Whether every account is done, or failed here and held by no other worker."""
@@ -387,6 +383,7 @@ class Worker:
                 await asyncio.sleep(min(0.5, self.round))
                 continue
             self.done.add(held.account.name)
+            self.plan.finished(1, self._open)
             self.to_record.append(held.account.name)  # added by the next round (woken)
             return
 
@@ -410,6 +407,7 @@ class Worker:
 
     def _fail(self, name: str, error: str, job: LogExport | None) -> None:
         self.failed[name] = error
+        self.plan.finished(1, self._open)
         self.ctx.progress.message(
             f"{PROG}: account {name}: failed: {error}",
             level="error",
@@ -423,7 +421,7 @@ class Worker:
         """Whether ``exc`` says another writer holds the account's output (not a failure)."""
         if isinstance(exc, ExportInUseError):
             return True
-        if _parts(self.args):
+        if getattr(self.args, "parts", False):  # into parts (--out URL, --format parquet)
             from .._parts import SecondWriterError
 
             return isinstance(exc, SecondWriterError)

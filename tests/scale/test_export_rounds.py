@@ -13,7 +13,7 @@ import contextlib
 import io
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +262,38 @@ def test_the_claim_order_is_kept_until_the_live_workers_change(
     assert set(now_mine) <= set(mine)
     assert all(ranking(name, ["a", "b", "c"])[0] == "c" for name in set(mine) - set(now_mine))
     assert plan.candidates(len(now_mine), lambda name: False) == now_mine  # busy forgotten
+
+
+async def test_a_lone_worker_drops_what_it_finished_from_its_claim_order(
+    fake: FakeSendcloud, own_redis: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker alone learns of no account done elsewhere: the accounts it exported, and
+    those that failed here, leave the order each round walks (not walked again at every
+    claim of a long run), and every account is exported or failed once."""
+    count = 12
+    fake.seed(integrations=1, logs_per_integration=3)
+    accounts = _accounts_file(tmp_path, fake, count)
+    text = accounts.read_text(encoding="utf-8")
+    accounts.write_text(text.replace('secret_key = "sk-0"', 'secret_key = "wrong"'), "utf-8")
+    walked: list[int] = []
+    async with _worker(
+        own_redis.url, accounts, tmp_path / "out", "lone", "--concurrency", "2"
+    ) as worker:
+        candidates = ClaimPlan.candidates
+
+        def counted(plan: ClaimPlan, room: int, skip: Callable[[str], bool]) -> list[str]:
+            walked.append(len(plan._order))
+            return candidates(plan, room, skip)
+
+        monkeypatch.setattr(ClaimPlan, "candidates", counted)
+        deadline = time.monotonic() + 30
+        while await worker._round() is not True:
+            assert time.monotonic() < deadline, (worker.done, worker.failed)
+            await asyncio.sleep(0.02)
+    assert sorted(worker.failed) == ["shop-0"]
+    assert len(worker.done) == count - 1
+    assert walked[0] == count
+    assert len(worker.plan._order) < count // 2, walked
 
 
 # -- what is learned, and when -----------------------------------------------------------------
