@@ -29,7 +29,8 @@ the ``relay_*`` functions, which build nothing when nobody subscribed.
 With no observer installed and no subscriber, ``begin`` returns ``NO_CALL``,
 whose methods do nothing: the cost is one ``ContextVar.get`` and one global read
 per call. Events carry the method and the URL as shown in logs (never user info,
-never a request header; ``CallEnded`` has the answer's response headers), and the
+never a request header; ``CallEnded`` has the answer's response headers, through
+``_redact.shown_headers``: the call's credential masked, ``Set-Cookie`` left out), and the
 operation's name (``"logs.list"``) and path template
 (``"/integrations/{id}/logs"``, OpenTelemetry's ``url.template``): a tracer or
 a display can group requests by them without parsing URLs. An observer
@@ -64,6 +65,7 @@ from ._event_types import (
     WaitReason,
 )
 from ._event_types import Event as AnyEvent
+from ._redact import Redactor, shown_headers
 
 __all__ = [
     "NO_CALL",
@@ -170,6 +172,7 @@ class Call:
         "id",
         "method",
         "operation",
+        "redactor",
         "template",
         "url",
     )
@@ -190,6 +193,8 @@ class Call:
         self.template = template
         #: The public part of the account's identity (``"basic:<public key>"``).
         self.account = ""
+        #: What masks the credential the call sent (asked when it ends, if observed).
+        self.redactor: Callable[[], Redactor | None] = _no_redactor
         self._started = time.monotonic()
         self._sent_at = self._started
         self._attempt = 0
@@ -244,9 +249,19 @@ class Call:
         error: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        """The call is over: its last answer's ``status`` and ``headers``, or its ``error``."""
+        """The call is over: its last answer's ``status`` and ``headers``, or its ``error``.
+
+        The headers are shown by the one rule (``shown_headers``), whether the call
+        succeeded or raised.
+        """
         if self._observer is not None:
             elapsed = time.monotonic() - self._started
+            if headers is not None:
+                headers = (
+                    shown_headers(headers, self.redactor())
+                    if isinstance(headers, Mapping)
+                    else None
+                )
             self._emit(CallEnded, self._attempt, elapsed, status, error, headers, self.account)
 
     async def run(self, work: Awaitable[_T]) -> _T:
@@ -277,6 +292,10 @@ class Call:
             yield self
         finally:
             _call.reset(token)
+
+
+def _no_redactor() -> Redactor | None:
+    return None
 
 
 #: What ``begin`` returns when nobody observes: every method does nothing.

@@ -6,18 +6,25 @@ masks each of them, as given and as a server may write it back, wherever an erro
 would show it: a ``detail``, the raw body, a header, the reason phrase, a URL.
 ``APIError`` and ``DecodeError`` (``_errors``) take one as ``redact=``.
 
+``shown_headers`` is the one rule for the response headers an event shows: the
+request's secrets masked, ``Set-Cookie`` left out.
+
 ``sanitized_cause`` makes a lower layer's exception safe to chain as the
-``__cause__`` of an SDK error: no traceback (its frames' locals hold the request),
-and an ``UnderlyingError`` naming its type instead of an exception that carries the
-request itself (aiohttp's ``request_info``, with the ``Authorization`` header).
+``__cause__`` of an SDK error: no traceback (its frames' locals hold the request,
+or a Redis connection's password), no proxy credentials in the connection key
+aiohttp's connection errors carry, and an ``UnderlyingError`` naming its type
+instead of an exception that carries the request itself (aiohttp's
+``request_info``, with the ``Authorization`` header). Every path that chains a
+lower layer's exception (HTTP, the token request, Redis) goes through it.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Final
 from urllib.parse import quote, quote_plus
 
@@ -26,7 +33,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._models import ErrorObject
 
-__all__ = ["Redactor", "UnderlyingError", "as_redactor", "sanitized_cause"]
+__all__ = ["Redactor", "UnderlyingError", "as_redactor", "sanitized_cause", "shown_headers"]
 
 #: What a masked secret reads as.
 _MASK: Final = "**********"
@@ -87,7 +94,17 @@ class Redactor:
 
     @classmethod
     def for_authorization(cls, *header_values: str) -> Redactor:
-        """A redactor for ``Authorization`` values as sent, and every secret inside them."""
+        """A redactor for ``Authorization`` values as sent, and every secret inside them.
+
+        Built once per value (a few recent ones are kept): an observed call asks for
+        its credential's redactor on every answer.
+        """
+        if cls is Redactor:
+            return _authorization_redactor(header_values)
+        return cls._build_for_authorization(header_values)
+
+    @classmethod
+    def _build_for_authorization(cls, header_values: tuple[str, ...]) -> Redactor:
         values: list[str] = []
         for header in header_values:
             values.append(header)
@@ -203,9 +220,32 @@ class Redactor:
 
     def mask_headers(self, headers: CIMultiDictProxy[str]) -> CIMultiDictProxy[str]:
         """``headers`` with every secret masked in the values (the same object if none is)."""
-        if not any(self.found_in(value) for value in headers.values()):
+        # One look over all the values at once (a secret holds no newline); a form
+        # across two values only costs the precise pass below.
+        if not self.found_in("\n".join(headers.values())):
             return headers
         return CIMultiDictProxy(CIMultiDict((k, self.mask_text(v)) for k, v in headers.items()))
+
+
+@functools.lru_cache(maxsize=8)
+def _authorization_redactor(header_values: tuple[str, ...]) -> Redactor:
+    # A redactor is never changed once built (``|`` makes a new one): safe to share.
+    return Redactor._build_for_authorization(header_values)
+
+
+def shown_headers(headers: Mapping[str, str], redactor: Redactor | None) -> CIMultiDictProxy[str]:
+    """Response headers as an event shows them: ``Set-Cookie`` left out, and every
+    secret of ``redactor`` (the credential the request sent) masked.
+
+    The same object when it is already a ``CIMultiDictProxy`` with nothing to change.
+    """
+    if not isinstance(headers, CIMultiDictProxy):
+        headers = CIMultiDictProxy(CIMultiDict(headers))
+    if "Set-Cookie" in headers:
+        headers = CIMultiDictProxy(
+            CIMultiDict((k, v) for k, v in headers.items() if k.lower() != "set-cookie")
+        )
+    return headers if redactor is None else redactor.mask_headers(headers)
 
 
 def as_redactor(redact: Redactor | Iterable[str] | None) -> Redactor | None:
@@ -228,11 +268,36 @@ class UnderlyingError(Exception):
 
 def sanitized_cause(exc: BaseException) -> BaseException:
     """``exc`` made safe to chain: no traceback (its frames' locals hold the request), no
-    chain of its own, or an ``UnderlyingError`` if the exception itself holds the request."""
-    if hasattr(exc, "request_info"):
+    chain of its own, no proxy credentials in its connection key, or an ``UnderlyingError``
+    if the exception itself holds the request (or a connection key that cannot be cleaned)."""
+    if hasattr(exc, "request_info") or not _without_proxy_credentials(exc):
         return UnderlyingError(f"{type(exc).__module__}.{type(exc).__qualname__}")
     exc.__traceback__ = None
     exc.__cause__ = None
     exc.__context__ = None
     exc.__suppress_context__ = True
     return exc
+
+
+def _without_proxy_credentials(exc: BaseException) -> bool:
+    """Take the proxy's credentials out of the connection key aiohttp's connection errors
+    (``ClientConnectorError`` and its kind) hold in ``args`` and ``_conn_key``: the proxy
+    URL's user info, its ``BasicAuth`` and the hash of its headers. ``False`` if there is
+    a key that cannot be cleaned; ``True`` if it was, or if there is none."""
+    key = getattr(exc, "_conn_key", None)
+    if key is None:
+        return True
+    try:
+        proxy = key.proxy
+        clean = key._replace(
+            proxy=None if proxy is None else proxy.with_user(None),
+            proxy_auth=None,
+            proxy_headers_hash=None,
+        )
+    except (AttributeError, TypeError, ValueError):
+        return False
+    for name, value in list(vars(exc).items()):
+        if value is key:
+            setattr(exc, name, clean)
+    exc.args = tuple(clean if arg is key else arg for arg in exc.args)
+    return True

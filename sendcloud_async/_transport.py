@@ -236,6 +236,7 @@ class Transport:
         call = _observe.begin(op.method, request.display, op.name, op.template)
         if call is not _observe.NO_CALL:
             call.account = ":".join(self._flow.credentials.identity)  # public: never a secret
+            call.redactor = request.redactor  # masks the answer's headers in CallEnded
         return call, request
 
     async def _attempts(

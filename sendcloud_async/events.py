@@ -81,6 +81,7 @@ from ._event_types import (
     WaitReason,
 )
 from ._public import show_public_module
+from ._redact import shown_headers
 
 __all__ = [
     "AccountFailing",
@@ -229,15 +230,10 @@ class ResponseInfo:
     @classmethod
     def of(cls, event: CallEnded) -> ResponseInfo:
         """The metadata of the call ``event`` ended."""
-        from multidict import CIMultiDict, CIMultiDictProxy
-
-        headers = CIMultiDictProxy(
-            CIMultiDict(
-                (name, value)
-                for name, value in (event.headers or {}).items()
-                if name.lower() != "set-cookie"
-            )
-        )
+        # What the request path puts in a CallEnded is shown by its one rule already
+        # (``Set-Cookie`` left out, the credential masked); one built by hand goes
+        # through the same rule here.
+        headers = shown_headers(event.headers or {}, None)
         return cls(
             operation=event.operation,
             method=event.method,

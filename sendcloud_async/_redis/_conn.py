@@ -48,6 +48,7 @@ from .._errors import (
     missing_extra,
 )
 from .._lifecycle import Facade, Lifecycle
+from .._redact import sanitized_cause
 from ._rules import check_redis_url, glob_literal, redis_failure, redis_said
 
 try:
@@ -213,16 +214,16 @@ class RedisConnection(Lifecycle):
                     raise StateUnavailableError(
                         f"Redis is unreachable: no free connection in the pool for "
                         f"{POOL_WAIT:g} s (MaxConnectionsError: {redis_said(exc)})"
-                    ) from exc
+                    ) from sanitized_cause(exc)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 0.05)
             except Exception as exc:
                 if self.closed:  # closed while the call was on its way
-                    raise self._closed_error() from exc
+                    raise self._closed_error() from sanitized_cause(exc)
                 if isinstance(exc, TimeoutError) and deadline.expired():
                     raise StateUnavailableError(
                         f"Redis is unreachable: no answer within {CALL_TIMEOUT:g} s"
-                    ) from exc
+                    ) from sanitized_cause(exc)
                 failure = redis_failure(exc)
                 if failure is None:
                     raise
@@ -231,7 +232,8 @@ class RedisConnection(Lifecycle):
                     or not isinstance(failure, StateUnavailableError)
                     or not isinstance(exc, redis_errors.ConnectionError)
                 ):
-                    raise failure from exc
+                    # redis-py's frames hold the connection's password: never chained
+                    raise failure from sanitized_cause(exc)
                 # After a Redis restart every idle pooled connection is dead: drop them
                 # and try once more on fresh ones before calling it an outage.
                 retried = True

@@ -73,7 +73,9 @@ def check_redis_url(url: object) -> str:
     0 without a word, and fails on a bad port only when it connects; both are refused
     here, before anything is sent. Every ``from_url`` of the Redis pieces and the
     command line's ``--redis`` check through this function. The message quotes the
-    database or the scheme, never the password.
+    database or the scheme, never the password: a URL with an ``@`` after its host
+    (a password with ``/``, ``?`` or ``#`` not percent-encoded) is refused quoting
+    nothing of it.
     """
     if not isinstance(url, str) or not url.strip():
         raise InvalidInputError("the Redis URL must be a non-empty string")
@@ -83,6 +85,18 @@ def check_redis_url(url: object) -> str:
         raise InvalidInputError(
             "the Redis URL must start with redis://, rediss:// or unix://, "
             f"not {scheme + '://' if scheme else 'no scheme'}"
+        )
+    if (
+        "@" in parts.path
+        or "@" in parts.fragment
+        or any("@" in key for key, _ in parse_qsl(parts.query, keep_blank_values=True))
+    ):
+        # A password with "/", "?" or "#" ends the host part early: what follows
+        # (password included) would be read as the database or the query. Quote none of it.
+        raise InvalidInputError(
+            "the Redis URL has an '@' after its host: percent-encode the password "
+            "(a '/', '?', '#' or '@' in it must be written %2F, %3F, %23, %40); "
+            "the URL is not shown, it holds the password"
         )
     try:
         parts.port  # noqa: B018  (urlsplit reads the port only when asked)

@@ -25,6 +25,30 @@ _DEFAULT_MAX_BODY: Final = 1024 * 1024
 _IN_FLIGHT_RETRY_AFTER: Final = "60"
 
 
+def _refusal(
+    secret: object, callback: object, max_body_size: object, max_age: object, ledger: object
+) -> InvalidInputError | None:
+    """The refusal of the first bad argument of ``aiohttp_handler``, or ``None``.
+
+    Returned without a traceback, not raised: the frames of the checks hold the secret.
+    """
+    try:
+        secret_keys(secret)
+        if not callable(callback):
+            raise InvalidInputError(
+                f"callback must be an async callable, got {type(callback).__name__}"
+            )
+        positive_int(max_body_size, "max_body_size")
+        max_age_limit(max_age)
+        if ledger is not None and not isinstance(ledger, EventLedger):
+            raise InvalidInputError(
+                f"ledger must be an EventLedger or None, got {type(ledger).__name__}"
+            )
+    except InvalidInputError as exc:
+        return exc.with_traceback(None)
+    return None
+
+
 def aiohttp_handler(
     secret: str | Sequence[str],
     callback: Callable[[WebhookEvent], Awaitable[object]],
@@ -70,17 +94,11 @@ def aiohttp_handler(
     """
     from aiohttp import web
 
-    secret_keys(secret)
-    if not callable(callback):
-        raise InvalidInputError(
-            f"callback must be an async callable, got {type(callback).__name__}"
-        )
-    positive_int(max_body_size, "max_body_size")
+    error = _refusal(secret, callback, max_body_size, max_age, ledger)
+    if error is not None:
+        del secret  # the raising frame holds no secret (error trackers record frame locals)
+        raise error
     limit = max_age_limit(max_age)
-    if ledger is not None and not isinstance(ledger, EventLedger):
-        raise InvalidInputError(
-            f"ledger must be an EventLedger or None, got {type(ledger).__name__}"
-        )
 
     def reject(status: int, error: str) -> web.Response:
         return web.json_response({"error": error}, status=status)

@@ -31,7 +31,7 @@ from ._events import (
     WebhookEvent,
     WebhookIntegration,
 )
-from ._signature import verify_signature
+from ._signature import signature_error
 
 _MS_THRESHOLD: Final = 100_000_000_000  # 1e11: above it a timestamp is in milliseconds
 #: How far in the future an event's timestamp may be (clock skew) under ``max_age``.
@@ -214,8 +214,11 @@ def parse_event(
     bad argument: a body, signature or secret ``verify_signature`` refuses, or a
     ``max_age`` that is not a positive number.
     """
+    error = signature_error(body, signature, secret)
+    del secret  # no frame of what is raised holds it (error trackers record frame locals)
     limit = max_age_limit(max_age)
-    verify_signature(body, signature, secret)
+    if error is not None:
+        raise error
     event = decode_event(body)
     if limit is not None:
         check_age(event, limit, time.time())

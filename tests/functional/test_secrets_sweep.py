@@ -1,7 +1,8 @@
 """A sweep for credentials: every error, its whole chain, its frame locals, every log line, the CLI.
 
 A small hostile server on 127.0.0.1 echoes the request's ``Authorization``
-value back (in a 400 ``detail``, a header, an HTML page, the reason phrase;
+value back (in a 400 ``detail``, a header of an error or of a success, an HTML
+page, the reason phrase;
 its token endpoint quotes the client's Basic header) or fails the connection in
 the ways the transport wraps (dropped, timed out, truncated). For every error
 the SDK raises — with Basic and with OAuth2 — ``str``, ``repr``, each
@@ -10,7 +11,9 @@ attribute of each exception in the ``__cause__``/``__context__`` chain, and
 no secret; neither may any log record (root logger at DEBUG, aiohttp traced),
 nor the console script's stdout and stderr. The secrets: the Basic secret key,
 the base64 header value and the decoded ``public:secret``; the OAuth2 client
-secret and its base64 pair; the issued token.
+secret and its base64 pair; the issued token. The events of a call
+(``events.subscribe``) and what ``events.capture_responses()`` keeps hold no
+secret either, and no ``Set-Cookie``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import asyncio
 import base64
 import logging
 import os
+import socket
 import sys
 import traceback
 from collections.abc import AsyncIterator, Iterator
@@ -31,7 +35,9 @@ import pytest
 from aiohttp import web
 
 import sendcloud_async as sc
+from sendcloud_async import events
 from tests._log_secrets import SecretScanner
+from tests._tls import self_signed_server_context
 from tests.functional._hostile import serving
 
 PUBLIC = "sweep-public-key"
@@ -42,6 +48,8 @@ TOKEN = "sweep-issued-token-8c2f4a6e"
 BASIC_PAIR = f"{PUBLIC}:{SECRET}"
 BASIC_B64 = base64.b64encode(BASIC_PAIR.encode()).decode()
 CLIENT_B64 = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+#: A session cookie the server sets: never in an event or a captured response.
+COOKIE = "sweep-Session-Cookie-3b9d1f"
 #: Never to be seen anywhere.
 SECRETS = (SECRET, BASIC_B64, BASIC_PAIR, CLIENT_SECRET, CLIENT_B64, TOKEN)
 SCRIPT = Path(sys.executable).parent / "sendcloud-async"
@@ -77,7 +85,15 @@ async def api(request: web.Request) -> web.StreamResponse:
     if mode in ("detail", "token-detail"):
         return echo_error(400, sent)
     if mode == "header":
-        return web.Response(status=400, text="bad", headers={"X-Echo-Authorization": sent})
+        refused = web.Response(status=400, text="bad", headers={"X-Echo-Authorization": sent})
+        refused.set_cookie("session", COOKIE)
+        return refused
+    if mode == "ok-echo":  # a success quoting it in headers (a proxy's debugging echo)
+        answer = web.json_response(
+            {"data": []}, headers={"X-Echo-Authorization": sent, "X-Request-Id": sent}
+        )
+        answer.set_cookie("session", COOKIE)
+        return answer
     if mode == "html":
         return web.Response(
             status=500, text=f"<html><pre>{sent}</pre></html>", content_type="text/html"
@@ -298,6 +314,180 @@ async def test_the_echo_server_does_echo(echo: str) -> None:
         session.get(f"{echo}/detail/api/v3/integrations/7", headers={"Authorization": header}) as r,
     ):
         assert BASIC_B64 in await r.text()
+
+
+EVENT_CASES = [Case(kind, mode) for kind in ("basic", "oauth2") for mode in ("ok-echo", "header")]
+
+
+@pytest.mark.parametrize("case", EVENT_CASES, ids=[f"{c.auth}-{c.mode}" for c in EVENT_CASES])
+async def test_no_secret_or_cookie_in_events_or_captured_responses(
+    echo: str, logs: Collect, case: Case
+) -> None:
+    """A success or an error echoing the credential in its headers and setting a cookie:
+    every event a subscriber gets and the captured ``ResponseInfo`` show the header
+    masked, and no ``Set-Cookie``."""
+    seen: list[events.Event] = []
+    async with sc.SendcloudClient(
+        auth=make_auth(case.auth, echo, case.mode),
+        base_url=f"{echo}/{case.mode}/api/v3",
+        max_retries=0,
+    ) as client:
+        with events.subscribe(seen.append), events.capture_responses() as captured:
+            if case.mode == "ok-echo":
+                await client.integrations.list()
+            else:
+                with pytest.raises(sc.BadRequestError):
+                    await client.integrations.list()
+    ended = [event for event in seen if isinstance(event, events.CallEnded)]
+    assert len(ended) == 1
+    assert len(captured) == 1
+    shown = ended[0].headers
+    info = captured.last
+    assert shown is not None
+    for headers in (shown, info.headers):
+        assert headers["X-Echo-Authorization"] == "**********"  # there, masked
+        assert "Set-Cookie" not in headers
+        assert "set-cookie" not in repr(headers).lower()
+    if case.mode == "ok-echo":
+        assert info.request_id == "**********"
+    texts = {f"event {i}": repr(event) for i, event in enumerate(seen)}
+    texts["response info"] = repr(info)
+    texts["response info headers"] = repr(list(info.headers.items()))
+    texts.update({f"log line {i}": line for i, line in enumerate(logs.lines)})
+    assert leaks(texts) == []
+    assert [place for place, text in texts.items() if COOKIE in text] == []
+
+
+async def test_the_echo_server_echoes_on_success(echo: str) -> None:
+    """The events test can fail: the successful answer holds the secret and the cookie."""
+    header = f"Basic {BASIC_B64}"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{echo}/ok-echo/api/v3/integrations", headers={"Authorization": header}) as r,
+    ):
+        assert r.status == 200
+        assert r.headers["X-Echo-Authorization"] == header
+        assert COOKIE in r.headers["Set-Cookie"]
+
+
+# -- an authenticated proxy ------------------------------------------------------------------------
+
+PROXY_USER = "sweep-proxy-user"
+PROXY_PASSWORD = "sweep-Proxy-Passw0rd-e71c"
+PROXY_B64 = base64.b64encode(f"{PROXY_USER}:{PROXY_PASSWORD}".encode()).decode()
+
+
+class ConnectProxy:
+    """An HTTP CONNECT proxy on 127.0.0.1 that tunnels to the asked host; keeps each
+    request head it got (to show the credentials were sent to it)."""
+
+    def __init__(self) -> None:
+        self.heads: list[bytes] = []
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> ConnectProxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            self.heads.append(head)
+            host, port = head.split()[1].decode().rsplit(":", 1)
+            upstream_reader, upstream = await asyncio.open_connection(host, int(port))
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await writer.drain()
+            await asyncio.gather(
+                _pipe(reader, upstream), _pipe(upstream_reader, writer), return_exceptions=True
+            )
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            self._tasks.discard(task)
+
+
+def _closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    try:
+        while data := await source.read(65536):
+            sink.write(data)
+            await sink.drain()
+    finally:
+        sink.close()
+
+
+@pytest.mark.parametrize("failure", ["untrusted certificate", "proxy down"])
+async def test_no_proxy_password_in_a_connection_error_through_an_authenticated_proxy(
+    tmp_path: Path, logs: Collect, failure: str
+) -> None:
+    """The application's session goes through ``http://user:password@proxy``; the target's
+    certificate is not trusted, or the proxy is down. aiohttp's connection error holds the
+    proxy's credentials in its connection key: the chained cause keeps its type, not them."""
+    logs.lines.clear()
+
+    async def integrations(_request: web.Request) -> web.Response:
+        return web.json_response({"data": []})
+
+    app = web.Application()
+    app.router.add_get("/api/v3/integrations", integrations)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self_signed_server_context(tmp_path))
+    await site.start()
+    target = runner.addresses[0][1]
+    try:
+        async with ConnectProxy() as proxy:
+            port = proxy.port if failure == "untrusted certificate" else _closed_port()
+            async with (
+                aiohttp.ClientSession(
+                    proxy=f"http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:{port}"
+                ) as session,
+                sc.SendcloudClient(
+                    auth=sc.BasicAuth(PUBLIC, SECRET),
+                    base_url=f"https://127.0.0.1:{target}/api/v3",
+                    session=session,
+                    max_retries=0,
+                ) as client,
+            ):
+                with pytest.raises(sc.APIConnectionError) as info:
+                    await client.integrations.list()
+    finally:
+        await runner.cleanup()
+    expected = (
+        aiohttp.ClientConnectorCertificateError
+        if failure == "untrusted certificate"
+        else aiohttp.ClientProxyConnectionError
+    )
+    assert isinstance(info.value.__cause__, expected)
+    if failure == "untrusted certificate":  # the proxy was asked, with the credentials
+        assert len(proxy.heads) == 1
+        assert PROXY_B64.encode() in proxy.heads[0]
+    texts = exposures(info.value)
+    texts.update({f"log line {i}": line for i, line in enumerate(logs.lines)})
+    found = [place for place, text in texts.items() if PROXY_PASSWORD in text or PROXY_B64 in text]
+    assert found == []
+    assert leaks(texts) == []
 
 
 # -- the console script ---------------------------------------------------------------------------

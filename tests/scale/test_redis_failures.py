@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,109 @@ def test_a_url_redis_py_would_misread_is_refused_before_anything_is_sent(
             make(url)
 
 
+#: Passwords with a character that ends the host part early, not percent-encoded.
+EARLY_ENDS = {
+    "slash": ("redis://:8/kQ2xSlashSecret@127.0.0.1:6379/0", "kQ2xSlashSecret"),
+    "slash and user": ("redis://app:ab/cdUserSecret@127.0.0.1:6379/3", "cdUserSecret"),
+    "question mark": ("redis://:ab?cdQuerySecret@127.0.0.1:6379/0", "cdQuerySecret"),
+    "hash": ("rediss://:ab#cdFragmentSecret@127.0.0.1:6379/0", "cdFragmentSecret"),
+    "unix socket": ("unix://:ab/cdUnixSecret@/tmp/redis.sock?db=0", "cdUnixSecret"),
+}
+
+
+@pytest.mark.parametrize("case", list(EARLY_ENDS))
+def test_a_password_that_ends_the_host_early_is_refused_quoting_nothing(case: str) -> None:
+    """``redis://:8/kQ2x…@host/0`` would have its password quoted as the "database": every
+    from_url refuses it, saying to percent-encode, and quotes no part of the URL."""
+    from sendcloud_async.redis import RedisConnection, RedisState, RedisWatchStore
+
+    redis_binary()
+    url, secret = EARLY_ENDS[case]
+    for make in (RedisConnection.from_url, RedisWatchStore.from_url, RedisState.from_url):
+        with pytest.raises(sc.InvalidInputError, match="percent-encode the password") as caught:
+            make(url)
+        shown = str(caught.value) + repr(caught.value) + repr(caught.value.args)
+        assert secret not in shown
+        assert "127.0.0.1" not in shown
+        assert "\n" not in str(caught.value)
+        assert caught.value.__cause__ is None
+
+
+async def test_a_percent_encoded_password_with_a_slash_is_used(secured: RedisServer) -> None:
+    """The refusal's advice works: the same password percent-encoded authenticates."""
+    import urllib.parse
+
+    import redis.asyncio
+
+    from sendcloud_async.redis import RedisConnection
+
+    password = "8/kQ2x?Generated#Secret"
+    admin = redis.asyncio.Redis.from_url(_url(secured, f":{PASSWORD}@"))
+    try:
+        await admin.acl_setuser(
+            "slashed", enabled=True, passwords=[f"+{password}"], keys=["*"], commands=["+ping"]
+        )
+        encoded = urllib.parse.quote(password, safe="")
+        async with RedisConnection.from_url(_url(secured, f"slashed:{encoded}@")) as conn:
+            assert await conn.call(lambda: conn.client.ping()) is True
+    finally:
+        await admin.acl_deluser("slashed")
+        await admin.aclose()
+
+
+def _everything_shown(exc: BaseException) -> str:
+    """What an error tracker can record of ``exc``: its chain's str, repr, args and
+    attributes, and the locals of every frame of every traceback in it."""
+    texts = [
+        "".join(traceback.TracebackException.from_exception(exc, capture_locals=True).format())
+    ]
+    todo: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        texts += [str(current), repr(current), repr(current.args), repr(vars(current))]
+        tb = current.__traceback__
+        while tb is not None:
+            texts += [repr(value) for value in tb.tb_frame.f_locals.values()]
+            tb = tb.tb_next
+        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return "\n".join(texts)
+
+
+async def _raised(call: Awaitable[object]) -> BaseException:
+    """What ``call`` raised, caught in a frame that holds no URL (nor does the test's)."""
+    try:
+        await call
+    except BaseException as exc:
+        return exc
+    raise AssertionError("the call did not raise")
+
+
+@pytest.mark.parametrize("case", ["wrong password", "unknown user", "no such database"])
+async def test_no_frame_or_chained_error_of_a_refusal_holds_the_password(
+    secured: RedisServer, case: str
+) -> None:
+    """redis-py's frames hold the password it sent (``auth_args``): the refusal chains its
+    error without them, so error trackers recording frame locals store no password."""
+    from sendcloud_async.redis import RedisConnection, RedisWatchStore, StateConfigurationError
+
+    auth, db, reason, _ = REFUSALS[case]
+    async with RedisConnection.from_url(_url(secured, auth, db)) as conn:
+        direct = await _raised(conn.call(lambda: conn.client.ping()))
+    async with RedisWatchStore.from_url(_url(secured, auth, db), lease=1.0) as store:
+        through_store = await _raised(store.check())
+    for exc in (direct, through_store):
+        assert isinstance(exc, StateConfigurationError)
+        assert exc.reason == reason
+        assert exc.__cause__ is not None  # Redis's own error is still there, as text
+        shown = _everything_shown(exc)
+        assert WRONG not in shown
+        assert PASSWORD not in shown
+
+
 # -- the command line ------------------------------------------------------------------------
 
 
@@ -289,6 +393,26 @@ async def test_logs_watch_refuses_a_database_that_is_not_a_number(
     assert len(result.err_lines) == 1, result.err
     assert f"--redis: the Redis URL's {needle}" in result.err
     assert PASSWORD not in result.err
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_logs_watch_refuses_a_password_that_ends_the_host_early_quoting_nothing(
+    fake: FakeSendcloud, tmp_path: Path, log_format: str
+) -> None:
+    """``--redis redis://:8/kQ2x…@host/0``: a usage error saying to percent-encode the
+    password, in one line (also as a JSON line), quoting no part of the URL."""
+    accounts = _accounts_file(tmp_path, fake)
+    result = await run(
+        "--log-format", log_format, "logs", "watch", "--accounts", str(accounts),
+        "--redis", f"redis://:8/kQ2xSlashSecret@127.0.0.1:{free_port()}/0",
+        env=base_env(),
+    )  # fmt: skip
+    assert result.code == 2, result.err
+    assert len(result.err_lines) == 1, result.err
+    assert "--redis: the Redis URL has an '@' after its host" in result.err
+    assert "kQ2xSlashSecret" not in result.err + result.out
+    assert "127.0.0.1" not in result.err
     assert fake.requests == []
 
 

@@ -10,6 +10,7 @@ import math
 import pickle
 import random
 import time
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -206,6 +207,93 @@ def test_error_messages_leak_nothing(signature: str | None) -> None:
     assert SPEC_SIGNATURE not in text.lower()
     if signature and len(signature) > 2:
         assert signature.lower() not in text.lower()
+
+
+LOCALS_SECRET = "whsec-Locals-Secret-4e1b"
+LOCALS_OTHER = "whsec-Locals-Rotated-9c2d"
+LOCALS_BODY = b'{"action": "integration_updated", "timestamp": 1700000000000}'
+#: What an attacker's forged request would learn from frame locals: valid signatures.
+LOCALS_DIGESTS = tuple(
+    hmac.new(key.encode(), LOCALS_BODY, "sha256").hexdigest()
+    for key in (LOCALS_SECRET, LOCALS_OTHER)
+)
+
+
+async def _ignore_event(_event: object) -> None:
+    return None
+
+
+# Module constants, read in lambdas: no frame of the test itself holds a secret.
+_RAISING_CALLS: dict[str, Callable[[], object]] = {
+    "verify mismatch": lambda: webhooks.verify_signature(LOCALS_BODY, "0" * 64, LOCALS_SECRET),
+    "verify rotation mismatch": lambda: webhooks.verify_signature(
+        LOCALS_BODY, "0" * 64, [LOCALS_SECRET, LOCALS_OTHER]
+    ),
+    "verify missing": lambda: webhooks.verify_signature(LOCALS_BODY, None, LOCALS_SECRET),
+    "verify malformed": lambda: webhooks.verify_signature(LOCALS_BODY, "zz", LOCALS_SECRET),
+    "verify str body": lambda: webhooks.verify_signature(
+        LOCALS_BODY.decode(),  # type: ignore[arg-type]
+        "0" * 64,
+        LOCALS_SECRET,
+    ),
+    "verify empty rotated secret": lambda: webhooks.verify_signature(
+        LOCALS_BODY, "0" * 64, [LOCALS_SECRET, ""]
+    ),
+    "parse mismatch": lambda: webhooks.parse_event(
+        LOCALS_BODY, signature="0" * 64, secret=LOCALS_SECRET
+    ),
+    "parse rotation mismatch": lambda: webhooks.parse_event(
+        LOCALS_BODY, signature="1" * 64, secret=(LOCALS_OTHER, LOCALS_SECRET), max_age=60
+    ),
+    "parse bad max_age": lambda: webhooks.parse_event(
+        LOCALS_BODY, signature="0" * 64, secret=LOCALS_SECRET, max_age=-1
+    ),
+    "handler empty rotated secret": lambda: webhooks.aiohttp_handler(
+        [LOCALS_SECRET, ""], _ignore_event
+    ),
+    "handler bad callback": lambda: webhooks.aiohttp_handler(LOCALS_SECRET, "not callable"),  # type: ignore[arg-type]
+    "handler bad max_age": lambda: webhooks.aiohttp_handler(
+        LOCALS_SECRET, _ignore_event, max_age=0
+    ),
+    "sign str body": lambda: webhooks.sign(LOCALS_BODY.decode(), LOCALS_SECRET),  # type: ignore[arg-type]
+}
+
+
+def _everything_shown(exc: BaseException) -> str:
+    """What an error tracker can record of ``exc``: its chain's str/repr/args and the
+    locals of every frame of every traceback in it."""
+    texts = [
+        "".join(traceback.TracebackException.from_exception(exc, capture_locals=True).format())
+    ]
+    todo: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        texts += [str(current), repr(current), repr(current.args), repr(vars(current))]
+        tb = current.__traceback__
+        while tb is not None:
+            texts += [repr(value) for value in tb.tb_frame.f_locals.values()]
+            tb = tb.tb_next
+        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("call", sorted(_RAISING_CALLS))
+def test_no_frame_of_a_signature_error_holds_the_secret_or_the_expected_digest(call: str) -> None:
+    """Anyone can post a forged webhook: no local of any frame of what is raised (error
+    trackers record them) holds the secret, its key bytes or a valid signature."""
+    with pytest.raises((webhooks.InvalidSignatureError, InvalidInputError)) as info:
+        _RAISING_CALLS[call]()
+    assert info.value.__traceback__ is not None
+    shown = _everything_shown(info.value)
+    for secret in (LOCALS_SECRET, LOCALS_OTHER):
+        assert secret not in shown
+        assert repr(secret.encode())[2:-1] not in shown
+    for digest in LOCALS_DIGESTS:
+        assert digest not in shown.lower()
 
 
 def test_invalid_signature_error_is_a_sendcloud_error_and_pickles() -> None:
