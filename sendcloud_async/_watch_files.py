@@ -38,6 +38,7 @@ import msgspec
 from yarl import URL
 
 from . import _validate as check
+from ._account_state import AccountState, check_account_state, decode_account_state
 from ._aio import finish
 from ._defaults import DEFAULT_BASE_URL, FORMATS
 from ._errors import InvalidInputError
@@ -47,7 +48,6 @@ from ._models import IntegrationLog
 from ._records import csv_header, encode_csv, encode_jsonl
 from ._sinks import FileSink, SinkError
 from ._sinks._base import ENCODER
-from ._watchers import AccountState, check_account_state, decode_account_state
 
 __all__ = [
     "STATE_SUFFIX",
@@ -292,19 +292,21 @@ class FileWatchStore(Lifecycle):
         """The saved state of ``sink``'s file, checked against this store's."""
         where = sink.state_path
         damaged = f"the watch state {where} is damaged"
+        start_over = "move it away to start over"
         try:
             saved = sink.read()
-            if saved is not None:
-                check_account_state(saved.state, where)
         except OSError as exc:
             raise InvalidInputError(f"cannot read {where}: {exc.strerror or exc}") from None
-        except (SinkError, InvalidInputError) as exc:
-            reason = exc.reason if isinstance(exc, SinkError) else exc
-            raise InvalidInputError(f"{damaged} ({reason}); move it away to start over") from None
+        except SinkError as exc:
+            raise InvalidInputError(f"{damaged} ({exc.reason}); {start_over}") from None
         if saved is None:
             return None
         if saved.version != WATCH_FILE_VERSION or saved.records < 0:
             raise InvalidInputError(damaged)
+        try:
+            check_account_state(saved.state, where)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{exc}; {start_over}") from None
         if saved.source != self.source:
             raise InvalidInputError(
                 f"{where} is the state of a watch of {saved.source}, not of {self.source}; "
@@ -443,7 +445,9 @@ class DirectoryWatchStore:
     again (at least once); ``FileWatchStore`` keeps the logs too, exactly once.
 
     Account names are percent-encoded into file names. The directory is created
-    if missing. Reads and writes run in a worker thread.
+    if missing. Reads and writes run in a worker thread; a ``save`` finishes its
+    write even if the caller is cancelled meanwhile (``run()`` does not return
+    while a state is still being written).
     """
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
@@ -469,4 +473,5 @@ class DirectoryWatchStore:
         return await asyncio.to_thread(self._load, account)
 
     async def save(self, account: str, state: AccountState, logs: Sequence[IntegrationLog]) -> None:
-        await asyncio.to_thread(self._save, account, state)
+        loop = asyncio.get_running_loop()
+        await finish(loop.run_in_executor(None, self._save, account, state))

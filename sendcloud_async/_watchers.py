@@ -7,7 +7,9 @@ what is new and store S'":
    each integration's ``started_failing_at`` with S and yields an
    ``IntegrationFailing`` or ``IntegrationRecovered`` per change;
 2. ``client.logs.watch(S.logs, once=True)``: for each ``LogBatch``, the handler
-   gets ``NewLogs`` and then ``store.save(account, S', batch.items)`` runs.
+   gets ``NewLogs`` and then ``store.save(account, S', batch.items)`` runs; a poll
+   that delivered nothing but changed the state (its window closed, a walk
+   finished) ends with ``store.save(account, S', [])``, without ``NewLogs``.
 
 Where logs and states go is the store's business (``WatchStore``): ``save`` is
 the one place a poll's output is committed; a ``save`` that raises (or is
@@ -20,8 +22,10 @@ atomic step (``FileWatchStore``, a Redis ``MULTI``) delivers each log exactly on
 Scheduling is the engine's ``run_due``: every account is due at start, then
 ``interval`` seconds after its last poll ended, at most ``concurrency`` at a time.
 A poll's ``SendcloudError`` is the account's (``AccountFailed``, tried again after
-``backoff`` doubling up to ``max_backoff``); a ``ClientClosedError`` or
-``StateConfigurationError`` stops the run and is raised.
+``backoff`` doubling up to ``max_backoff``; under ``once``, not tried again); a
+``ClientClosedError``, a ``StateConfigurationError`` or any error of the handler
+(even a ``SendcloudError``: ``_call`` carries it past the backoff in a
+``_HandlerFailed``) stops the run and is raised as it is.
 """
 
 from __future__ import annotations
@@ -31,12 +35,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import msgspec
 
 from . import _observe, events
 from . import _validate as check
+from ._account_state import AccountState, check_account_state
 from ._auth import Auth
 from ._defaults import DEFAULT_PAGE_SIZE, DEFAULT_WATCH_INTERVAL, DEFAULT_WATCH_START
 from ._engine import Backoff, Recovered, RunEvent, run_due
@@ -47,7 +52,7 @@ from ._errors import (
     StateConfigurationError,
 )
 from ._event_types import account_failing
-from ._models import AwareDatetime, Integration, IntegrationLog
+from ._models import Integration, IntegrationLog
 from ._sources._watch_state import (
     DEFAULT_LOOKBACK,
     LateLog,
@@ -74,26 +79,6 @@ __all__ = [
     "WatchStore",
     "health_transitions",
 ]
-
-ACCOUNT_STATE_VERSION: Final = 1
-
-
-class AccountState(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
-    """What a ``LogWatcher`` keeps per account: the log watch and the failing integrations.
-
-    ``failing`` maps integration id to its ``started_failing_at``; ``None`` until
-    the integrations were first looked at. Like ``WatchState``, it holds only values
-    (ids, instants, ``WatchState``) and is left out of the garbage collector's
-    tracking: a watcher of many accounts keeps one per account.
-    """
-
-    version: int = ACCOUNT_STATE_VERSION
-    logs: WatchState
-    failing: dict[int, AwareDatetime] | None = None
-
-
-_ACCOUNT_DECODER: Final = msgspec.json.Decoder(AccountState)
-
 
 # -- events ----------------------------------------------------------------------------
 
@@ -137,12 +122,18 @@ class IntegrationRecovered:
 
 @dataclass(frozen=True, slots=True)
 class AccountFailed:
-    """A poll of one account failed; it is tried again in ``retry_in`` seconds."""
+    """A poll of one account failed (its ``failures``-th in a row).
+
+    ``retrying``: it is tried again in ``retry_in`` seconds. Under ``run(once=True)``
+    it is not (``retrying=False``); ``retry_in`` then says when a run without
+    ``once`` would try it again.
+    """
 
     account: str
     error: SendcloudError
     failures: int
     retry_in: float
+    retrying: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,26 +216,6 @@ class MemoryWatchStore:
         self.states[account] = state
 
 
-def decode_account_state(raw: bytes, where: object) -> AccountState:
-    """An ``AccountState`` from its JSON; ``InvalidInputError`` naming ``where`` otherwise."""
-    try:
-        state = _ACCOUNT_DECODER.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise InvalidInputError(f"the watch state {where} is damaged: {exc}") from None
-    return check_account_state(state, where)
-
-
-def check_account_state(state: AccountState, where: object) -> AccountState:
-    """``state`` (decoded inside a larger state) if this version reads it, else
-    ``InvalidInputError`` naming ``where``."""
-    if state.version != ACCOUNT_STATE_VERSION:
-        raise InvalidInputError(
-            f"the watch state {where} has version {state.version}; "
-            f"this sendcloud-async reads version {ACCOUNT_STATE_VERSION}"
-        )
-    return state
-
-
 # -- the watcher -----------------------------------------------------------------------------
 
 
@@ -309,12 +280,13 @@ class LogWatcher:
         self._concurrency = check.positive_int(concurrency, "concurrency")
         self._health = check.boolean(health, "health")
         # A poll's SendcloudError is the account's; a closed client or a state store
-        # that refuses its configuration fails every account alike: the run stops.
+        # that refuses its configuration fails every account alike, and the handler's
+        # own error is the caller's: the run stops.
         self._retry = Backoff(
             check.positive_seconds(backoff, "backoff"),
             check.positive_seconds(max_backoff, "max_backoff"),
             retry=(SendcloudError,),
-            fatal=(ClientClosedError, StateConfigurationError),
+            fatal=(ClientClosedError, StateConfigurationError, _HandlerFailed),
         )
         self._lookback = check_lookback(lookback)
         self._integrations: dict[str, int] = {}
@@ -338,10 +310,15 @@ class LogWatcher:
         """One poll of one account: health, then every new log; the state after it.
 
         Raises what the client raises (nothing is retried here beyond the client's
-        own retries); the state saved so far stays valid.
+        own retries), or what ``handler`` raises; the state saved so far stays valid.
         """
-        state, _, _ = await self._poll(account, handler)
-        return state
+        try:
+            state, _, _ = await self._poll(account, handler)
+        except _HandlerFailed as failed:
+            error = failed.error
+        else:
+            return state
+        raise error
 
     async def _poll(
         self, account: str, handler: Handler | None
@@ -352,6 +329,7 @@ class LogWatcher:
         if state is None:
             state = await self._store.load(account)
             if state is not None:
+                check_account_state(state, f"of account {account!r}")
                 # Checked once, as ``logs.watch`` checks a state it is given: from then
                 # on it is the watch's own, and each poll skips the check.
                 logs = begin(state.logs, start=self._start, integration_id=iid)
@@ -375,12 +353,15 @@ class LogWatcher:
         if dirty:
             await self._save(account, state, ())
         batches = client.logs._watch(
-            state.logs, iid, self._page_size, self._interval, True, self._lookback
+            state.logs, iid, self._page_size, self._interval, True, self._lookback, True
         )
         async for batch in batches:
             state = msgspec.structs.replace(state, logs=batch.state)
-            late += batch.late
-            await _call(handler, NewLogs(account, batch.items, state, batch.late))
+            if batch.items:
+                late += batch.late
+                await _call(handler, NewLogs(account, batch.items, state, batch.late))
+            # A batch without logs is the state a poll ended with (a walk finished, a
+            # window closed): saved alone, so the next poll begins from it.
             await self._save(account, state, batch.items)
             new_logs += len(batch.items)
         return state, new_logs, late
@@ -401,9 +382,9 @@ class LogWatcher:
         """Poll every account (``once``: one time each), calling ``handler`` per event.
 
         ``handler`` may be a plain function or a coroutine function; an exception
-        it raises stops the run (with the state of the events before it saved).
-        Cancel the task to stop: polls in flight are cancelled, and what was
-        saved stays valid.
+        it raises (any, a ``SendcloudError`` too) stops the run and is raised as it
+        is (with the state of the events before it saved). Cancel the task to stop:
+        polls in flight are cancelled, and what was saved stays valid.
         """
         stop_after_one = check.boolean(once, "once")
 
@@ -428,28 +409,49 @@ class LogWatcher:
                 _observe.emit(events.AccountRecovered, event.item)
                 return
             assert isinstance(event.error, SendcloudError)  # what the backoff retries
-            await _call(
-                handler, AccountFailed(event.item, event.error, event.failures, event.retry_in)
+            failed = AccountFailed(
+                event.item, event.error, event.failures, event.retry_in, event.retrying
             )
+            await _call(handler, failed)
 
-        await run_due(
-            self._accounts,
-            poll,
-            concurrency=self._concurrency,
-            backoff=self._retry,
-            on_event=report,
-            once=stop_after_one,
-            failures=self._failures,
-        )
+        try:
+            await run_due(
+                self._accounts,
+                poll,
+                concurrency=self._concurrency,
+                backoff=self._retry,
+                on_event=report,
+                once=stop_after_one,
+                failures=self._failures,
+            )
+        except _HandlerFailed as failed:
+            error = failed.error
+        else:
+            return
+        raise error  # outside the except: its own traceback, cause and context
+
+
+class _HandlerFailed(Exception):
+    """An error the handler raised, carried past the backoff (which would retry a
+    ``SendcloudError`` as the account's) to ``run()`` and ``poll()``, which raise
+    ``error`` itself."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 async def _call(handler: Handler | None, event: WatchEvent) -> None:
+    """``handler(event)`` (awaited if it returns an awaitable); its error as ``_HandlerFailed``."""
     _relay(event)  # sendcloud_async.events, when anyone listens
     if handler is None:
         return
-    result = handler(event)
-    if inspect.isawaitable(result):
-        await result
+    try:
+        result = handler(event)
+        if inspect.isawaitable(result):
+            await result
+    except Exception as exc:
+        raise _HandlerFailed(exc) from exc
 
 
 def _relay(event: WatchEvent) -> None:

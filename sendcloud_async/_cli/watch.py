@@ -166,17 +166,19 @@ class _Reporter:
             status.failing[event.account] = event.failing
         elif isinstance(event, AccountFailed):
             status.failed[event.account] = one_line(event.error)
-            status.next_poll[event.account] = time.time() + event.retry_in
+            # --once: the account is not polled again (the command exits 1).
+            retry_in = event.retry_in if event.retrying else None
+            status.next_poll[event.account] = None if retry_in is None else time.time() + retry_in
             who = "" if self.single else f"account {event.account}: "
+            then = "not retried (--once)" if retry_in is None else f"retrying in {retry_in:.0f} s"
             self.ctx.progress.message(
-                f"{PROG}: {who}poll failed: {one_line(event.error)}; "
-                f"retrying in {event.retry_in:.0f} s",
+                f"{PROG}: {who}poll failed: {one_line(event.error)}; {then}",
                 level="warning",
                 event="poll_failed",
                 account=event.account,
                 error=one_line(event.error),
                 failures=event.failures,
-                retry_in=round(event.retry_in, 1),
+                retry_in=None if retry_in is None else round(retry_in, 1),
             )
         else:
             announce(self.ctx.progress, self.events, event, single=self.single)

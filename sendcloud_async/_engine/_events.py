@@ -14,13 +14,15 @@ K = TypeVar("K")
 class Failed(Generic[K]):
     """A run of ``item`` raised ``error``: its ``failures``-th in a row; next in ``retry_in`` s.
 
-    Under ``once`` the item is not run again; ``retry_in`` says when it would be.
+    ``retrying``: whether the item runs again. Under ``once`` it does not
+    (``retrying=False``), and ``retry_in`` only says when it would.
     """
 
     item: K
     error: Exception
     failures: int
     retry_in: float
+    retrying: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,8 @@ class Runner(Generic[K]):
     A run that ends with a ``CancelledError`` the runner did not cause (it awaited a
     future another party cancelled) stops ``run()`` the same way: ``CancelledError``.
 
-    ``once``: every item runs one time (a failure is reported, not retried).
+    ``once``: every item runs one time (a failure is reported with
+    ``retrying=False``, and not retried).
     ``run()`` returns when no item is left, or, with ``keep_open``, only when
     ``stop()`` is called (or ``stop``, the event given, is set). Stopped, or its
     caller cancelled: the runs in flight are cancelled and awaited (a commit in
@@ -231,7 +232,7 @@ class Runner(Generic[K]):
                             self._fail(exc)
                         else:
                             self._counts[item] = failed
-                            event = Failed(item, exc, failed, wait)
+                            event = Failed(item, exc, failed, wait, not self._once)
                             after = wait
                 else:
                     if self._runs.get(item) is me:

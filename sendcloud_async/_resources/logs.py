@@ -356,11 +356,14 @@ class Logs:
         wait: float,
         stop: bool,
         window: timedelta,
+        states: bool = False,
     ) -> AsyncGenerator[LogBatch, None]:
         """``watch`` with every argument checked already (``begin`` made ``first``).
 
         A ``LogWatcher`` polls through here: it checked its options once, and the
         state it passes is the watch's own (or one it checked when it loaded it).
+        ``states``: also yield the state of a poll that delivered nothing, as a batch
+        with no logs (``_sources._watch.watch``).
         """
 
         path = None if iid is None else {"id": iid}
@@ -383,7 +386,7 @@ class Logs:
             date = resp.headers.get("Date")
             return Page(fetched.stamps(), next_url is not None, cursor_next, fetched.items, date)
 
-        return watch(fetch, first, interval=wait, once=stop, lookback=window)
+        return watch(fetch, first, interval=wait, once=stop, lookback=window, states=states)
 
     async def create(
         self,

@@ -35,8 +35,18 @@ async def watch(
     once: bool,
     lookback: timedelta = timedelta(0),
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    states: bool = False,
 ) -> AsyncGenerator[LogBatch, None]:
-    """Poll with ``fetch`` from ``state``: yield each page's new logs, sleep between polls."""
+    """Poll with ``fetch`` from ``state``: yield each page's new logs, sleep between polls.
+
+    ``states``: also yield, at the end of a poll, a batch with no logs when the state
+    differs from the last one yielded (or given): a poll that delivered nothing may
+    still have finished a walk or closed its window. A driver that saves only its
+    batches' states and begins each poll from the saved one (``LogWatcher``, the Redis
+    watch) asks for them; without them it would begin every idle poll from the state
+    of its last logs (resume a finished walk, re-read a closed window).
+    """
+    passed = state  # the state the caller holds: the one given, then the last yielded
     state = settle(state, None, lookback)  # a smaller window than the state's: pruned now
     while True:
         # Resumed in the middle of a newest-first walk: once it is finished, walk
@@ -55,12 +65,16 @@ async def watch(
             if not step.more and not again:
                 state = close_poll(state, date, lookback)
             if step.items:
+                passed = state
                 yield LogBatch(items=step.items, state=state, late=step.late)
             if not step.more:
                 if again:
                     again = False
                     continue
                 break
+        if states and state is not passed and state != passed:
+            passed = state
+            yield LogBatch(items=[], state=state)
         if once:
             return
         await sleep(interval)

@@ -111,6 +111,14 @@ def _merge_mark(
     return mark, mark_ids
 
 
+def _walk_floor(walk: Walk) -> datetime | None:
+    """Down to where ``walk`` remembers the logs it delivered (``None``: it delivered none).
+
+    A walk saved before it kept its floor remembers for sure only its head.
+    """
+    return walk.head if walk.floor is None else walk.floor
+
+
 def _finish_walk(state: WatchState, lookback: timedelta) -> WatchState:
     walk = state.walk
     if walk is None:
@@ -120,7 +128,13 @@ def _finish_walk(state: WatchState, lookback: timedelta) -> WatchState:
     if mark != state.mark and state.mark is not None and lookback:
         window = Window(state)
         window.keep(state.mark, state.mark_ids)
-    ended = msgspec.structs.replace(state, mark=mark, mark_ids=mark_ids, walk=None)
+    low = state.low
+    floor = _walk_floor(walk)
+    if floor is not None and (low is None or floor > low):
+        # The window never reaches below what the walk remembers: the logs it delivered
+        # there (under a smaller lookback) would be delivered again.
+        low = floor
+    ended = msgspec.structs.replace(state, mark=mark, mark_ids=mark_ids, walk=None, low=low)
     return settle(ended, window, lookback)
 
 
@@ -223,19 +237,25 @@ def _newest_first(
             head_ids.add(i)
         if t >= head - lookback:  # the window will cover it once the walk moves the mark
             window.remember(t, i)
+    floor = _walk_floor(walk)
+    if head is not None:
+        # What the walk delivered further down than a window from its head is never
+        # looked up again (the walk goes down; the next window starts at head - lookback),
+        # so it is forgotten: the walk's memory is complete only down to its floor, which
+        # a larger lookback (a resumed walk) never lowers.
+        below = head - lookback
+        floor = below if floor is None else max(floor, below)
     walked = Walk(
         head=head,
         head_ids=tuple(sorted(head_ids)),
         pos=pos,
         pos_ids=tuple(sorted(pos_ids)),
+        floor=floor,
     )
     state = msgspec.structs.replace(state, walk=walked)
     if new:
         remembered = window.merged()
-        if head is not None:
-            # What the walk delivered further down than a window from its head is never
-            # looked up again (the walk goes down; the next window starts at head - lookback).
-            floor = head - lookback
+        if floor is not None:
             for at in [at for at in remembered if at < floor and (mark is None or at >= mark)]:
                 del remembered[at]
         recent = tuple(sorted((at, tuple(sorted(ids))) for at, ids in remembered.items()))

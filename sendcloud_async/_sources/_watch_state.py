@@ -12,9 +12,10 @@ What a ``WatchState`` means
 * ``walk`` exists only during a newest-first catch-up: the walk goes from the
   newest log down to ``mark``. ``pos``/``pos_ids`` say how far it got (the
   oldest instant it has seen, and the ids seen there), ``head``/``head_ids`` the
-  newest log it delivered; when the walk reaches ``mark`` (or the listing's
-  end), ``head`` becomes the new ``mark``. Oldest-first needs no walk: ``mark``
-  itself moves forward page by page.
+  newest log it delivered, ``floor`` down to where it remembers what it delivered;
+  when the walk reaches ``mark`` (or the listing's end), ``head`` becomes the new
+  ``mark`` and the window behind it begins no lower than ``floor``. Oldest-first
+  needs no walk: ``mark`` itself moves forward page by page.
 * ``after`` is a cursor taken from the server's own next-page link, used for the
   next request instead of a cursor built from the state (``_watch_pages``).
 * ``low``, ``recent`` and ``scan`` are the lookback window (``_watch_window``). ``low`` is
@@ -78,6 +79,10 @@ class Walk(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     head_ids: tuple[int, ...] = ()
     pos: AwareDatetime | None = None
     pos_ids: tuple[int, ...] = ()
+    #: Down to where the walk remembers every log it delivered (``recent``): the
+    #: window it leaves behind never reaches below it. ``None`` with a ``head``: a
+    #: state saved before the walk kept it, read as ``head`` (nothing below is known).
+    floor: AwareDatetime | None = None
 
 
 class WatchState(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
@@ -123,6 +128,9 @@ class LateLog(msgspec.Struct, frozen=True, kw_only=True):
 
 class LogBatch(msgspec.Struct, frozen=True, kw_only=True):
     """New logs (never empty, at most a page) and the state just after them.
+
+    (``logs.watch`` never yields an empty one; the SDK's own drivers, which save the
+    state a poll ends with, also get batches without ``items`` that carry only it.)
 
     ``late`` lists the logs of ``items`` that became visible behind the high-water
     mark (delivered from the lookback window), with how far behind they were.
@@ -209,6 +217,7 @@ def check_state(state: WatchState) -> WatchState:
             raise InvalidInputError(f"{bad}walk must be a Walk")
         _check_time(walk.head, "walk.head")
         _check_time(walk.pos, "walk.pos")
+        _check_time(walk.floor, "walk.floor")
         _check_ids(walk.head_ids, "walk.head_ids")
         _check_ids(walk.pos_ids, "walk.pos_ids")
         if state.order == OLDEST_FIRST:

@@ -31,6 +31,13 @@ Only the first page's ``Date`` counts (every request of the poll came after it),
 and only at the end of the poll: a batch in the middle of a poll keeps the window
 of the poll before, so a resume finishes the poll with it. Without a readable
 ``Date`` the window stays ``mark - lookback``.
+
+Limit (oldest-first): ``settle`` raises ``low`` to ``mark - lookback`` as a poll moves
+the mark. A log that poll read before it was visible, and then passed by more than
+``lookback``, lies below every later window: there the promise holds for a log visible
+within ``lookback`` less the duration of the poll that passed it (docs/watch.md). A
+newest-first walk reads the window last, from the walk's head down, so it has no such
+limit.
 """
 
 from __future__ import annotations

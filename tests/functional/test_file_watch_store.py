@@ -287,6 +287,17 @@ def _inner_version(out: Path) -> str:
     return "has version 7; this sendcloud-async reads version 1"
 
 
+def _log_watch_version(out: Path) -> str:
+    saved = msgspec.json.decode(state_path(out).read_bytes())
+    saved["state"]["logs"]["version"] = 3  # a newer release's WatchState
+    state_path(out).write_bytes(msgspec.json.encode(saved))
+    return (
+        f"the watch state {state_path(out)} holds an unreadable log watch (state is not a "
+        "valid WatchState: version 3; this sendcloud-async reads versions 1 and 2); "
+        "move it away to start over"
+    )
+
+
 def _unreadable(out: Path) -> str:
     raw = state_path(out).read_bytes()
     state_path(out).unlink()
@@ -308,6 +319,7 @@ def _cut(out: Path) -> str:
         (_negative_records, {}, {}, None),
         (_other_version, {}, {}, None),
         (_inner_version, {}, {}, None),
+        (_log_watch_version, {}, {}, None),
         (_unreadable, {}, {}, None),
         (_cut, {}, {}, None),
         (None, {"source": "https://panel.sendcloud.sc/api/v3"}, {}, "is the state of a watch of"),
@@ -319,6 +331,7 @@ def _cut(out: Path) -> str:
         "negative-records",
         "other-version",
         "inner-version",
+        "log-watch-version",
         "unreadable",
         "cut",
         "source",

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections import Counter, defaultdict
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+import msgspec
 import pytest
 
 import sendcloud_async as sc
@@ -88,6 +91,7 @@ async def test_a_failing_account_is_retried_with_backoff_while_others_go_on(
     assert {e.account for e in failed} == {"revoked"}
     assert [e.failures for e in failed[:3]] == [1, 2, 3]
     assert [e.retry_in for e in failed[:3]] == [0.04, 0.08, 0.1]
+    assert all(e.retrying for e in failed)
     assert all(isinstance(e.error, sc.AuthenticationError) for e in failed)
     polled = Counter(e.account for e in seen.of(sc.AccountPolled))
     assert polled["shop-0"] >= 3
@@ -95,6 +99,27 @@ async def test_a_failing_account_is_retried_with_backoff_while_others_go_on(
     assert "revoked" not in polled
     assert sorted(seen.logs["shop-0"]) == [1, 2]
     assert "revoked" not in seen.logs
+
+
+async def test_with_once_a_failed_account_is_reported_as_not_retried(fake: FakeSendcloud) -> None:
+    """``once=True``: ``AccountFailed(retrying=False)`` (``retry_in`` is what a run without
+    ``once`` would wait), the account is asked once, and the run ends."""
+    fake.seed(integrations=1, logs_per_integration=2)
+    seen = Recorder()
+    accounts = {"good": fake.basic_auth, "revoked": sc.BasicAuth("pk-unknown", "sk-unknown")}
+    async with sc.AccountPool(base_url=fake.base_url, max_retries=0) as pool:
+        watcher = sc.LogWatcher(
+            pool, accounts, store=sc.MemoryWatchStore(), start="all", backoff=0.01, health=False
+        )
+        await asyncio.wait_for(watcher.run(seen, once=True), 10)
+    failed = seen.of(sc.AccountFailed)
+    assert [(e.account, e.failures, e.retry_in, e.retrying) for e in failed] == [
+        ("revoked", 1, 0.01, False)
+    ]
+    assert isinstance(failed[0].error, sc.AuthenticationError)
+    assert [e.account for e in seen.of(sc.AccountPolled)] == ["good"]
+    asked = [r for r in fake.requests if r.path.endswith("/integrations/logs")]
+    assert len(asked) == 2  # one poll each: the revoked account is not asked again
 
 
 async def test_a_5xx_after_retries_is_reported_then_the_account_recovers(
@@ -251,6 +276,172 @@ async def test_a_handler_error_stops_the_run_unwrapped(fake: FakeSendcloud) -> N
             await watcher.run(handler, once=True)
     state = store.states["main"]
     assert state.logs.mark is None  # the initial state only: the batch was not committed
+
+
+class _HandlerError:
+    """A handler that raises ``error`` at its first event of type ``kind``, and counts."""
+
+    def __init__(self, kind: type[object], error: Exception, *, awaited: bool = False) -> None:
+        self.kind = kind
+        self.error = error
+        self.awaited = awaited
+        self.events: list[sc.WatchEvent] = []
+        self.raised = 0
+
+    async def _later(self, event: sc.WatchEvent) -> None:
+        await asyncio.sleep(0)
+        self._maybe_raise(event)
+
+    def _maybe_raise(self, event: sc.WatchEvent) -> None:
+        if isinstance(event, self.kind):
+            self.raised += 1
+            raise self.error
+
+    def __call__(self, event: sc.WatchEvent) -> Awaitable[None] | None:
+        self.events.append(event)
+        if self.awaited:
+            return self._later(event)
+        self._maybe_raise(event)
+        return None
+
+
+@pytest.mark.parametrize("awaited", [False, True], ids=["function", "coroutine"])
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [
+        (sc.NewLogs, sc.InvalidInputError("the handler's own call was refused")),
+        (sc.AccountPolled, sc.ServerError(503, reason="the handler's own 503")),
+        (sc.AccountFailed, sc.AuthenticationError(401, reason="the handler's own 401")),
+    ],
+    ids=["new-logs", "polled", "failed"],
+)
+async def test_a_handler_sendcloud_error_stops_the_run_and_is_not_retried(
+    fake: FakeSendcloud, kind: type[object], error: sc.SendcloudError, awaited: bool
+) -> None:
+    """A ``SendcloudError`` the handler raises is not the account's: ``run()`` (without
+    ``once``) raises that very exception at once, the handler is not called again with
+    the same batch, and no ``AccountFailed`` reports it."""
+    fake.seed(integrations=1, logs_per_integration=3)
+    store = sc.MemoryWatchStore()
+    handler = _HandlerError(kind, error, awaited=awaited)
+    revoked = {"revoked": sc.BasicAuth("pk-unknown", "sk-unknown")}
+    accounts = {"main": fake.basic_auth, **(revoked if kind is sc.AccountFailed else {})}
+    async with sc.AccountPool(base_url=fake.base_url, max_retries=0) as pool:
+        watcher = sc.LogWatcher(
+            pool, accounts, store=store, start="all", interval=0.05, backoff=0.01, concurrency=1
+        )
+        with pytest.raises(type(error)) as raised:
+            await asyncio.wait_for(watcher.run(handler), 10)
+    assert raised.value is error
+    assert handler.raised == 1
+    failed = [e for e in handler.events if isinstance(e, sc.AccountFailed)]
+    assert [e.account for e in failed] == (["revoked"] if kind is sc.AccountFailed else [])
+    if kind is sc.NewLogs:
+        assert store.states["main"].logs.mark is None  # the batch was not committed
+
+
+async def test_poll_raises_the_handlers_own_error_as_it_is(fake: FakeSendcloud) -> None:
+    """``LogWatcher.poll`` raises the handler's error itself, and the batch stays unsaved."""
+    fake.seed(integrations=1, logs_per_integration=3)
+    store = sc.MemoryWatchStore()
+    error = sc.NotFoundError(404, reason="the handler's own 404")
+    async with sc.AccountPool(base_url=fake.base_url) as pool:
+        watcher = sc.LogWatcher(pool, {"main": fake.basic_auth}, store=store, start="all")
+        with pytest.raises(sc.NotFoundError) as raised:
+            await watcher.poll("main", _HandlerError(sc.NewLogs, error))
+        assert raised.value is error
+        state = await watcher.poll("main")  # the same batch, delivered again
+    assert state.logs.mark is not None
+    assert store.states["main"] == state
+
+
+def _log_watch_of_version(state: sc.AccountState, version: int) -> sc.AccountState:
+    """``state`` with a ``WatchState`` of ``version`` in it (a newer release's)."""
+    return msgspec.structs.replace(state, logs=msgspec.structs.replace(state.logs, version=version))
+
+
+_UNREADABLE_LOG_WATCH = (
+    "holds an unreadable log watch (state is not a valid WatchState: version 3; "
+    "this sendcloud-async reads versions 1 and 2)"
+)
+
+
+async def test_a_saved_state_with_an_unreadable_log_watch_fails_the_account_by_name(
+    fake: FakeSendcloud, tmp_path: Path
+) -> None:
+    """A saved ``AccountState`` whose ``WatchState`` this release cannot read: the
+    directory store refuses it naming its file, any other store's is refused naming the
+    account; before any request, once per run with ``once``."""
+    fake.seed(integrations=1, logs_per_integration=2)
+    directory = sc.DirectoryWatchStore(tmp_path)
+    memory = sc.MemoryWatchStore()
+    accounts = {"shop": fake.basic_auth}
+    async with sc.AccountPool(base_url=fake.base_url) as pool:
+        for store in (directory, memory):
+            await sc.LogWatcher(pool, accounts, store=store, start="all").run(once=True)
+        saved = memory.states["shop"]
+        directory.path("shop").write_bytes(
+            msgspec.json.encode(_log_watch_of_version(saved, 3)) + b"\n"
+        )
+        memory.states["shop"] = _log_watch_of_version(saved, 3)
+        with pytest.raises(sc.InvalidInputError) as refused:
+            await directory.load("shop")
+        assert str(refused.value) == f"the watch state {directory.path('shop')} " + (
+            _UNREADABLE_LOG_WATCH
+        )
+        messages = []
+        for store in (directory, memory):
+            seen = Recorder()
+            fake.clear_requests()
+            await sc.LogWatcher(pool, accounts, store=store).run(seen, once=True)
+            assert fake.requests == []
+            (failed,) = seen.of(sc.AccountFailed)
+            assert isinstance(failed.error, sc.InvalidInputError)
+            messages.append(str(failed.error))
+    assert messages == [
+        f"the watch state {directory.path('shop')} {_UNREADABLE_LOG_WATCH}",
+        f"the watch state of account 'shop' {_UNREADABLE_LOG_WATCH}",
+    ]
+
+
+class _SlowDirectoryStore(sc.DirectoryWatchStore):
+    """A directory store on a slow disk: once ``slow`` is set, each write takes 0.3 s."""
+
+    slow = False
+
+    def _save(self, account: str, state: sc.AccountState) -> None:
+        if self.slow:
+            time.sleep(0.3)
+        super()._save(account, state)
+
+
+async def test_a_run_cancelled_while_the_directory_store_writes_returns_after_the_write(
+    fake: FakeSendcloud, tmp_path: Path
+) -> None:
+    """A cancel that lands while ``DirectoryWatchStore.save`` writes in its thread: the
+    write finishes before ``run()`` raises ``CancelledError``, so the file holds the state
+    of the batch at that moment, and nothing changes it afterwards."""
+    fake.seed(integrations=1, logs_per_integration=3)
+    store = _SlowDirectoryStore(tmp_path)
+    batches: list[sc.AccountState] = []
+    task: asyncio.Task[None] | None = None
+
+    def cancel_while_saving(event: sc.WatchEvent) -> None:
+        if isinstance(event, sc.NewLogs) and not batches:
+            batches.append(event.state)
+            store.slow = True
+            assert task is not None
+            asyncio.get_running_loop().call_soon(task.cancel)  # during save()
+
+    async with sc.AccountPool(base_url=fake.base_url) as pool:
+        watcher = sc.LogWatcher(pool, {"shop": fake.basic_auth}, store=store, start="all")
+        task = asyncio.create_task(watcher.run(cancel_while_saving))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        on_disk = store.path("shop").read_bytes()
+        assert msgspec.json.decode(on_disk, type=sc.AccountState) == batches[0]
+        await asyncio.sleep(0.4)
+        assert store.path("shop").read_bytes() == on_disk
 
 
 @pytest.mark.parametrize(

@@ -248,6 +248,65 @@ async def test_a_damaged_state_file_is_refused_before_any_request(
     assert fake.requests == []
 
 
+@pytest.mark.parametrize("once", [True, False], ids=["once", "until-stopped"])
+async def test_a_state_file_with_an_unreadable_log_watch_is_a_usage_error(
+    fake: FakeSendcloud, tmp_path: Path, once: bool
+) -> None:
+    """A state file whose inner log watch this release cannot read (a newer release's):
+    exit 2 at once, with and without --once, one line naming the file; nothing sent, the
+    output and its state left as they were."""
+    fake.seed(integrations=1, logs_per_integration=3)
+    out = tmp_path / "logs.jsonl"
+    first = await run("logs", "watch", "--out", str(out), "--start", "all", "--once",
+                      env=fake_env(fake))  # fmt: skip
+    assert first.code == 0, first
+    saved = msgspec.json.decode(state_path(out).read_bytes())
+    saved["state"]["logs"]["version"] = 3
+    state_path(out).write_bytes(msgspec.json.encode(saved))
+    before = (out.read_bytes(), state_path(out).read_bytes())
+    fake.clear_requests()
+    result = await asyncio.wait_for(
+        run("logs", "watch", "--out", str(out), *(["--once"] if once else []),
+            env=fake_env(fake)),
+        30,
+    )  # fmt: skip
+    assert result.code == 2, result
+    assert result.err_lines == [
+        f"sendcloud-async: error: the watch state {state_path(out)} holds an unreadable log "
+        "watch (state is not a valid WatchState: version 3; this sendcloud-async reads "
+        "versions 1 and 2); move it away to start over"
+    ]
+    assert fake.requests == []
+    assert (out.read_bytes(), state_path(out).read_bytes()) == before
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_with_once_a_failed_poll_says_it_is_not_retried(
+    fake: FakeSendcloud, tmp_path: Path, log_format: str
+) -> None:
+    """--once and credentials the server refuses: the poll_failed line says the account
+    is not retried (no "retrying in"), its JSON has retry_in null; exit 1."""
+    env = fake_env(fake)
+    env["SENDCLOUD_SECRET_KEY"] = "wrong"
+    out = tmp_path / "logs.jsonl"
+    result = await run(
+        "logs", "watch", "--out", str(out), "--once", "--max-retries", "0",
+        "--log-format", log_format, env=env,
+    )  # fmt: skip
+    assert result.code == 1, result
+    assert "retrying" not in result.err
+    if log_format == "text":
+        (line,) = [line for line in result.err_lines if " poll failed: " in line]
+        assert line.endswith("; not retried (--once)"), line
+    else:
+        records = [msgspec.json.decode(line) for line in result.err_lines]
+        (failed,) = [r for r in records if r["event"] == "poll_failed"]
+        assert failed["message"].startswith("poll failed: "), failed
+        assert failed["message"].endswith("; not retried (--once)"), failed
+        assert (failed["failures"], failed["retry_in"]) == (1, None)
+    assert out.read_bytes() == b""
+
+
 async def test_a_file_locked_by_another_watch_is_refused(
     fake: FakeSendcloud, tmp_path: Path
 ) -> None:

@@ -129,7 +129,7 @@ async def test_a_failing_item_backs_off_while_the_others_go_on() -> None:
         ("bad", 3, 0.03),
         ("bad", 4, 0.03),
     ]
-    assert all(isinstance(e.error, Boom) for e in failed)
+    assert all(isinstance(e.error, Boom) and e.retrying for e in failed)
     assert seen[-1] == Recovered("bad", 4)
     assert runs == {"good": 10, "bad": 5}
 
@@ -165,7 +165,8 @@ async def test_failures_kept_by_the_caller_carry_over() -> None:
 
 
 async def test_once_reports_a_failure_without_retrying_it() -> None:
-    """``once``: a failing item is reported (with when it would run again), not run again."""
+    """``once``: a failing item is reported as not run again (``retrying=False``, with when
+    it would run), and is not run again."""
     seen: list[RunEvent[str]] = []
     runs: list[str] = []
 
@@ -187,7 +188,9 @@ async def test_once_reports_a_failure_without_retrying_it() -> None:
         2,
     )
     assert sorted(runs) == ["a", "b", "c"]
-    assert [(e.item, e.retry_in) for e in seen if isinstance(e, Failed)] == [("b", 5.0)]
+    assert [(e.item, e.retry_in, e.retrying) for e in seen if isinstance(e, Failed)] == [
+        ("b", 5.0, False)
+    ]
 
 
 @pytest.mark.parametrize("backoff", [None, Backoff(0.01, 0.01, retry=(Boom,))])

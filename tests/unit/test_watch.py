@@ -162,7 +162,8 @@ def test_newest_first_walk_stops_at_the_mark_and_moves_it_to_the_head() -> None:
     state = sc.WatchState(order=NEWEST_FIRST, mark=at(2), mark_ids=(2,))
     first = advance(state, Page([log(6, 5), log(5, 4)], True, "c"))
     assert ids(first.items) == [6, 5]
-    assert first.state.walk == Walk(head=at(5), head_ids=(6,), pos=at(4), pos_ids=(5,))
+    # No window: the walk remembers what it delivered down to its head only.
+    assert first.state.walk == Walk(head=at(5), head_ids=(6,), pos=at(4), pos_ids=(5,), floor=at(5))
     assert first.state.mark == at(2)
     second = advance(first.state, Page([log(5, 4), log(4, 3), log(3, 2), log(2, 2)], True, "d"))
     assert ids(second.items) == [4, 3]

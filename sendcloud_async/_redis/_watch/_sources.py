@@ -16,10 +16,18 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import msgspec
 
+from ..._account_state import AccountState, decode_account_state
 from ..._defaults import DEFAULT_PAGE_SIZE, DEFAULT_WATCH_INTERVAL, DEFAULT_WATCH_START
-from ..._sources._watch_state import DEFAULT_LOOKBACK, WatchState, check_lookback, check_start
+from ..._sources._watch_state import (
+    DEFAULT_LOOKBACK,
+    WatchState,
+    begin,
+    check_lookback,
+    check_start,
+)
 from ..._validate import account_name, positive_seconds, required_page_size
-from ..._watchers import AccountState, Handler, LogWatcher, MemoryWatchStore, decode_account_state
+from ..._validate import integration_id as valid_integration_id
+from ..._watchers import Handler, LogWatcher, MemoryWatchStore
 
 if TYPE_CHECKING:
     from ..._auth import Auth
@@ -102,8 +110,10 @@ def logs_watch(
     (``None``: all of them). ``start`` applies to an account never written before:
     its starting state is written first, before the first poll, so that a worker
     dying early does not move the start of the next one. Each poll runs until the
-    watch is caught up (``once=True``), then ``commit.polled()`` says it worked and
-    the next one comes ``interval`` seconds later. Arguments are checked now.
+    watch is caught up (``once=True``) and writes the state it ends with, also when
+    it delivered nothing and that state changed (a walk finished, the window closed);
+    then ``commit.polled()`` says it worked and the next one comes ``interval``
+    seconds later. Arguments are checked now.
     """
     begin_at = check_start(start)
     every = positive_seconds(interval, "interval")
@@ -112,14 +122,17 @@ def logs_watch(
 
     async def watch(account: str, state: bytes | None, commit: Commit) -> None:
         iid = integration_id(account)
+        if iid is not None:
+            iid = valid_integration_id(iid)
         if state is None:
             state = _ENCODE(WatchState.initial(begin_at, integration_id=iid))
             await commit(state, [])
-        current: WatchState | bytes = state
+        # Checked once, as ``logs.watch`` checks it: from then on the state is the watch's own.
+        current = begin(state, start=begin_at, integration_id=iid)
         while True:
-            batches = client(account).logs.watch(
-                current, integration_id=iid, page_size=size, once=True, lookback=window
-            )
+            # Each poll also yields the state it ended with when it delivered nothing
+            # (a walk finished, a window closed): written alone, the next poll begins from it.
+            batches = client(account).logs._watch(current, iid, size, every, True, window, True)
             async with contextlib.aclosing(batches):
                 async for batch in batches:
                     await commit(_ENCODE(batch.state), [_ENCODE(log) for log in batch.items])
