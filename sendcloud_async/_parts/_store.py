@@ -3,8 +3,11 @@
 ``open_store(url)`` is the one place a destination is parsed: a plain path or a
 ``file://`` URL is a ``LocalStore``; ``s3://``, ``s3a://``, ``gs://``, ``az://``,
 ``abfs://`` and ``abfss://`` are an ``ObjectStore`` (``_objstore``, through obstore).
-Any other scheme, and credentials inside the URL, are refused with a one-line
-error before anything is written.
+Any other scheme, credentials inside the URL (any ``@`` before its query), and an
+object store's bucket that is not a bucket name are refused with a one-line error
+before anything is written. ``shown_url(url)`` is the one rule that says a storage
+URL in a message (here, and in ``logs report``): never anything before an ``@``,
+nor a query or fragment, nor a host that is not a host name.
 
 A store moves whole objects only. ``publish(spool, key)`` makes a finished part
 file visible under ``key`` in one step: for files ``_fileio.atomic_move`` (an
@@ -22,15 +25,16 @@ from __future__ import annotations
 import asyncio
 import builtins
 import os
+import re
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
 from urllib.parse import unquote, urlsplit
 
 from .._errors import ExportError, ExportInputError, SecondWriterError
 from .._fileio import atomic_move, atomic_write, lock_exclusively, writing
 from ._errors import clean
 
-__all__ = ["OBJECT_SCHEMES", "LocalStore", "Store", "open_store"]
+__all__ = ["OBJECT_SCHEMES", "LocalStore", "Store", "open_store", "shown_url"]
 
 #: The URL schemes of object stores (``ObjectStore``); obstore reads each one's URL.
 OBJECT_SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss")
@@ -156,8 +160,64 @@ class LocalStore:
             os.close(fd)
 
 
+#: A URL's scheme, and the ``//`` before its host if it has one.
+_SCHEME: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(//)?")
+#: A host a message may show: a name or an address, with a port.
+_HOST: Final = re.compile(r"(?:[\w.-]*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
+#: A bucket (S3, GCS) or container (Azure) name: never a ``:``, an ``@`` or a ``/``.
+_BUCKET: Final = re.compile(r"[A-Za-z0-9][\w.-]{0,221}")
+#: What stands for a host that cannot be shown.
+_HIDDEN: Final = "**********"
+
+
+def _head(url: str) -> tuple[str, str, str] | None:
+    """``url``'s scheme (lower case), ``"//"`` or ``""``, and what follows up to its query or
+    fragment; ``None`` for a path."""
+    match = _SCHEME.match(url)
+    if match is None:
+        return None
+    rest = url[match.end() :]
+    for mark in "?#":
+        rest = rest.partition(mark)[0]
+    return match.group(1).lower(), match.group(2) or "", rest
+
+
+def shown_url(url: str) -> str:
+    """``url`` as a message may show it: scheme, host and path, and no secret.
+
+    Nothing before the last ``@`` before the query (user info, even a password
+    holding ``/``, which ``urlsplit`` takes for the path), no query or fragment (a
+    SAS token), and no host that is not a host name (``**********`` instead, and no
+    path). A path (no scheme) is shown as it is.
+    """
+    head = _head(url)
+    if head is None:
+        return url
+    scheme, slashes, rest = head
+    rest = rest.rpartition("@")[2]
+    host, slash, path = rest.partition("/")
+    if slashes and _HOST.fullmatch(host) is None:
+        return f"{scheme}://{_HIDDEN}"
+    return f"{scheme}:{slashes}{host}{slash}{path}"
+
+
 def _refuse(url: str, reason: str) -> ExportInputError:
-    return ExportInputError(f"cannot write parts to {url}: {reason}")
+    return ExportInputError(f"cannot write parts to {shown_url(url)}: {reason}")
+
+
+def _credentials(scheme: str) -> str:
+    if scheme in ("az", "abfs", "abfss"):
+        where = f" (for Azure: {scheme}://CONTAINER/PREFIX and AZURE_STORAGE_ACCOUNT_NAME)"
+    elif scheme == "gs":
+        where = " (for GCS: GOOGLE_SERVICE_ACCOUNT)"
+    elif scheme in ("s3", "s3a"):
+        where = " (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+    else:
+        where = ""
+    return (
+        "credentials in the URL are not accepted (it holds an '@'); the storage's own "
+        f"environment gives them{where}"
+    )
 
 
 def open_store(url: str | os.PathLike[str]) -> Store:
@@ -167,30 +227,33 @@ def open_store(url: str | os.PathLike[str]) -> Store:
         raise ExportInputError(
             "the output URL is empty: give a path, file://, s3://, gs:// or az://"
         )
-    parts = urlsplit(text)
+    head = _head(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # an unbalanced "[" or "]" in the host
+        raise _refuse(text, "not a valid URL") from None
     scheme = parts.scheme.lower()
     if scheme == "" or (len(scheme) == 1 and os.name == "nt"):
         return LocalStore(Path(text))
-    shown = f"{scheme}://{parts.hostname or ''}{parts.path}"
-    if parts.username is not None or parts.password is not None:
-        raise _refuse(
-            shown,
-            "credentials in the URL are not accepted; the storage's own environment "
-            "gives them (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
-        )
+    if parts.username is not None or (scheme != "file" and head and "@" in head[2]):
+        raise _refuse(text, _credentials(scheme))
     if parts.query or parts.fragment:
-        raise _refuse(shown, "a storage URL takes no query or fragment")
+        raise _refuse(text, "a storage URL takes no query or fragment")
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
-            raise _refuse(shown, "a file:// URL names a local path (file:///PATH)")
+            raise _refuse(text, "a file:// URL names a local path (file:///PATH)")
         return LocalStore(Path(unquote(parts.path)))
     if scheme in OBJECT_SCHEMES:
-        if not parts.hostname:
-            raise _refuse(shown, f"a {scheme}:// URL names a bucket ({scheme}://BUCKET/PREFIX)")
+        if _BUCKET.fullmatch(parts.netloc) is None:
+            raise _refuse(
+                text,
+                f"a {scheme}:// URL names a bucket ({scheme}://BUCKET/PREFIX; a bucket name "
+                "holds letters, digits, '.', '-' and '_' only)",
+            )
         from ._objstore import ObjectStore
 
         return ObjectStore(scheme, parts.netloc, parts.path.strip("/"))
     raise _refuse(
-        shown,
+        text,
         f"unknown scheme {scheme!r}; use a path, file://, s3://, gs:// or az://",
     )

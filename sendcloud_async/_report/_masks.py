@@ -11,6 +11,14 @@ What is masked, in this order (each rule sees what the ones before left):
   dropped. A token in a query string never reaches the report.
 * ``host='…'`` and ``host="…"`` (as ``urllib3`` writes them): ``host=<host>``.
 * e-mail addresses: ``<email>``; UUIDs: ``<uuid>``; IPv4 addresses: ``<ip>``.
+* the value after a credential word (``Bearer``, ``Basic``, ``token``, ``API key``,
+  ``password``, ``passwd``, ``secret``, ``Authorization``), given with ``:`` or
+  ``=`` (``password=…``, ``'X-Shopify-Access-Token': '…'``) or after a space when it
+  is not a plain word (``Bearer eyJ…``, but ``token expired`` stays): ``<secret>``.
+* runs of 16 or more letters, digits, ``_`` and ``-`` that are not made of words
+  (``shpat_aBcDeFgHiJkLmNoPq``, but ``ClientConnectorCertificateError`` and
+  ``X-Shopify-Access-Token`` stay): ``<id>``, whatever their digits; long numbers,
+  UUIDs and hexadecimal runs as below.
 * hexadecimal runs of 8 or more characters with a digit in them: ``<hex>``.
 * tokens of 8 or more letters and digits with at least two digits in them (an order
   reference, a tracking number, a key): ``<id>``.
@@ -56,6 +64,50 @@ _UNIT: Final = re.compile(r"\d+([a-zA-Z]{1,3})")
 _DIGIT_RUN: Final = re.compile(r"\d+")
 _HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
 _STATUS_HEAD: Final = re.compile(r"^[1-5]\d\d(?=\s)")
+#: A credential word, how its value follows (``q``: the quote the value is in) and the value
+#: (with the scheme an ``Authorization`` value may start with).
+_CREDENTIAL: Final = re.compile(
+    r"(?<![a-zA-Z0-9])(?:bearer|basic|token|api[-_ ]?key|password|passwd|secret|authorization)"
+    r"(?P<sep>['\"]?[ \t]*[:=][ \t]*(?P<q>['\"])?|[ \t]+)"
+    r"(?P<scheme>(?:bearer|basic|token|digest)[ \t]+)?"
+    r"(?P<value>(?(q)[^'\"]+|[^\s'\",;&)}\]<>]+))",
+    re.IGNORECASE,
+)
+#: A value after a space that is a plain word (``token expired``, ``Authorization failed:``).
+_PLAIN_WORD: Final = re.compile(r"[A-Za-z][a-z]*[.:,;!?]?")
+#: A run of 16 or more letters, digits, ``_`` and ``-``: a key, unless made of words.
+_LONG: Final = re.compile(r"(?<![\w-])[\w-]{16,}")
+_SEPARATORS: Final = re.compile(r"[_-]+")
+#: Words as identifiers join them: ``Client``, ``HTTPS``, ``Connection``, ``client``.
+_WORDS: Final = re.compile(r"(?:[A-Z]{1,15}(?=[A-Z][a-z]|\Z)|[A-Z]?[a-z]{2,15}(?![a-z]))+")
+
+
+def _credential(match: re.Match[str]) -> str:
+    value = match.group("value")
+    if match.group("sep").isspace() and not match.group("scheme") and _PLAIN_WORD.fullmatch(value):
+        return match.group(0)
+    return match.group(0)[: match.start("value") - match.start()] + "<secret>"
+
+
+def _made_of_words(run: str) -> bool:
+    """Whether ``run`` is an identifier of words, digit-free (``X-Shopify-Access-Token``)."""
+    for piece in _SEPARATORS.split(run):
+        if len(piece) > 1 and _WORDS.fullmatch(piece) is None:
+            return False
+        if len(piece) == 1 and not ("a" <= piece.lower() <= "z"):
+            return False
+    return True
+
+
+def _long(match: re.Match[str]) -> str:
+    run = match.group(0)
+    if run.isdigit():
+        return "<n>"
+    if _UUID.fullmatch(run):
+        return "<uuid>"
+    if _HEX_DIGITS.issuperset(run) and not run.isalpha():
+        return "<hex>"
+    return run if _made_of_words(run) else "<id>"
 
 
 def _part(part: str) -> str:
@@ -91,7 +143,8 @@ def _plain(text: str) -> str:
         text = _HOST_ARG.sub("host=<host>", text)
     if "@" in text:
         text = _EMAIL.sub("<email>", text)
-    return _TOKEN.sub(_token, text)
+    text = _CREDENTIAL.sub(_credential, text)
+    return _TOKEN.sub(_token, _LONG.sub(_long, text))
 
 
 def _query(query: str | None) -> str:

@@ -322,9 +322,19 @@ def _not_yet(name: str, what: str) -> ReportInputError:
     )
 
 
+def _shown(spec: str) -> str:
+    """A URL as a refusal shows it: the one storage-URL display rule (no credential)."""
+    from .._parts._store import shown_url  # (only on a refusal: the parts package is big)
+
+    return shown_url(spec)
+
+
 def _path_of(spec: str) -> Path:
     """The local path ``spec`` names (a path, or a ``file://`` URL)."""
-    parts = urlsplit(spec)
+    try:
+        parts = urlsplit(spec)
+    except ValueError:  # an unbalanced "[" or "]" in the host
+        raise ReportInputError(f"{_shown(spec)}: not a valid URL") from None
     scheme = parts.scheme.lower()
     if len(scheme) <= 1:  # a path (also C:\\… on Windows)
         return Path(spec).expanduser()
@@ -332,12 +342,17 @@ def _path_of(spec: str) -> Path:
         from urllib.request import url2pathname  # (urllib.request is slow to import)
 
         if parts.netloc not in ("", "localhost"):
-            raise ReportInputError(f"{spec}: a file:// URL must name a local file (no host)")
+            raise ReportInputError(
+                f"{_shown(spec)}: a file:// URL must name a local file (no host, no credentials)"
+            )
+        if parts.query or parts.fragment:
+            raise ReportInputError(f"{_shown(spec)}: a file:// URL takes no query or fragment")
         return Path(url2pathname(unquote(parts.path)))
     if scheme in _PARQUET_SCHEMES:
-        raise _not_yet(spec, f"{scheme}:// exports are directories of Parquet parts")
+        raise _not_yet(_shown(spec), f"{scheme}:// exports are directories of Parquet parts")
     raise ReportInputError(
-        f"{spec}: logs report reads an export file (a path or a file:// URL), not a {scheme}:// URL"
+        f"{_shown(spec)}: logs report reads an export file (a path or a file:// URL), "
+        f"not a {scheme}:// URL"
     )
 
 

@@ -23,7 +23,7 @@ from sendcloud_async import SendcloudClient
 from sendcloud_async._cli import main as cli_main
 from sendcloud_async._cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from sendcloud_async._records import csv_header
-from sendcloud_async._report import Report, from_json, read_account, read_export
+from sendcloud_async._report import Report, ReportInputError, from_json, read_account, read_export
 from sendcloud_async._report._readers import _NEEDED
 from sendcloud_async.testing import FailurePatterns, FakeSendcloud
 from tests._pty import on_pty
@@ -473,3 +473,128 @@ def test_csv_header_is_what_the_report_reads() -> None:
     """The CSV reader's columns are the export's (a guard against the two drifting apart)."""
     header = csv_header().decode().strip().split(",")
     assert set(_NEEDED) <= set(header)
+
+
+#: URLs holding a secret, the one-line refusal each gets, and the secret (never shown).
+SECRET_URLS = [
+    (
+        "s3://AKIAEXAMPLE:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY@bucket/exports",
+        "s3://bucket/exports: s3:// exports are directories of Parquet parts",
+        "wJalrXUtnFEMI",
+    ),
+    (
+        "https://user:HttpPassw0rd-xyz@example.com/logs.jsonl",
+        "https://example.com/logs.jsonl: logs report reads an export file (a path or a "
+        "file:// URL), not a https:// URL",
+        "HttpPassw0rd-xyz",
+    ),
+    (
+        "az://container/exports?sv=2024&sig=SASsignatureSECRET%3D",
+        "az://container/exports: az:// exports are directories of Parquet parts",
+        "SASsignatureSECRET",
+    ),
+    (
+        "file://user:pw-secret-1@remotehost/x.jsonl",
+        "file://remotehost/x.jsonl: a file:// URL must name a local file (no host, no credentials)",
+        "pw-secret-1",
+    ),
+    (
+        "file:///tmp/x.jsonl?sig=FileSigSECRET",
+        "file:///tmp/x.jsonl: a file:// URL takes no query or fragment",
+        "FileSigSECRET",
+    ),
+]
+
+
+@pytest.mark.parametrize(("url", "refusal", "secret"), SECRET_URLS)
+def test_a_url_is_refused_without_its_secret(
+    tmp_path: Path, url: str, refusal: str, secret: str
+) -> None:
+    """The refusal shows the URL through the storage-URL rule: nothing before an ``@``, no
+    query; not in the text line, the JSON line, nor the library's exception."""
+    env = base_env(SENDCLOUD_BASE_URL=NOWHERE, SENDCLOUD_PUBLIC_KEY="fake-public-key")
+    env["SENDCLOUD_SECRET_KEY"] = "fake-secret-key"
+    text = in_process("logs", "report", url, env=env)
+    assert_one_error_line(text, EXIT_USAGE, refusal)
+    as_json = in_process("--log-format", "json", "logs", "report", url, env=env)
+    assert as_json.code == EXIT_USAGE
+    lines = [msgspec.json.decode(line) for line in as_json.err.splitlines() if line.strip()]
+    assert [line["message"] for line in lines] == [
+        text.err_lines[0].removeprefix("sendcloud-async: error: ")
+    ]
+    with pytest.raises(ReportInputError) as caught:
+        read_export(url)
+    assert str(caught.value) == text.err_lines[0].removeprefix("sendcloud-async: error: ")
+    error = caught.value
+    seen = [text.out, text.err, as_json.out, as_json.err, str(error), repr(error)]
+    seen += [repr(error.args), repr(error.__cause__), repr(error.__context__)]
+    for shown in seen:
+        assert secret not in shown
+    assert not list(tmp_path.iterdir())
+
+
+#: Messages holding a token with fewer than two digits (one per shop: the token differs),
+#: and the masked message all of a kind is counted as.
+TOKEN_MESSAGES = [
+    (
+        "Authorization failed: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzaG9wIn0.{token}",
+        "Authorization failed: Bearer <secret>",
+    ),
+    ("Invalid API key shpat_{token}", "Invalid API key <secret>"),
+    ("Unauthorized: Basic {token}", "Unauthorized: Basic <secret>"),
+    ("Token sk_live_{token} was revoked", "Token <secret> was revoked"),
+    (
+        "Request headers: {{'X-Shopify-Access-Token': 'shpat{token}'}}",
+        "Request headers: {'X-Shopify-Access-Token': '<secret>'}",
+    ),
+    ("cannot connect to ftp password={token}!", "cannot connect to ftp password=<secret>"),
+    ("Shop key {token} was refused", "Shop key <id> was refused"),
+]
+#: One token per shop: letters only but for the second (one digit).
+SHOP_TOKENS = ["aBcDeFgHiJkLmNoPqRsTuVwXyZ", "AbCdEfGhIjKlMnOp9QrStUv", "ZyXwVuTsRqPoNmLkJiHg"]
+
+
+def test_the_report_holds_no_token_of_a_log(tmp_path: Path) -> None:
+    """Tokens without two digits, and values after a credential word, are masked in the JSON,
+    the page and the table (messages and endpoints), and each kind is still one group."""
+    records = []
+    for kind, (template, _) in enumerate(TOKEN_MESSAGES):
+        for shop, token in enumerate(SHOP_TOKENS):
+            records.append(
+                {
+                    "base_url": "https://shop.example.com",
+                    "id": kind * 10 + shop,
+                    "integration_id": shop + 1,
+                    "full_url": f"https://shop.example.com/api/shops/{token}/orders.json",
+                    "method": "GET",
+                    "response_code": 401,
+                    "response": None,
+                    "request": None,
+                    "created_at": f"2024-03-01T00:0{shop}:0{kind}+00:00",
+                    "exception_type": "requests.exceptions.HTTPError",
+                    "exception": template.format(token=token),
+                    "protected": False,
+                    "additional_data": "",
+                }
+            )
+    export = tmp_path / "logs.jsonl"
+    export.write_bytes(b"".join(msgspec.json.encode(r) + b"\n" for r in records))
+    env = base_env(SENDCLOUD_BASE_URL=NOWHERE, COLUMNS="250")
+    as_json = in_process("logs", "report", str(export), "--json", env=env)
+    assert as_json.code == EXIT_OK, as_json.err
+    page = tmp_path / "report.html"
+    as_page = in_process("logs", "report", str(export), "--html", str(page), env=env)
+    assert as_page.code == EXIT_OK, as_page.err
+    table = in_process("logs", "report", str(export), env=env)
+    assert table.code == EXIT_OK, table.err
+    data = msgspec.json.decode(as_json.out)
+    assert {m["value"]: m["count"] for m in data["messages"]} == {
+        masked: len(SHOP_TOKENS) for _, masked in TOKEN_MESSAGES
+    }
+    assert [e["value"] for e in data["endpoints"]] == ["GET /api/shops/<id>/orders.json"]
+    written = [as_json.out, as_json.err, as_page.out, as_page.err, table.out, table.err]
+    written.append(page.read_text())
+    for shown in written:
+        for token in SHOP_TOKENS:
+            assert token[:12] not in shown
+        assert "eyJhbGciOiJIUzI1NiJ9" not in shown

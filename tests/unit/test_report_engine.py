@@ -69,6 +69,29 @@ def row(
         ),
         ("tracking 3SABCD1234567 v2 utf8 30ms", "tracking <id> v<n> utf<n> <n>ms"),
         ("API credentials are no longer valid", "API credentials are no longer valid"),
+        ("Invalid API key shpat_aBcDeFgHiJkLmNoPqRsTuVwXyZ", "Invalid API key <secret>"),
+        ("Token sk_live_AbCdEfGhIjKlMnOp9QrStUv was revoked", "Token <secret> was revoked"),
+        ("Shop key aBcDeFgHiJkLmNoPqRsTuVwXyZ refused", "Shop key <id> refused"),
+        ("Authorization: Bearer abc.def-ghi", "Authorization: Bearer <secret>"),
+        ("Authorization failed: Basic c2hvcDpwYXNz", "Authorization failed: Basic <secret>"),
+        (
+            '{"password": "two words", "api_key": "k"}',
+            '{"password": "<secret>", "api_key": "<secret>"}',
+        ),
+        ("client_secret=Abc passwd: x", "client_secret=<secret> passwd: <secret>"),
+        ("token expired; secret rotated", "token expired; secret rotated"),
+        (
+            "'X-Shopify-Access-Token': 'shpatAbCdEfGhIjKlMnOpQrSt'",
+            "'X-Shopify-Access-Token': '<secret>'",
+        ),
+        (
+            "ClientConnectorCertificateError HTTPSConnectionPool ECONNREFUSED_ERROR_CODE",
+            "ClientConnectorCertificateError HTTPSConnectionPool ECONNREFUSED_ERROR_CODE",
+        ),
+        (
+            "ids 12345678901234567890 deadbeef00deadbeef00 wJalrXUtnFEMIbPxRfiCY",
+            "ids <n> <hex> <id>",
+        ),
         ("  two\n lines\t here ", "two lines here"),
         ("1234 is not a status", "<n> is not a status"),
         (None, "(no message)"),
@@ -100,6 +123,11 @@ def test_a_masked_message_is_cut() -> None:
             "POST /rest/V<n>/shipment/track",
         ),
         ("PUT", "https://www.x.example.com", "PUT /"),
+        (
+            "GET",
+            "https://x.example.com/shops/shpat_aBcDeFgHiJkLmNoPqRsTuVwXyZ/orders",
+            "GET /shops/<id>/orders",
+        ),
         (None, "/orders/12", "/orders/<n>"),
         ("GET", None, ""),
     ],
@@ -110,7 +138,9 @@ def test_endpoint_is_the_masked_path(method: str | None, url: str | None, shown:
 
 
 _TEXT = st.lists(
-    st.sampled_from([*"0123456789abcdefXYZ-_.:/?=&@ 'éü", "https://", "host=", "404 "]),
+    st.sampled_from(
+        [*"0123456789abcdefXYZ-_.:/?=&@ 'éü", "https://", "host=", "404 ", "token", "Bearer "]
+    ),
     max_size=40,
 ).map("".join)
 
