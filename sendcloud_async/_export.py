@@ -206,6 +206,7 @@ class LogExport:
     #: Awaited before every write (the first, which cuts the output back to the
     #: checkpoint, and each commit): raising stops the export with nothing more
     #: written. The many-worker export checks its lease there (``_cli/export_lease``).
+    #: A fence whose ``lost`` attribute is true has lost the output too (``_abandons``).
     fence: Callable[[], Awaitable[None]] | None = None
 
     def _describe(self, state: Checkpoint) -> str:
@@ -268,7 +269,14 @@ class LogExport:
         """``close()``; a parts export also publishes what is buffered (idempotent)."""
         if self._out is not None:
             self._out.close()
-            await self._out.end()
+            await self._out.end(abandon=self._abandons)
+
+    @property
+    def _abandons(self) -> bool:
+        """Whether the output is no longer this export's, so it publishes nothing more:
+        the fence refused a write, or says it was lost meanwhile (the export is then
+        cancelled, not refused). The one place that decides it."""
+        return self._fenced_out or bool(getattr(self.fence, "lost", False))
 
     @property
     def state_location(self) -> str:
@@ -400,18 +408,19 @@ class LogExport:
 
         A parts export takes the manifest first (continues from its checkpoint with
         ``resume``, else removes the old parts) and lets it go when it ends, however
-        it ends: what was committed is published then, with its checkpoint.
+        it ends: what was committed is published then, with its checkpoint, unless the
+        fence says the output is another writer's now (``_abandons``).
         """
         out = self._opened()
         try:
             stats = await self._run(client, progress)
         except BaseException:
-            # What was committed is published, unless the fence said another writer owns
-            # the output now: then nothing more may appear in it.
+            # What was committed is published, unless another writer owns the output
+            # now (``_abandons``): then nothing more may appear in it.
             with suppress(Exception):  # the first error is the one to report
-                await finish(asyncio.ensure_future(out.end(abandon=self._fenced_out)))
+                await finish(asyncio.ensure_future(out.end(abandon=self._abandons)))
             raise
-        await out.end()
+        await out.end(abandon=self._abandons)
         return stats
 
     async def _first(self, client: SendcloudClient) -> Checkpoint:

@@ -6,9 +6,12 @@ or Parquet). One place holds the committed state: the manifest. So a resume
 ``restart()``-s it (the account's old parts are removed, the manifest first). A
 commit goes into the sink's current part group; the group is published (parts,
 then the manifest with the checkpoint after its last log) when it holds
-``part_records`` logs, ``flush_seconds`` after the last publication, and when the
-export ends or stops, so a kill loses at most the logs since the last
-publication, which a resume fetches again.
+``part_records`` logs, at the first commit ``flush_seconds`` or more after the last
+publication (the time is looked at when a page is committed, not by a timer), and
+when the export ends or stops, so a kill loses at most the logs since the last
+publication, which a resume fetches again. A stop (a cancel) that lands while the
+sink writes lets that write end and publishes what was committed; an export that
+lost its output (``end(abandon=True)``) publishes nothing more.
 """
 
 from __future__ import annotations
@@ -136,7 +139,9 @@ class PartsOutput:
         ``abandon``, publish nothing: this writer no longer owns the output.
 
         What an abandon drops is fetched again by the next holder from the manifest's
-        checkpoint, so a writer that lost its lease leaves no part outside the manifest.
+        checkpoint; the parts of a publication it interrupted that the manifest does not
+        list are removed, so a writer that lost its lease leaves no part outside the
+        manifest.
         """
         await (self.sink.abandon() if abandon else self.sink.aclose())
 

@@ -7,7 +7,9 @@ LOGS FORMAT`` runs ``export`` (resuming from the manifest), then prints ``done``
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cache
 
@@ -28,6 +30,18 @@ def make_logs(count: int, seed: int = 7) -> tuple[IntegrationLog, ...]:
     patterns.steady(1, per_day=per_day).steady(2, per_day=per_day, kind="timeout")
     records = patterns.records()[:count]
     return tuple(msgspec.convert(records, list[IntegrationLog]))
+
+
+def by_place(files: Mapping[str, bytes]) -> dict[str, bytes]:
+    """``files`` (a part's key: its bytes) keyed by where each part stands (its folders and
+    sequence number), without its name's digest: that holds its writer's token, so two
+    runs name the same part apart."""
+    placed = {
+        re.sub(r"/part-(\d{6})-[0-9a-f]{16}\.", r"/part-\1.", key): data
+        for key, data in files.items()
+    }
+    assert len(placed) == len(files), sorted(files)  # two parts in one place
+    return placed
 
 
 async def export(

@@ -190,13 +190,18 @@ async def check_destinations(
 
     With ``--resume``, a checkpoint of another export is refused (``UsageError``, as
     for a file); without ``--resume`` or ``--restart``, an unfinished export is
-    not replaced (``refuse_unfinished``, the rule of every output). Reads only.
+    not replaced (``refuse_unfinished``, the rule of every output). With ``--restart``
+    nothing is read: the manifest is replaced whatever it holds, a damaged one too
+    (as a damaged checkpoint file is). Reads only.
     """
     from .._errors import ExportInputError, MissingExtraError
     from .destination import refuse_unfinished
 
     for label, job in jobs:
         try:
+            if restart:  # what the destination is, checked; what it holds, not read
+                job.open()
+                continue
             state = await job.recorded()
             if resume and state is not None:
                 job.verify(state)

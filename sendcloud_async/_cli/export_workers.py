@@ -48,14 +48,17 @@ import re
 from pathlib import Path
 from typing import Final
 
-from .._defaults import DEFAULT_WATCH_LEASE
+from .._checkpoint import START_OVER
+from .._defaults import DEFAULT_WATCH_LEASE, writes_parts
 from .._errors import ExportInputError, MissingExtraError
 from .accounts import Account, open_accounts
 from .common import UsageError
 from .context import Context
 from .destination import make_directory
+from .export_output import check_destinations, parts_destination
 from .export_rounds import Worker, worker_job
 from .many_accounts import account_pools
+from .signals import run as run_stoppable
 
 __all__ = ["check_workers", "export_with_workers", "run_name"]
 
@@ -102,10 +105,10 @@ def check_workers(args: argparse.Namespace) -> None:
 def run_name(args: argparse.Namespace, accounts: list[Account]) -> str:
     """The export run the workers share: ``--run``, else a hash of what the run is.
 
-    What it is: the accounts' names, the destination (the absolute path of
-    ``--out-dir``, or the URL of ``--out``) and the ``--format`` given, so that
-    every worker of the same command on the same destination agrees, and another
-    export never mixes with it.
+    What it is: the accounts' names, the destination (a URL of ``--out`` or
+    ``--out-dir`` as given, a directory by its absolute path) and the ``--format``
+    given, so that every worker of the same command on the same destination agrees,
+    from whatever working directory, and another export never mixes with it.
     """
     if args.run is not None:
         return str(args.run)
@@ -121,11 +124,23 @@ def run_name(args: argparse.Namespace, accounts: list[Account]) -> str:
 
 
 def _destination(args: argparse.Namespace) -> str:
-    """Where every account goes: ``--out`` (a URL), else ``--out-dir`` (its absolute path)."""
-    out: str | None = getattr(args, "out", None)
-    if out is not None and "://" in out:
+    """Where every account goes: a URL as it is, a directory by its absolute path."""
+    out = parts_destination(args)
+    if _is_url(out):
         return out
-    return str(Path(out if out is not None else args.out_dir).absolute())
+    return str(Path(out).absolute())
+
+
+def _is_url(out: str) -> bool:
+    """Whether ``--out``/``--out-dir`` is a URL (``writes_parts``' rule, whatever the format)."""
+    return writes_parts(out, None)
+
+
+def _without_restart(message: str) -> str:
+    """A refusal's advice to start over, as it goes with ``--redis`` (no ``--restart``)."""
+    return message.replace(
+        START_OVER, "--restart does not go with --redis: export into another place to start over"
+    )
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -142,16 +157,22 @@ def export_with_workers(args: argparse.Namespace, ctx: Context) -> int:
     require_redis_extra()
 
     accounts = open_accounts(Path(args.accounts), ctx.env, ctx.warn)
-    out_dir = None if args.out_dir is None else Path(args.out_dir)
+    # A URL in --out-dir is a bucket of parts (as without --redis): nothing local to create.
+    local = args.out_dir is not None and not _is_url(args.out_dir)
+    out_dir = Path(args.out_dir) if local else None
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"cannot write into {out_dir}: it is not a directory")
     for account in accounts:  # a checkpoint of another export: refused before anything is sent
         job = worker_job(args, account)
-        if job.parts:  # a missing extra, a destination that cannot be: said now
+        if job.parts:  # a missing extra, a destination that cannot be, another query: said now
             try:
                 job.open()
+                label = f"account {account.name}: "
+                run_stoppable(check_destinations([(label, job)], resume=True, restart=False))
             except (ExportInputError, MissingExtraError) as exc:
-                raise UsageError(f"account {account.name}: {exc}") from None
+                raise UsageError(_without_restart(f"account {account.name}: {exc}")) from None
+            except UsageError as exc:
+                raise UsageError(_without_restart(str(exc))) from None
             finally:
                 job.close()
     run = run_name(args, accounts)

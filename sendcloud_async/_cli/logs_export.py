@@ -68,7 +68,12 @@ def _configure(export: argparse.ArgumentParser) -> None:
         metavar="TOML",
         help="export every account of this file, each into DIR/NAME.jsonl (needs --out-dir)",
     )
-    many.add_argument("--out-dir", metavar="DIR", help="the output directory with --accounts")
+    many.add_argument(
+        "--out-dir",
+        metavar="DIR|URL",
+        help="the output directory with --accounts; parts (a URL, or --format parquet): "
+        "an account=NAME folder per account",
+    )
     many.add_argument(
         "--redis",
         metavar="URL",

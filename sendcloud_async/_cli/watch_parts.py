@@ -34,11 +34,11 @@ from typing import Final, TypeVar
 
 import msgspec
 
+from .._account_state import AccountState, check_account_state
 from .._aio import finish, stop_task
 from .._errors import InvalidInputError, MissingExtraError, SendcloudError
 from .._models import IntegrationLog
 from .._parts import DEFAULT_PART_RECORDS, ExportInputError, PartsSink, SecondWriterError
-from .._watchers import AccountState, check_account_state
 from .common import UsageError
 
 __all__ = ["WATCH_PARTS_VERSION", "PartsStore", "WatchPartsState"]

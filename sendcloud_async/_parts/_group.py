@@ -5,6 +5,11 @@ final name for a directory, a private temporary folder for an object store), so
 memory holds fewer than ``row_group_records`` logs across all its open parts (and
 the row groups being written), and the store receives only finished files
 (``_sink`` publishes them).
+
+Its blocking steps (``add``, ``finish``, ``discard``) run in a worker thread, one at
+a time: the sink waits for each to end, even through a cancel (``_aio.finish``),
+so ``discard`` never closes a file another step is still writing, and it removes
+every spool file the group made, finished ones included.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ class PartGroup:
         self._open: dict[str, tuple[PartWriter, Path]] = {}
         self._held: list[IntegrationLog] = []
         self.rows = 0
+        #: The closed parts once ``finish()`` ran (``None``: still open).
+        self.finished: list[FinishedPart] | None = None
 
     def _writer(self, date: str) -> PartWriter:
         entry = self._open.get(date)
@@ -88,7 +95,7 @@ class PartGroup:
         return sum(writer.size() for writer, _ in self._open.values())
 
     def finish(self) -> list[FinishedPart]:
-        """Close every part (blocking); what to publish, by date."""
+        """Close every part (blocking); what to publish, by date (also kept in ``finished``)."""
         held, self._held = self._held, []
         if held:
             self._write(held)
@@ -97,13 +104,17 @@ class PartGroup:
             writer.close()
             finished.append(FinishedPart(date, spool, writer.rows, spool.stat().st_size))
         self._open.clear()
+        self.finished = finished
         return finished
 
     def discard(self) -> None:
-        """Close and remove every part file (blocking)."""
+        """Close and remove every part file, finished or not, left unpublished (blocking)."""
         self._held = []
         for writer, spool in self._open.values():
             with contextlib.suppress(Exception):
                 writer.close()
             spool.unlink(missing_ok=True)
         self._open.clear()
+        for part in self.finished or ():
+            with contextlib.suppress(OSError):
+                part.spool.unlink(missing_ok=True)  # gone already once published

@@ -10,8 +10,11 @@
 * ``part-SSSSSS-DIGEST.EXT``: ``SSSSSS`` is the part group's sequence number in the
   account (0, 1, ...; the order parts were committed in) and ``DIGEST`` the first
   16 hex digits of the SHA-256 of the source's committed state before the group
-  and after it: the cursor range it holds. The same export run again (or resumed
-  after a kill) names the same range the same, and writes the same bytes there.
+  and after it (the cursor range it holds) and of the writer's token (the
+  manifest's ``writer``: host, process, a random part). So no two writers ever
+  share a part's name, even for the same range: a writer only ever removes objects
+  of its own (``_sink``), and a part of a writer that was refused or killed never
+  stands where another writer's part belongs.
 
 A part group is what one flush writes: one part per date among its logs.
 """
@@ -87,11 +90,13 @@ def split_by_date(pa: Any, pc: Any, table: Any) -> list[tuple[str, Any]]:
     return split
 
 
-def part_key(account: str, date: str, seq: int, before: bytes, after: bytes, extension: str) -> str:
-    """The key of the part of ``date`` in group ``seq`` (states as committed JSON)."""
+def part_key(
+    account: str, date: str, seq: int, before: bytes, after: bytes, writer: str, extension: str
+) -> str:
+    """The key of ``writer``'s part of ``date`` in group ``seq`` (states as committed JSON)."""
     digest = hashlib.sha256()
-    digest.update(before)
-    digest.update(b"\x00")
-    digest.update(after)
+    for piece in (before, after, writer.encode()):
+        digest.update(len(piece).to_bytes(8, "big"))
+        digest.update(piece)
     name = f"part-{seq:06d}-{digest.hexdigest()[:16]}.{extension}"
     return f"{account_prefix(account)}date={date}/{name}"

@@ -24,13 +24,25 @@ folder that the manifest does not list (parts published before the manifest was
 replaced, spool files). A second writer is refused: on files by an exclusive lock
 held from ``load()`` to ``aclose()``; on an object store by conditional writes of
 the manifest (``load()`` claims it, each flush replaces it only if it is still the
-version this writer wrote): the writer that did not claim it last gets
-``SecondWriterError`` at its next flush and commits nothing. Object stores have
-no lock, so a writer refused that way may have published one part group before
-it found out: it removes the parts of that group the manifest does not list (a
-part the other writer listed has the same name and bytes, and stays). Several
-workers must not be given the same account: the many-worker export
-splits the accounts with a Redis lease for that.
+version this writer wrote): the writer that did not claim it last (the earlier
+one) gets ``SecondWriterError`` at its next flush and commits nothing. Object
+stores have no lock, so a writer refused that way may have published one part
+group before it found out: it removes those of its parts the manifest does not
+list. A part's name holds a digest of its writer's token (``_layout.part_key``),
+so two writers never share a name and a writer only ever removes its own
+objects. Several workers must not be given the same account: the many-worker
+export splits the accounts with a Redis lease for that.
+
+Every blocking step (a part group's ``add``/``finish``/``discard`` in a worker
+thread, each store write) runs to its end even when the caller is cancelled
+(``_step``, through ``_aio.finish``): a worker thread cannot be stopped, so a
+cancel waits for the step and is raised after it, and what the step did counts (a
+commit whose ``add`` ended is buffered; a part that was published is remembered).
+A cancel leaves the sink usable: ``aclose()`` (a stop) goes on from where the
+cancel left the flush and publishes what was committed; ``abandon()`` publishes
+nothing and removes the parts it published that the manifest does not list. No
+thread of the sink is running once ``aclose()`` returns, and no spool file is
+left.
 """
 
 from __future__ import annotations
@@ -39,19 +51,20 @@ import asyncio
 import os
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from contextlib import suppress
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 
 from .. import _validate as check
+from .._aio import finish
 from .._errors import ExportError, ExportInputError, InvalidInputError, SecondWriterError
 from .._lifecycle import Lifecycle
 from .._models import IntegrationLog
 from ._encode import DEFAULT_ROW_GROUP, part_format
 from ._errors import clean
-from ._group import PartGroup
+from ._group import FinishedPart, PartGroup
 from ._layout import LOCK_NAME, MANIFEST_NAME, account_prefix, lock_key, manifest_key, part_key
 from ._manifest import NULL, Manifest, PartEntry, decode_manifest, encode_manifest
 from ._store import open_store
@@ -60,6 +73,8 @@ __all__ = ["DEFAULT_PART_BYTES", "DEFAULT_PART_RECORDS", "PartsSink"]
 
 DEFAULT_PART_RECORDS: Final = 1_000_000
 DEFAULT_PART_BYTES: Final = 256 * 1024 * 1024
+
+_T = TypeVar("_T")
 
 
 def _positive(value: object, name: str) -> int:
@@ -103,6 +118,8 @@ class PartsSink(Lifecycle):
         self._version: str | None = None
         self._group: PartGroup | None = None
         self._pending: bytes | None = None
+        #: The current group's parts published but not yet in the manifest.
+        self._published: list[PartEntry] = []
         self._failed = False
         self._writer = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
@@ -168,14 +185,15 @@ class PartsSink(Lifecycle):
             compression=self.format.compression,
             writer=self._writer,
         )
-        self._version = await store.replace(
-            manifest_key(self.account), encode_manifest(manifest), expected=expected
+        self._version = await self._step(
+            store.replace(manifest_key(self.account), encode_manifest(manifest), expected=expected),
+            failing=False,
         )
         keep = {MANIFEST_NAME, LOCK_NAME}
         prefix = account_prefix(self.account)
         for key in await store.list(prefix):
             if key[len(prefix) :] not in keep:
-                await store.delete(key)
+                await self._step(store.delete(key), failing=False)
         self._manifest = manifest
 
     async def load(self) -> Any:
@@ -208,15 +226,16 @@ class PartsSink(Lifecycle):
         expected = None if found is None else found[1]
         # Claim it: a writer that read it before now fails its next conditional write.
         manifest.writer = self._writer
-        self._version = await store.replace(
-            manifest_key(self.account), encode_manifest(manifest), expected=expected
+        self._version = await self._step(
+            store.replace(manifest_key(self.account), encode_manifest(manifest), expected=expected),
+            failing=False,
         )
         listed = {part.key for part in manifest.parts}
         keep = {MANIFEST_NAME, LOCK_NAME}
         prefix = account_prefix(self.account)
         for key in await store.list(prefix):
             if key not in listed and key[len(prefix) :] not in keep:
-                await store.delete(key)
+                await self._step(store.delete(key), failing=False)
         self._manifest = manifest
         return manifest
 
@@ -232,9 +251,38 @@ class PartsSink(Lifecycle):
 
     # -- writing -------------------------------------------------------------
 
+    async def _step(self, action: Awaitable[_T], *, failing: bool = True) -> _T:
+        """Run ``action`` (a worker thread's step, a store write) to its end, even through
+        a cancel, which is raised after it (``_aio.finish``).
+
+        With ``failing``, an error of the step makes the sink unusable. A cancelled
+        caller never sees the step's result, so a step whose effect must count records
+        it on the sink itself (``_add``, ``_publish``, ``_replace``).
+        """
+
+        async def run() -> _T:
+            try:
+                return await action
+            except BaseException:
+                if failing:
+                    self._failed = True
+                raise
+
+        future = asyncio.ensure_future(run())
+        await finish(future)
+        return future.result()
+
     async def commit(self, records: Sequence[IntegrationLog], state: Any) -> None:
-        """Add ``records`` and the ``state`` after them; durable with the group they are in."""
+        """Add ``records`` and the ``state`` after them; durable with the group they are in.
+
+        Cancelled once the records are written into the group, the commit counts: it is
+        published with the group (by ``aclose()``, say) like any other.
+        """
         manifest = await self._opened()
+        if self._group is not None and self._group.finished is not None:
+            # A flush a cancel interrupted: it ends first, and these go into a new group.
+            await self._flush(manifest)
+            manifest = await self._opened()
         encoded = msgspec.json.encode(state)
         if self._group is None:
             self._group = PartGroup(
@@ -245,95 +293,114 @@ class PartsSink(Lifecycle):
                 account_column=self._account_column,
             )
         group = self._group
-        try:
-            if group.only_holds(len(records)):
-                group.add(records)  # a list append: not worth a thread
-            else:
-                await asyncio.to_thread(group.add, records)
-        except OSError as exc:  # the disk of the part files (full, too large a file)
-            self._failed = True
-            raise self._write_error(exc) from None
-        except BaseException:
-            self._failed = True
-            raise
-        self._pending = encoded
+        if group.only_holds(len(records)):
+            group.add(records)  # a list append: not worth a thread
+            self._pending = encoded
+        else:
+            await self._step(self._add(group, records, encoded))
         if group.rows >= self._part_records or group.size() >= self._part_bytes:
             await self.flush()
+
+    async def _add(self, group: PartGroup, records: Sequence[IntegrationLog], state: bytes) -> None:
+        try:
+            await asyncio.to_thread(group.add, records)
+        except OSError as exc:  # the disk of the part files (full, too large a file)
+            raise self._write_error(exc) from None
+        self._pending = state  # the logs are in the group: buffered, with their state
 
     async def flush(self) -> None:
         """Publish the buffered parts, then the manifest with the last commit's state."""
         await self._flush(await self._opened())
 
     async def _flush(self, manifest: Manifest) -> None:
+        """Finish the group, publish its parts, replace the manifest: each step once, so a
+        flush a cancel interrupted goes on from the step it reached."""
         pending, group = self._pending, self._group
         if pending is None:
             return
-        try:
-            entries: list[PartEntry] = []
-            if group is not None and group.rows:
-                try:
-                    finished = await asyncio.to_thread(group.finish)
-                except OSError as exc:
-                    raise self._write_error(exc) from None
-                for part in finished:
-                    key = part_key(
-                        self.account,
-                        part.date,
-                        group.seq,
-                        bytes(manifest.state),
-                        pending,
-                        self.format.extension,
-                    )
-                    await self._store.publish(part.spool, key)
-                    entries.append(
-                        PartEntry(key=key, date=part.date, records=part.records, bytes=part.bytes)
-                    )
-            updated = msgspec.structs.replace(
-                manifest,
-                state=msgspec.Raw(pending),
-                next_seq=manifest.next_seq + (1 if entries else 0),
-                records=manifest.records + sum(e.records for e in entries),
-                parts=[*manifest.parts, *entries],
-            )
-            try:
-                self._version = await self._store.replace(
-                    manifest_key(self.account), encode_manifest(updated), expected=self._version
+        finished: list[FinishedPart] = []
+        if group is not None and group.rows:
+            if group.finished is None:
+                await self._step(self._finish(group))
+            finished = group.finished or []
+            before = bytes(manifest.state)
+            for part in finished[len(self._published) :]:
+                key = part_key(
+                    self.account,
+                    part.date,
+                    group.seq,
+                    before,
+                    pending,
+                    self._writer,
+                    self.format.extension,
                 )
-            except SecondWriterError:
-                await self._unpublish(entries)
-                raise
-        except BaseException:
-            self._failed = True
+                await self._step(self._publish(part, key))
+        entries = list(self._published)
+        updated = msgspec.structs.replace(
+            manifest,
+            state=msgspec.Raw(pending),
+            next_seq=manifest.next_seq + (1 if entries else 0),
+            records=manifest.records + sum(e.records for e in entries),
+            parts=[*manifest.parts, *entries],
+        )
+        await self._step(self._replace(updated))
+
+    async def _finish(self, group: PartGroup) -> None:
+        try:
+            await asyncio.to_thread(group.finish)  # it keeps its parts in ``finished``
+        except OSError as exc:
+            raise self._write_error(exc) from None
+
+    async def _publish(self, part: FinishedPart, key: str) -> None:
+        await self._store.publish(part.spool, key)
+        self._published.append(
+            PartEntry(key=key, date=part.date, records=part.records, bytes=part.bytes)
+        )
+
+    async def _replace(self, updated: Manifest) -> None:
+        key = manifest_key(self.account)
+        try:
+            version = await self._store.replace(
+                key, encode_manifest(updated), expected=self._version
+            )
+        except SecondWriterError:
+            await self._unpublish()
             raise
+        self._version = version
         self._manifest = updated
         self._pending = None
         self._group = None
+        self._published = []
 
-    async def _unpublish(self, entries: list[PartEntry]) -> None:
-        """Remove the parts just published for a manifest another writer took: those of
-        them its manifest does not list (the same range gets the same name, so a part it
-        listed stays)."""
-        found = await self._store.read(manifest_key(self.account))
-        listed = (
-            set()
-            if found is None
-            else {
-                entry.key
-                for entry in decode_manifest(
-                    found[0], f"{self.url}/{manifest_key(self.account)}"
-                ).parts
-            }
-        )
+    async def _unpublish(self) -> None:
+        """Remove the parts this writer published that the manifest does not list (another
+        writer took the manifest, or the flush failed or was abandoned).
+
+        A part's name holds its writer's token (``part_key``): they are nobody else's.
+        The manifest is read first, as a write whose outcome is unknown may have listed
+        them; if it cannot be read, nothing is removed (the next ``load()`` removes what
+        the manifest does not list).
+        """
+        entries, self._published = self._published, []
+        where = f"{self.url}/{manifest_key(self.account)}"
+        try:
+            found = await self._store.read(manifest_key(self.account))
+            listed = (
+                set() if found is None else {p.key for p in decode_manifest(found[0], where).parts}
+            )
+        except Exception:  # the refusal (or the first failure) is the error to report
+            return
         for entry in entries:
             if entry.key not in listed:
-                with suppress(Exception):  # the refusal is the error to report
+                with suppress(Exception):
                     await self._store.delete(entry.key)
 
     def _write_error(self, exc: OSError) -> ExportError:
         return ExportError(f"cannot write a part file for {self.url}: {clean(exc)}")
 
     async def abandon(self) -> None:
-        """Close without publishing: the buffered records (and their state) are dropped."""
+        """Close without publishing: the buffered records (and their state) are dropped,
+        and parts a flush published that the manifest does not list are removed."""
         self._failed = True
         await self.aclose()
 
@@ -342,7 +409,13 @@ class PartsSink(Lifecycle):
             if self._manifest is not None and not self._failed:
                 await self._flush(self._manifest)
         finally:
-            group, self._group = self._group, None
-            if group is not None:
-                await asyncio.to_thread(group.discard)
-            await self._store.aclose()
+            try:
+                if self._published:  # a flush that failed, was abandoned or cut short
+                    await self._step(self._unpublish(), failing=False)
+            finally:
+                try:
+                    group, self._group = self._group, None
+                    if group is not None:
+                        await self._step(asyncio.to_thread(group.discard), failing=False)
+                finally:
+                    await self._step(self._store.aclose(), failing=False)

@@ -5,8 +5,9 @@ parts of 300 (a manifest replaced after each group); it is killed ten times (thr
 of them within its first 100 ms), then run to its end. DuckDB's
 ``read_parquet('…/**/*.parquet', hive_partitioning=true)`` over the result must find
 exactly the logs of a clean run, each once, and the parts must be the clean run's,
-byte for byte. On S3 (moto) the bucket is read back through obstore first: DuckDB's
-httpfs extension is downloaded at run time, which CI cannot do.
+byte for byte, in the same places (their names' digests hold each run's writer
+token). On S3 (moto) the bucket is read back through obstore first: DuckDB's httpfs
+extension is downloaded at run time, which CI cannot do.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests._parts_data import make_logs
+from tests._parts_data import by_place, make_logs
 from tests._s3server import S3Server
 from tests.functional.test_parts_s3 import download
 
@@ -73,7 +74,9 @@ def _ids(root: Path) -> list[int]:
 
 
 def _parts(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*.parquet")}
+    return by_place(
+        {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*.parquet")}
+    )
 
 
 def _clean_run(out: Path) -> tuple[dict[str, bytes], float]:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gzip
 import json
+import random
+import re
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -25,7 +31,7 @@ from sendcloud_async._parts import ExportInputError, PartsSink, SecondWriterErro
 from sendcloud_async._parts._layout import date_of
 from sendcloud_async._parts._schema import JSON_COLUMNS
 from sendcloud_async._records import CSV_COLUMNS, csv_header, encode_csv, encode_jsonl
-from tests._parts_data import export, make_logs
+from tests._parts_data import by_place, export, make_logs
 
 LOGS = make_logs(1000)
 
@@ -138,16 +144,21 @@ def _unzstd(data: bytes) -> bytes:
     return reader.read()
 
 
-async def test_part_names_and_bytes_are_deterministic(tmp_path: Path) -> None:
+async def test_part_bytes_are_deterministic_and_names_are_the_writers_own(
+    tmp_path: Path,
+) -> None:
+    """The same logs give the same parts, byte for byte, in the same places; the names'
+    digests hold each writer's token, so two writers never share a part's name."""
     await export(str(tmp_path / "one"), LOGS)
     await export(str(tmp_path / "two"), LOGS)
     one, two = _files(tmp_path / "one"), _files(tmp_path / "two")
-    assert one.keys() == two.keys()
-    assert {k: v for k, v in one.items() if "manifest" not in k} == {
-        k: v for k, v in two.items() if "manifest" not in k
-    }
+    parts_one = {k: v for k, v in one.items() if "manifest" not in k}
+    parts_two = {k: v for k, v in two.items() if "manifest" not in k}
+    assert len(parts_one) >= 3
+    assert by_place(parts_one) == by_place(parts_two)
+    assert not parts_one.keys() & parts_two.keys()
     names = [k for k in one if k.endswith(".parquet")]
-    assert all(Path(n).name.startswith("part-0000") for n in names)
+    assert all(re.fullmatch(r"part-0000\d\d-[0-9a-f]{16}\.parquet", Path(n).name) for n in names)
 
 
 async def test_resume_after_a_clean_end_writes_nothing_and_orphans_are_removed(
@@ -443,8 +454,8 @@ def test_a_part_that_cannot_be_written_is_one_line_and_nothing_is_committed(
 async def test_a_manifest_that_cannot_be_replaced_names_it_and_commits_nothing(
     tmp_path: Path,
 ) -> None:
-    """The failed replacement names the manifest; the committed one stays, and the next
-    writer removes the parts published for the one that was never written."""
+    """The failed replacement names the manifest; the committed one stays, and the
+    writer removes, as it closes, the parts it published for the one never written."""
     await export(str(tmp_path), LOGS[:300])
     manifest = tmp_path / "account=shop-a" / "_manifest.json"
     parts = _manifest(tmp_path)["parts"]
@@ -462,10 +473,77 @@ async def test_a_manifest_that_cannot_be_replaced_names_it_and_commits_nothing(
     assert str(caught.value) == f"cannot write {manifest} (replacing the manifest): Is a directory"
     await sink.aclose()
     assert manifest.read_bytes() == committed
-    on_disk = {k for k in _files(tmp_path) if "part-" in k}
-    assert on_disk > listed  # the group was published before the manifest failed
+    assert {k for k in _files(tmp_path) if "part-" in k} == listed
     blocker.rmdir()
     resumed = PartsSink(tmp_path, account="shop-a")
     assert await resumed.load() == {"next": 300}
     await resumed.aclose()
     assert {k for k in _files(tmp_path) if "part-" in k} == listed
+
+
+def _no_part_threads() -> bool:
+    """No thread of a part writer is left (the Parquet writers name theirs)."""
+    return not [t for t in threading.enumerate() if t.name.startswith("parquet-part")]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+async def test_a_cancel_at_random_moments_publishes_every_finished_commit(
+    tmp_path: Path, fmt: str
+) -> None:
+    """Cancel a task committing pages (parts published every third page) at 12 random
+    moments, then close the sink as a stopped export does: the manifest holds every
+    commit that returned, plus the one the cancel landed in if its logs were written;
+    the parts hold exactly those logs; no spool file or writer thread is left, and
+    nothing changes on disk afterwards."""
+    logs = make_logs(12_000)
+    page = 1000
+
+    async def committing(sink: PartsSink, done: list[int]) -> None:
+        for begin in range(0, len(logs), page):
+            await sink.commit(logs[begin : begin + page], {"next": begin + page})
+            done.append(begin + page)
+
+    started = time.monotonic()
+    await committing(sink := PartsSink(tmp_path / "whole", format=fmt, part_records=2500), [])
+    await sink.aclose()
+    lifetime = time.monotonic() - started
+    rng = random.Random(17 if fmt == "parquet" else 18)
+    hits = 0
+    for run in range(12):
+        out = tmp_path / f"run{run}"
+        sink = PartsSink(
+            out, account="shop-a", format=fmt, part_records=2500, row_group_records=4096
+        )
+        await sink.load()
+        done: list[int] = []
+        task = asyncio.create_task(committing(sink, done))
+        await asyncio.sleep(rng.uniform(0.0, 0.7 * lifetime))
+        if not task.done():
+            hits += 1
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await sink.aclose()
+        published = cast("dict[str, int] | None", _manifest(out)["state"])
+        last = done[-1] if done else 0
+        assert published is not None or last == 0
+        reached = 0 if published is None else published["next"]
+        assert reached in (last, last + page), (run, last, reached)
+        assert _manifest(out)["records"] == reached
+        if fmt == "parquet":
+            ids = [r[0] for r in duckdb.sql(
+                f"select id from read_parquet('{out}/**/*.parquet') order by id"
+            ).fetchall()]  # type: ignore[union-attr]  # fmt: skip
+        else:
+            ids = sorted(
+                json.loads(line)["id"]
+                for p in out.rglob("*.jsonl")
+                for line in p.read_bytes().splitlines()
+            )
+        assert ids == sorted(cast(int, log.id) for log in logs[:reached])
+        files = _files(out)
+        assert not [k for k in files if k.endswith(".tmp")]
+        assert _no_part_threads()
+        await asyncio.sleep(0.05)
+        assert _files(out) == files  # no thread goes on writing
+    assert hits >= 6

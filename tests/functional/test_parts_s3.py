@@ -96,6 +96,58 @@ async def test_a_writer_that_lost_the_manifest_is_refused(bucket: str) -> None:
     assert second.committed_records == 100
 
 
+async def test_a_refused_writer_removes_only_its_own_parts(
+    bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stalled writer and the one that took the account over, both from one manifest
+    state, buffer the same logs (so the same part group, at the same dates). The
+    successor is held between its part uploads and its manifest PUT (the window a slow
+    network gives it; the calls themselves are the real ones) while the stalled writer
+    publishes, is refused and cleans up: it removes its own parts only, every part the
+    successor lists exists, and a resume continues after them."""
+    out = f"s3://{bucket}/race"
+    await export(out, LOGS[:100], part_records=10_000)
+    stalled, successor = (
+        PartsSink(out, account="shop-a", part_records=10_000, row_group_records=128)
+        for _ in range(2)
+    )
+    assert await stalled.load() == {"next": 100}
+    await stalled.commit(LOGS[100:200], {"next": 200})
+    assert await successor.load() == {"next": 100}  # claims the manifest
+    await successor.commit(LOGS[100:200], {"next": 200})
+    arrived, go_on = asyncio.Event(), asyncio.Event()
+    replace = successor._store.replace
+
+    async def held(key: str, data: bytes, *, expected: str | None) -> str | None:
+        arrived.set()
+        await go_on.wait()
+        return await replace(key, data, expected=expected)
+
+    monkeypatch.setattr(successor._store, "replace", held)
+    flushing = asyncio.create_task(successor.flush())
+    await arrived.wait()  # its parts are uploaded; its manifest is not replaced yet
+    theirs = {k for k in await _keys(bucket) if k.endswith(".parquet")}
+    with pytest.raises(SecondWriterError, match=r"another writer changed s3://.*_manifest.json"):
+        await stalled.flush()
+    await stalled.aclose()
+    assert {k for k in await _keys(bucket) if k.endswith(".parquet")} == theirs
+    go_on.set()
+    await flushing
+    await successor.aclose()
+    keys = await _keys(bucket)
+    assert {k for k in keys if k.endswith(".parquet")} == {f"race/{k}" for k in successor.parts}
+    root = await download(bucket, "race", tmp_path)
+    [(count, distinct)] = duckdb.sql(
+        f"select count(*), count(distinct id) from read_parquet('{root}/**/*.parquet', "
+        "hive_partitioning=true)"
+    ).fetchall()  # type: ignore[union-attr]
+    assert count == distinct == 200
+    resumed = PartsSink(out, account="shop-a")
+    assert await resumed.load() == {"next": 200}
+    await resumed.aclose()
+    assert resumed.committed_records == 200
+
+
 async def test_a_missing_bucket_is_one_line_and_nothing_is_written(
     s3_server: S3Server, bucket: str
 ) -> None:

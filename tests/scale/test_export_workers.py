@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import msgspec
 import pytest
 import redis.asyncio
@@ -255,6 +256,74 @@ async def test_a_paused_holder_writes_nothing_after_the_takeover_and_the_next_co
     assert ids(out) == expected
 
 
+async def test_a_lost_lease_publishes_nothing_of_what_the_parts_export_buffered(
+    fake: FakeSendcloud, redis_server: RedisServer, namespace: str, tmp_path: Path
+) -> None:
+    """Holder A buffers two pages of parts, then waits for its third past its lease; B
+    takes the lease over, and A's renewal round finds out and stops A's export as the
+    worker does (``lost`` set, the task cancelled). A publishes nothing: no part, the
+    manifest's checkpoint as it was; B continues from there and every log is once."""
+    fake.seed(integrations=2, logs_per_integration=20, seed=4)
+    expected = sorted(log["id"] for log in fake.logs)
+    out = tmp_path / "lake"
+    stores = [
+        RedisWatchStore.from_url(
+            redis_server.url,
+            namespace=namespace,
+            stream_prefix="export:l",
+            lease=0.8,
+            worker_id=worker,
+        )
+        for worker in ("a", "b")
+    ]
+    fake.inject("GET", "/integrations/logs", Fault.delay(0), Fault.delay(0), Fault.delay(2.5))
+
+    def job() -> LogExport:
+        return LogExport(
+            str(out), base_url=fake.base_url, fmt="parquet", page_size=5, resume=True,
+            account="shop", part_seconds=3600,
+        )  # fmt: skip
+
+    async with (
+        stores[0],
+        stores[1],
+        sc.SendcloudClient(auth=fake.basic_auth, base_url=fake.base_url) as client,
+    ):
+        (lease_a,), _ = await stores[0].claim(["shop"])
+        job_a = job()
+        fence = LeaseFence(stores[0], lease_a, claimed_at=time.monotonic())
+        job_a.fence = fence
+        job_a.open()
+        pages: list[int] = []
+        run_a = asyncio.create_task(job_a.run(client, progress=lambda s: pages.append(s.pages)))
+        await asyncio.sleep(1.4)  # two pages buffered; A waits for its third; lease lapsed
+        assert pages == [1, 2]
+        (lease_b,), _ = await stores[1].claim(["shop"])
+        assert lease_b.how == "takeover"
+        _, lost, _ = await stores[0].renew([lease_a])  # A's round
+        assert lost
+        fence.lost = True
+        run_a.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run_a
+        await job_a.aclose()
+        manifest = msgspec.json.decode((out / "account=shop" / "_manifest.json").read_bytes())
+        assert (manifest["records"], manifest["parts"]) == (0, [])
+        assert manifest["state"] is None or manifest["state"]["records"] == 0
+        assert not list(out.rglob("*.parquet"))
+        assert not list(out.rglob("*.tmp"))
+        job_b = job()
+        job_b.fence = LeaseFence(stores[1], lease_b, claimed_at=time.monotonic())
+        job_b.open()
+        try:
+            stats = await job_b.run(client)
+        finally:
+            await job_b.aclose()
+    assert stats.done
+    rows = duckdb.sql(f"select id from read_parquet('{out}/**/*.parquet')").fetchall()  # type: ignore[union-attr]
+    assert sorted(r[0] for r in rows) == expected
+
+
 # -- many workers ------------------------------------------------------------------------------
 
 
@@ -267,7 +336,7 @@ def test_the_run_is_named_after_the_accounts_and_the_directory(tmp_path: Path) -
 
     def named(names: list[str], out_dir: Path, run: str | None = None) -> str:
         accounts = [Account(name, "https://x.example/api/v3", None) for name in names]
-        args = Namespace(run=run, out_dir=str(out_dir), query=Query())
+        args = Namespace(run=run, out=None, out_dir=str(out_dir), query=Query())
         return run_name(args, accounts)
 
     first = named(["a", "b"], tmp_path / "out")
