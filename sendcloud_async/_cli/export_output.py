@@ -63,8 +63,10 @@ def output_options(group: argparse._ArgumentGroup) -> None:
         type=seconds,
         default=None,
         metavar="S",
-        help="parts: publish the parts at most S seconds apart: the manifest (and so a "
-        f"resume) moves on only with published parts ({DEFAULT_EXPORT_ROLL_SECONDS:g})",
+        help="parts: publish what is buffered with the first page committed S seconds or "
+        "more after the last publication (looked at per page, not by a timer); the "
+        "manifest (and so a resume) moves on only with published parts "
+        f"({DEFAULT_EXPORT_ROLL_SECONDS:g})",
     )
 
 

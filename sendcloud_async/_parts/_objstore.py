@@ -71,20 +71,29 @@ class ObjectStore:
         try:
             self._store: _Backend = store_module.from_url(self.url, client_options=options or None)
         except Exception as exc:  # obstore's configuration errors: one line, no secret
-            raise ExportInputError(f"cannot write parts to {self.url}: {clean(exc)}") from None
-        self._spool: Path | None = None
+            refused = ExportInputError(f"cannot write parts to {self.url}: {clean(exc)}")
+        else:
+            self._spool: Path | None = None
+            return
+        raise refused  # outside the handler: see _error
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"
 
     def _error(self, doing: str, key: str, exc: BaseException) -> ExportError:
+        """The one-line error of a failed storage call. Raised outside the ``except``
+        that caught obstore's error, so it is not even its hidden ``__context__``:
+        obstore's text holds the whole answer, which may echo a signature."""
         return ExportError(f"cannot {doing} {self.url}/{key}: {clean(exc)}")
 
     async def check(self) -> None:
         try:
             await asyncio.to_thread(self._first, None)
         except Exception as exc:
-            raise ExportInputError(f"cannot write parts to {self.url}: {clean(exc)}") from None
+            refused = ExportInputError(f"cannot write parts to {self.url}: {clean(exc)}")
+        else:
+            return
+        raise refused
 
     def _first(self, prefix: str | None) -> None:
         for _chunk in self._obstore.list(self._store, prefix, chunk_size=1):
@@ -101,8 +110,11 @@ class ObjectStore:
             # At most 4 chunks of 5 MiB in flight: the upload's memory stays ~20 MiB.
             await asyncio.to_thread(self._obstore.put, self._store, key, spool, max_concurrency=4)
         except Exception as exc:
-            raise self._error("upload the part", key, exc) from None
-        await asyncio.to_thread(spool.unlink, missing_ok=True)
+            failed = self._error("upload the part", key, exc)
+        else:
+            await asyncio.to_thread(spool.unlink, missing_ok=True)
+            return
+        raise failed
 
     async def read(self, key: str) -> tuple[bytes, str | None] | None:
         try:
@@ -110,7 +122,8 @@ class ObjectStore:
         except (FileNotFoundError, self._exceptions.NotFoundError):  # obstore raises the former
             return None
         except Exception as exc:
-            raise self._error("read", key, exc) from None
+            failed = self._error("read", key, exc)
+        raise failed
 
     def _read(self, key: str) -> tuple[bytes, str | None]:
         result = self._obstore.get(self._store, key)
@@ -129,15 +142,19 @@ class ObjectStore:
                 "two exports of one account into one place are not allowed"
             ) from None
         except Exception as exc:
-            raise self._error("write", key, exc) from None
-        return _version(result)
+            failed = self._error("write", key, exc)
+        else:
+            return _version(result)
+        raise failed
 
     async def list(self, prefix: str) -> list[str]:
         try:
             found = await asyncio.to_thread(self._list, prefix)
         except Exception as exc:
-            raise self._error("list", prefix, exc) from None
-        return sorted(key for key in found if key.startswith(prefix))
+            failed = self._error("list", prefix, exc)
+        else:
+            return sorted(key for key in found if key.startswith(prefix))
+        raise failed
 
     def _list(self, prefix: str) -> builtins.list[str]:
         found: builtins.list[str] = []
@@ -149,9 +166,12 @@ class ObjectStore:
         try:
             await asyncio.to_thread(self._obstore.delete, self._store, key)
         except (FileNotFoundError, self._exceptions.NotFoundError):  # obstore raises the former
-            pass
+            return
         except Exception as exc:
-            raise self._error("delete", key, exc) from None
+            failed = self._error("delete", key, exc)
+        else:
+            return
+        raise failed
 
     async def lock(self, key: str) -> None:
         """Nothing: the manifest's conditional writes refuse a second writer instead."""
