@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
+from .._checkpoint import START_OVER
 from .._errors import StateUnavailableError
 
 if TYPE_CHECKING:
     from .._redis._watch import RedisWatchStore, WatchLease
 
-__all__ = ["DoneState", "LeaseFence", "done_state", "is_done"]
+__all__ = ["DoneState", "LeaseFence", "done_state", "is_done", "without_restart"]
 
 
 class DoneState(msgspec.Struct, kw_only=True):
@@ -111,3 +112,10 @@ class LeaseFence:
             if time.monotonic() <= sent + self.store.lease:
                 return
             self.lost = True
+
+
+def without_restart(message: str) -> str:
+    """A refusal's advice to start over, as it goes with ``--redis`` (no ``--restart``)."""
+    return message.replace(
+        START_OVER, "--restart does not go with --redis: export into another place to start over"
+    )

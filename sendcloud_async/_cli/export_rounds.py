@@ -31,7 +31,7 @@ from .accounts import Account
 from .common import PROG, UsageError, one_line
 from .context import Context
 from .export_finished import DamagedRecordError, FinishedRecord
-from .export_lease import LeaseFence, done_state, is_done
+from .export_lease import LeaseFence, done_state, is_done, without_restart
 from .export_plan import ClaimPlan
 from .export_tally import Tally
 from .many_accounts import AccountPools, account_job, export_account
@@ -328,7 +328,8 @@ class Worker:
                 if self._in_use(exc):
                     self._wait_for_output(name)
                 elif isinstance(exc, ExportInputError | UsageError):
-                    self._fail(name, str(exc).removeprefix(f"account {name}: "), job)
+                    said = without_restart(str(exc)).removeprefix(f"account {name}: ")
+                    self._fail(name, said, job)
                 else:
                     self._fail(name, one_line(failure(exc)), job)
                 return

@@ -48,13 +48,13 @@ import re
 from pathlib import Path
 from typing import Final
 
-from .._checkpoint import START_OVER
 from .._defaults import DEFAULT_WATCH_LEASE, writes_parts
 from .._errors import ExportInputError, MissingExtraError
 from .accounts import Account, open_accounts
 from .common import UsageError
 from .context import Context
 from .destination import make_directory
+from .export_lease import without_restart
 from .export_output import check_destinations, parts_destination
 from .export_rounds import Worker, worker_job
 from .many_accounts import account_pools
@@ -136,13 +136,6 @@ def _is_url(out: str) -> bool:
     return writes_parts(out, None)
 
 
-def _without_restart(message: str) -> str:
-    """A refusal's advice to start over, as it goes with ``--redis`` (no ``--restart``)."""
-    return message.replace(
-        START_OVER, "--restart does not go with --redis: export into another place to start over"
-    )
-
-
 # -- the command -------------------------------------------------------------------------------
 
 
@@ -163,16 +156,19 @@ def export_with_workers(args: argparse.Namespace, ctx: Context) -> int:
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"cannot write into {out_dir}: it is not a directory")
     for account in accounts:  # a checkpoint of another export: refused before anything is sent
-        job = worker_job(args, account)
+        try:
+            job = worker_job(args, account)
+        except UsageError as exc:
+            raise UsageError(without_restart(str(exc))) from None
         if job.parts:  # a missing extra, a destination that cannot be, another query: said now
             try:
                 job.open()
                 label = f"account {account.name}: "
                 run_stoppable(check_destinations([(label, job)], resume=True, restart=False))
             except (ExportInputError, MissingExtraError) as exc:
-                raise UsageError(_without_restart(f"account {account.name}: {exc}")) from None
+                raise UsageError(without_restart(f"account {account.name}: {exc}")) from None
             except UsageError as exc:
-                raise UsageError(_without_restart(str(exc))) from None
+                raise UsageError(without_restart(str(exc))) from None
             finally:
                 job.close()
     run = run_name(args, accounts)

@@ -20,6 +20,7 @@ from pathlib import Path
 from msgspec import UNSET
 
 from .._checkpoint import (
+    START_OVER,
     CheckpointQuery,
     checkpoint_path,
     checkpoint_query,
@@ -115,11 +116,11 @@ def choose(query: Query, out: Path, *, resume: bool, label: str = "") -> Chosen:
     if options:
         them = "it" if len(options) == 1 else "them"
         advice = (
-            f"drop {' and '.join(options)} to continue it as the checkpoint says, or use "
-            f"--restart (instead of --resume) to start over with {them}"
+            f"drop {' and '.join(options)} to continue it as the checkpoint says, or "
+            f"{START_OVER} with {them}"
         )
     else:  # only the format the file name implies differs
-        advice = "use --restart (instead of --resume) to start over, or pick another output"
+        advice = f"{START_OVER}, or pick another output"
     raise UsageError(
         f"{label}cannot resume: the checkpoint {checkpoint_path(out)} is for another export "
         f"({describe_difference(asked, saved)}); {advice}"

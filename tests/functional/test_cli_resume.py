@@ -125,7 +125,7 @@ async def test_an_option_that_contradicts_the_checkpoint_is_one_line_that_leads_
         refused, 2,
         "page_size 9 here but 5 in the checkpoint", str(checkpoint_path(out)),
         "drop --page-size to continue it as the checkpoint says",
-        "--restart (instead of --resume) to start over with it",
+        "--restart (instead of --resume) starts over with it",
     )  # fmt: skip
     assert "run without --resume" not in line
     assert fake.requests == []

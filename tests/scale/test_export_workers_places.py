@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio
 
+from sendcloud_async._checkpoint import checkpoint_path
 from sendcloud_async.testing import FakeSendcloud
 from tests.functional.test_cli import Result, assert_one_error_line, base_env, start
 
@@ -117,3 +118,70 @@ async def test_a_manifest_of_another_query_is_refused_before_anything_is_claimed
         assert await client.keys(f"*{namespace}*") == []
     finally:
         await client.aclose()
+
+
+async def test_a_file_checkpoint_of_another_query_is_refused_without_advising_restart(
+    fake: FakeSendcloud, redis_server: RedisServer, namespace: str, tmp_path: Path
+) -> None:
+    """Refused before anything is claimed or sent (status 2), with the advice to start
+    over that goes with ``--redis``, which refuses ``--restart``."""
+    fake.seed(integrations=1, logs_per_integration=30, seed=42)
+    accounts = _accounts_file(tmp_path, fake, 1)
+    out = tmp_path / "out"
+    first = await _run_in(
+        tmp_path, "logs", "export", "--accounts", str(accounts), "--out-dir", str(out),
+        "--page-size", "7", env=base_env(),
+    )  # fmt: skip
+    assert first.code == 0, first.err
+    where = checkpoint_path(out / "shop-0.jsonl")
+    data = json.loads(where.read_text())
+    data["done"] = False  # an unfinished export of page size 7
+    where.write_text(json.dumps(data))
+    before = _files(out)
+    fake.clear_requests()
+    refused = await _run_in(
+        tmp_path, "logs", "export", "--accounts", str(accounts), "--out-dir", str(out),
+        "--page-size", "9", "--redis", redis_server.url, "--run", namespace, env=base_env(),
+    )  # fmt: skip
+    assert_one_error_line(
+        refused,
+        2,
+        f"account shop-0: cannot resume: the checkpoint {where} is for another export "
+        "(page_size 9 here but 7 in the checkpoint); drop --page-size to continue it as the "
+        "checkpoint says, or --restart does not go with --redis: export into another place "
+        "to start over with it",
+    )
+    assert "--restart (instead of --resume)" not in refused.err
+    assert _files(out) == before
+    assert fake.requests == []
+
+
+async def test_a_damaged_file_checkpoint_fails_its_account_without_advising_restart(
+    fake: FakeSendcloud, redis_server: RedisServer, namespace: str, tmp_path: Path
+) -> None:
+    """A file output is opened when its account is claimed (another worker may hold its
+    lock until then): a damaged checkpoint fails that account, and the advice to start
+    over is the one that goes with ``--redis``; nothing is written."""
+    fake.seed(integrations=1, logs_per_integration=30, seed=42)
+    accounts = _accounts_file(tmp_path, fake, 1)
+    out = tmp_path / "out"
+    first = await _run_in(
+        tmp_path, "logs", "export", "--accounts", str(accounts), "--out-dir", str(out),
+        env=base_env(),
+    )  # fmt: skip
+    assert first.code == 0, first.err
+    where = checkpoint_path(out / "shop-0.jsonl")
+    where.write_text("{not json")
+    before = _files(out)
+    refused = await _run_in(
+        tmp_path, "logs", "export", "--accounts", str(accounts), "--out-dir", str(out),
+        "--redis", redis_server.url, "--run", namespace, env=base_env(),
+    )  # fmt: skip
+    assert refused.code == 1, refused.err
+    failed = [line for line in refused.err.splitlines() if "account shop-0: failed:" in line]
+    assert len(failed) == 1, refused.err
+    assert failed[0].endswith(
+        "--restart does not go with --redis: export into another place to start over"
+    ), failed[0]
+    assert "(instead of --resume)" not in refused.err
+    assert _files(out) == before
