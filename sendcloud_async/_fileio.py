@@ -12,7 +12,8 @@ regular file (or none yet). A checkpoint beside a character device or a pipe mea
 nothing, and such a file cannot be cut back to it.
 
 ``lock_exclusively`` is the one way a writer (an export, a watch, a tail) keeps a
-second one off its file while it runs. ``write_at`` writes all of a buffer at an
+second one off its file while it runs; ``try_lock`` also tells whether the lock's
+holder is known (it is alive while it holds it). ``write_at`` writes all of a buffer at an
 offset; ``atomic_write`` is the one way a file is replaced (temporary file, fsync,
 rename, directory fsync): a reader finds the old bytes or the new, never a mix, and
 after a crash or a kill the new bytes are whole once it has returned. A file written
@@ -38,6 +39,7 @@ __all__ = [
     "create_directory",
     "lock_exclusively",
     "output_file_problem",
+    "try_lock",
     "write_at",
     "writing",
 ]
@@ -116,8 +118,14 @@ def lock_exclusively(fd: int) -> bool:
     writer carries on unprotected rather than not at all. The lock goes when ``fd``
     is closed (or the process ends, however it ends).
     """
+    return try_lock(fd) is not False
+
+
+def try_lock(fd: int) -> bool | None:
+    """``lock_exclusively``, telling apart a lock taken (``True``), one held elsewhere
+    (``False``) and a place without such locks (``None``: nothing is known of others)."""
     if sys.platform == "win32":
-        return True
+        return None
     import fcntl
 
     try:
@@ -125,7 +133,7 @@ def lock_exclusively(fd: int) -> bool:
     except BlockingIOError:
         return False
     except OSError:
-        pass  # a file system without locks
+        return None  # a file system without locks
     return True
 
 

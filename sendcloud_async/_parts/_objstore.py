@@ -28,22 +28,29 @@ local MinIO, is allowed); for GCS ``GOOGLE_SERVICE_ACCOUNT`` and its kin; for Az
 Parts are uploaded from a finished local file: obstore sends one PUT up to 5 MiB
 and a multipart upload above it, completed only when every chunk is in (a killed
 upload leaves an incomplete multipart upload, invisible to readers; a bucket
-lifecycle rule ``AbortIncompleteMultipartUpload`` removes it).
+lifecycle rule ``AbortIncompleteMultipartUpload`` removes it). Each writer spools
+its parts in a private temporary folder, removed by ``aclose()``, or by the next
+writer on the machine when this one was killed (see ``_new_spool``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import json
 import os
 import shutil
+import stat
+import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ExportError, ExportInputError, SecondWriterError, require_extra
+from .._fileio import try_lock
 from ._errors import clean
 
 if TYPE_CHECKING:
@@ -74,6 +81,7 @@ class ObjectStore:
             refused = ExportInputError(f"cannot write parts to {self.url}: {clean(exc)}")
         else:
             self._spool: Path | None = None
+            self._spool_lock: int | None = None
             return
         raise refused  # outside the handler: see _error
 
@@ -100,9 +108,8 @@ class ObjectStore:
             break
 
     def spool(self, key: str) -> Path:
-        if self._spool is None:
-            # A private folder for the part files sent to the store.
-            self._spool = Path(tempfile.mkdtemp(prefix="sendcloud-async-parts-"))
+        if self._spool is None:  # in a worker thread: it sweeps the temporary directory
+            self._spool, self._spool_lock = _new_spool()
         return self._spool / key.replace("/", "_")
 
     async def publish(self, spool: Path, key: str) -> None:
@@ -178,8 +185,88 @@ class ObjectStore:
 
     async def aclose(self) -> None:
         spool, self._spool = self._spool, None
+        lock, self._spool_lock = self._spool_lock, None
         if spool is not None:
             await asyncio.to_thread(shutil.rmtree, spool, ignore_errors=True)
+        if lock is not None:
+            os.close(lock)  # after the removal: the folder is never unlocked while it exists
+
+
+# -- the spool folder ----------------------------------------------------------------------
+
+#: A spool folder's name in the temporary directory: this and ``mkdtemp``'s random end.
+SPOOL_PREFIX = "sendcloud-async-parts-"
+#: The file in a spool folder its writer holds an exclusive lock on while it lives.
+SPOOL_LOCK = ".lock"
+#: How long a spool folder without its lock file counts as being made (older: its maker died).
+SPOOL_GRACE = 10.0
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _new_spool() -> tuple[Path, int]:
+    """A new private spool folder, locked for its life, and its lock's file descriptor.
+
+    A writer killed by SIGKILL (or the OOM killer) cannot remove its folder, which can
+    hold a part of up to ``part_bytes``; a service restarted after each kill would fill
+    the disk. So the folder's lock file is locked (``flock``, released by the kernel
+    when its holder dies, however it dies) before anything else is in the folder, and
+    each new spool removes the folders beside it that nobody holds (``_sweep``). The
+    lock file appears locked: it is made and locked under another name, then renamed.
+    Blocking: it runs in the worker thread that writes the first part.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=SPOOL_PREFIX))
+    try:
+        making = folder / (SPOOL_LOCK + ".new")
+        fd = os.open(making, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+        try:
+            try_lock(fd)  # ``None``: no such locks here, and this folder is never swept
+            os.replace(making, folder / SPOOL_LOCK)
+        except BaseException:
+            os.close(fd)
+            raise
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    _sweep(folder)
+    return folder, fd
+
+
+def _sweep(own: Path) -> None:
+    """Remove the spool folders beside ``own`` whose writer is dead; silently, never failing.
+
+    Dead: its lock file can be locked here (a live writer holds it), or it has no lock
+    file though it is older than ``SPOOL_GRACE`` (its maker died before making one; a
+    younger one is still being made). Anything else is left alone: a folder of another
+    user, one whose lock cannot be read or taken, a place without such locks (Windows,
+    a file system without them), a file or a link by that name.
+    """
+    if sys.platform == "win32":
+        return
+    try:
+        entries = [entry.name for entry in os.scandir(own.parent)]
+    except OSError:
+        return
+    for name in entries:
+        if name.startswith(SPOOL_PREFIX) and name != own.name:
+            with contextlib.suppress(OSError):  # gone meanwhile, or not ours: it stays
+                _remove_if_dead(own.parent / name)
+
+
+def _remove_if_dead(folder: Path) -> None:
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        return
+    try:
+        fd = os.open(folder / SPOOL_LOCK, os.O_RDONLY | _NOFOLLOW)
+    except FileNotFoundError:
+        if time.time() - info.st_mtime > SPOOL_GRACE:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    try:
+        if try_lock(fd) is True:  # held by nobody: its writer is dead
+            shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        os.close(fd)
 
 
 # -- an object's version -------------------------------------------------------------------
