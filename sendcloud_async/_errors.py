@@ -52,7 +52,7 @@ from typing import Any
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._models import ErrorObject
-from ._redact import Redactor, as_redactor
+from ._redact import Redactor, as_redactor, shown_headers
 
 __all__ = [
     "APIConnectionError",
@@ -240,7 +240,8 @@ class APIError(SendcloudError):
 
     ``redact`` (a ``Redactor``, or the secret strings themselves) masks the
     request's secrets in ``errors``, ``body``, ``headers``, ``reason``, ``url``
-    and so in ``str(err)``.
+    and so in ``str(err)``. ``headers`` never holds ``Set-Cookie`` (a session the
+    server set is not the caller's to keep in an error): ``_redact.shown_headers``.
     """
 
     status: int
@@ -268,8 +269,8 @@ class APIError(SendcloudError):
             url = redactor.mask_text(url)
             body = None if body is None else redactor.mask_text(body)
             reason = None if reason is None else redactor.mask_text(reason)
-            if headers is not None:
-                headers = redactor.mask_headers(headers)
+        if headers is not None:  # the one rule for shown headers: no Set-Cookie, secrets masked
+            headers = shown_headers(headers, redactor)
         self.status = status
         self.errors = errors or []
         self.method = method

@@ -195,8 +195,9 @@ def leaks(texts: dict[str, str]) -> list[str]:
         CLIENT_SECRET: "client secret",
         CLIENT_B64: "client base64",
         TOKEN: "issued token",
+        COOKIE: "session cookie",
     }
-    return [f"{place}: {names[s]}" for place, text in texts.items() for s in SECRETS if s in text]
+    return [f"{place}: {names[s]}" for place, text in texts.items() for s in names if s in text]
 
 
 class Collect(logging.Handler):
