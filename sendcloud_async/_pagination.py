@@ -250,12 +250,24 @@ def follow_link(
     return _follow_link_slow(target, response_url=response_url, origin=origin)
 
 
+# A target with an authority but no host in it (``http:///x``, ``//:8080/x``): an "http"
+# URI with an empty host is invalid and must be rejected (RFC 9110, 4.2.1), where a
+# lenient join would take it for a path on the response's own origin.
+_NO_HOST: Final = re.compile(
+    r"(?:[A-Za-z][A-Za-z0-9+.\-]*:)?//(?:[^/?#]*@)?(?::[^/?#]*)?(?:[/?#]|\Z)"
+)
+
+
 def _follow_link_slow(
     target: str,
     *,
     response_url: URL,
     origin: tuple[str, str | None, int | None],
 ) -> URL:
+    if _NO_HOST.match(target.strip()):
+        raise PaginationError(
+            "the server sent a next-page link without a host; no request was sent"
+        )
     try:
         url = response_url.join(URL(target, encoded=True))
         found = (url.scheme, url.host, url.port)

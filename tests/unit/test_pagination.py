@@ -332,6 +332,24 @@ def test_next_page_credentials_refused(target: str) -> None:
         follow(target)
 
 
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http:///api/v3/integrations/logs?cursor=1",
+        "https:///api/v3/integrations/logs?cursor=1",
+        "https://",
+        "///api/v3/integrations/logs",
+        "https://user:pass@/api/v3/integrations/logs",
+        "https://:443/api/v3/integrations/logs",
+        " https:///api/v3/integrations/logs",
+    ],
+)
+def test_next_page_without_a_host_refused(target: str) -> None:
+    """An authority without a host is an invalid link, not a path on the API's origin."""
+    with pytest.raises(PaginationError, match="without a host"):
+        follow(target)
+
+
 def test_next_page_unusable_target() -> None:
     """A target yarl cannot parse becomes a PaginationError, not a ValueError."""
     with pytest.raises(PaginationError, match="unusable"):
