@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import traceback
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,3 +120,25 @@ class SecretScanner(logging.Handler):
             sdk.removeHandler(self)
             root.removeHandler(self)
             FakeSendcloud.start = start  # type: ignore[method-assign]
+
+
+def everything_shown(exc: BaseException) -> str:
+    """What an error tracker can record of ``exc``: its chain's str, repr, args and
+    attributes, and the locals of every frame of every traceback in it."""
+    texts = [
+        "".join(traceback.TracebackException.from_exception(exc, capture_locals=True).format())
+    ]
+    todo: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        texts += [str(current), repr(current), repr(current.args), repr(vars(current))]
+        tb = current.__traceback__
+        while tb is not None:
+            texts += [repr(value) for value in tb.tb_frame.f_locals.values()]
+            tb = tb.tb_next
+        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return "\n".join(texts)

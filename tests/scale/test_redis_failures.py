@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import traceback
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 
 import sendcloud_async as sc
 from sendcloud_async.testing import FakeSendcloud
+from tests._log_secrets import everything_shown
 from tests.functional.test_cli import base_env, run
 
 from .conftest import RedisServer, free_port, redis_binary
@@ -278,28 +278,6 @@ async def test_a_percent_encoded_password_with_a_slash_is_used(secured: RedisSer
         await admin.aclose()
 
 
-def _everything_shown(exc: BaseException) -> str:
-    """What an error tracker can record of ``exc``: its chain's str, repr, args and
-    attributes, and the locals of every frame of every traceback in it."""
-    texts = [
-        "".join(traceback.TracebackException.from_exception(exc, capture_locals=True).format())
-    ]
-    todo: list[BaseException] = [exc]
-    seen: set[int] = set()
-    while todo:
-        current = todo.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        texts += [str(current), repr(current), repr(current.args), repr(vars(current))]
-        tb = current.__traceback__
-        while tb is not None:
-            texts += [repr(value) for value in tb.tb_frame.f_locals.values()]
-            tb = tb.tb_next
-        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
-    return "\n".join(texts)
-
-
 async def _raised(call: Awaitable[object]) -> BaseException:
     """What ``call`` raised, caught in a frame that holds no URL (nor does the test's)."""
     try:
@@ -326,7 +304,7 @@ async def test_no_frame_or_chained_error_of_a_refusal_holds_the_password(
         assert isinstance(exc, StateConfigurationError)
         assert exc.reason == reason
         assert exc.__cause__ is not None  # Redis's own error is still there, as text
-        shown = _everything_shown(exc)
+        shown = everything_shown(exc)
         assert WRONG not in shown
         assert PASSWORD not in shown
 

@@ -10,7 +10,6 @@ import math
 import pickle
 import random
 import time
-import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -28,6 +27,7 @@ from sendcloud_async._errors import DecodeError, InvalidInputError, SendcloudErr
 from sendcloud_async.webhooks import _events as webhook_events
 from sendcloud_async.webhooks._parse import check_age, decode_event
 from tests._ledger_stores import ScriptedStore
+from tests._log_secrets import everything_shown
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "webhooks"
 
@@ -259,28 +259,6 @@ _RAISING_CALLS: dict[str, Callable[[], object]] = {
 }
 
 
-def _everything_shown(exc: BaseException) -> str:
-    """What an error tracker can record of ``exc``: its chain's str/repr/args and the
-    locals of every frame of every traceback in it."""
-    texts = [
-        "".join(traceback.TracebackException.from_exception(exc, capture_locals=True).format())
-    ]
-    todo: list[BaseException] = [exc]
-    seen: set[int] = set()
-    while todo:
-        current = todo.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        texts += [str(current), repr(current), repr(current.args), repr(vars(current))]
-        tb = current.__traceback__
-        while tb is not None:
-            texts += [repr(value) for value in tb.tb_frame.f_locals.values()]
-            tb = tb.tb_next
-        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
-    return "\n".join(texts)
-
-
 @pytest.mark.parametrize("call", sorted(_RAISING_CALLS))
 def test_no_frame_of_a_signature_error_holds_the_secret_or_the_expected_digest(call: str) -> None:
     """Anyone can post a forged webhook: no local of any frame of what is raised (error
@@ -288,7 +266,7 @@ def test_no_frame_of_a_signature_error_holds_the_secret_or_the_expected_digest(c
     with pytest.raises((webhooks.InvalidSignatureError, InvalidInputError)) as info:
         _RAISING_CALLS[call]()
     assert info.value.__traceback__ is not None
-    shown = _everything_shown(info.value)
+    shown = everything_shown(info.value)
     for secret in (LOCALS_SECRET, LOCALS_OTHER):
         assert secret not in shown
         assert repr(secret.encode())[2:-1] not in shown
