@@ -199,15 +199,14 @@ async def check_destinations(
     from .._errors import ExportInputError, MissingExtraError
     from .destination import refuse_unfinished
 
+    if restart:  # the jobs are open (their destinations checked); what they hold is not read
+        return
     for label, job in jobs:
         try:
-            if restart:  # what the destination is, checked; what it holds, not read
-                job.open()
-                continue
             state = await job.recorded()
             if resume and state is not None:
                 job.verify(state)
         except (ExportInputError, MissingExtraError) as exc:
             raise UsageError(f"{label}{exc}") from None
-        if not resume and not restart and state is not None:
+        if not resume and state is not None:
             refuse_unfinished(job.destination, state.records, state.done, label=label)

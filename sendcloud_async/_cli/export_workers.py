@@ -46,7 +46,7 @@ import argparse
 import hashlib
 import re
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from .._defaults import DEFAULT_WATCH_LEASE, writes_parts
 from .._errors import ExportInputError, MissingExtraError
@@ -59,6 +59,9 @@ from .export_output import check_destinations, parts_destination
 from .export_rounds import Worker, worker_job
 from .many_accounts import account_pools
 from .signals import run as run_stoppable
+
+if TYPE_CHECKING:
+    from .._export import LogExport
 
 __all__ = ["check_workers", "export_with_workers", "run_name"]
 
@@ -155,22 +158,25 @@ def export_with_workers(args: argparse.Namespace, ctx: Context) -> int:
     out_dir = Path(args.out_dir) if local else None
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"cannot write into {out_dir}: it is not a directory")
-    for account in accounts:  # a checkpoint of another export: refused before anything is sent
-        try:
+    # A checkpoint of another export, a missing extra, a destination that cannot be: said
+    # now, before anything is sent, with the advice that goes with --redis.
+    parts: list[tuple[str, LogExport]] = []
+    try:
+        for account in accounts:
+            label = f"account {account.name}: "
             job = worker_job(args, account)
-        except UsageError as exc:
-            raise UsageError(without_restart(str(exc))) from None
-        if job.parts:  # a missing extra, a destination that cannot be, another query: said now
-            try:
-                job.open()
-                label = f"account {account.name}: "
-                run_stoppable(check_destinations([(label, job)], resume=True, restart=False))
-            except (ExportInputError, MissingExtraError) as exc:
-                raise UsageError(without_restart(f"account {account.name}: {exc}")) from None
-            except UsageError as exc:
-                raise UsageError(without_restart(str(exc))) from None
-            finally:
-                job.close()
+            if job.parts:
+                parts.append((label, job))
+                try:
+                    job.open()
+                except (ExportInputError, MissingExtraError) as exc:
+                    raise UsageError(f"{label}{exc}") from None
+        run_stoppable(check_destinations(parts, resume=True, restart=False))
+    except UsageError as exc:
+        raise UsageError(without_restart(str(exc))) from None
+    finally:
+        for _, job in parts:
+            job.close()
     run = run_name(args, accounts)
     return run_on_redis(_work(args, ctx, accounts, out_dir, run))
 
