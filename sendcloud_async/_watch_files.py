@@ -29,7 +29,7 @@ import asyncio
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar, Final
 from urllib.parse import quote
@@ -293,12 +293,7 @@ class FileWatchStore(Lifecycle):
         where = sink.state_path
         damaged = f"the watch state {where} is damaged"
         start_over = "move it away to start over"
-        try:
-            saved = sink.read()
-        except OSError as exc:
-            raise InvalidInputError(f"cannot read {where}: {exc.strerror or exc}") from None
-        except SinkError as exc:
-            raise InvalidInputError(f"{damaged} ({exc.reason}); {start_over}") from None
+        saved = _reading(sink, sink.read)
         if saved is None:
             return None
         if saved.version != WATCH_FILE_VERSION or saved.records < 0:
@@ -332,7 +327,7 @@ class FileWatchStore(Lifecycle):
     @staticmethod
     def _committed(file: _File) -> WatchFile | None:
         with file.lock:
-            return file.sink.committed()
+            return _reading(file.sink, file.sink.committed)
 
     async def save(self, account: str, state: AccountState, logs: Sequence[IntegrationLog]) -> None:
         """Append ``logs`` to ``account``'s file, then save ``state`` past them (one commit).
@@ -379,6 +374,22 @@ class FileWatchStore(Lifecycle):
         await asyncio.to_thread(self.close)
 
 
+def _reading(
+    sink: FileSink[IntegrationLog, WatchFile], read: Callable[[], WatchFile | None]
+) -> WatchFile | None:
+    """``read()`` of ``sink``'s state, its failures said as the store says them: one line
+    naming the state file (``InvalidInputError``)."""
+    where = sink.state_path
+    try:
+        return read()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {where}: {exc.strerror or exc}") from None
+    except SinkError as exc:
+        raise InvalidInputError(
+            f"the watch state {where} is damaged ({exc.reason}); move it away to start over"
+        ) from None
+
+
 def _check_integration(saved: WatchFile | None, where: Path, integration_id: int | None) -> None:
     """``InvalidInputError`` if ``saved`` is the state of a watch of another integration."""
     if saved is not None and saved.state.logs.integration_id != integration_id:
@@ -387,7 +398,7 @@ def _check_integration(saved: WatchFile | None, where: Path, integration_id: int
 
 #: What comes before the host of anything that looks like a URL (``https://``, ``https:/``,
 #: ``ftp:``, ``//``), and the authority after it, up to its path, query or fragment.
-_AUTHORITY: Final = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*:)?[/\\]*([^/?#]*)")
+_AUTHORITY: Final = re.compile(r"((?:[A-Za-z][A-Za-z0-9+.-]*:)?[/\\]*)([^/?#]*)")
 #: The refusal of a source with user info (it never repeats the source).
 _CREDENTIALS: Final = (
     "source must not contain credentials: it names where the logs come from "
@@ -400,13 +411,16 @@ def _source(value: object) -> str:
     or any other non-empty name of where the logs come from; surrounding spaces dropped.
 
     It is saved in every state, shown in ``repr`` and in refusals: one with user info
-    (``https://user:password@host``, however it is spelt) is refused without repeating it.
+    (``https://user:password@host``, however it is spelt) is refused without repeating it;
+    a name with an ``@`` that is no URL (``ops@example.com``) is a name.
     """
     given = str(value) if isinstance(value, URL) else value
     source = check.non_empty_str(given, "source").strip()
     authority = _AUTHORITY.match(source)
-    if authority is not None and "@" in authority.group(1):
-        raise InvalidInputError(_CREDENTIALS)
+    if authority is not None and "@" in authority.group(2):
+        head, user = authority.group(1), authority.group(2).rpartition("@")[0]
+        if head or ":" in user:  # a URL's user info; "ops@example.com" is a name
+            raise InvalidInputError(_CREDENTIALS)
     if isinstance(value, URL) or source.lower().startswith(("http:", "https:")):
         return str(check.normalize_base_url(source, name="source"))
     return check.non_empty_str(source, "source")

@@ -494,6 +494,12 @@ async def test_a_source_with_credentials_is_refused_without_repeating_them(
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("name", ["ops@example.com", "mirror of api@eu", "shop@eu/prod"])
+def test_a_source_named_with_an_at_sign_is_a_name(tmp_path: Path, name: str) -> None:
+    """An ``@`` that is no URL's user info (no scheme, no ``//``, no ``:`` before it)."""
+    assert sc.FileWatchStore(tmp_path, source=name).source == name
+
+
 async def test_two_accounts_given_one_file_are_told_so(fake: FakeSendcloud, tmp_path: Path) -> None:
     """The directory's file given in ``paths``, another spelling, a symlink, a hard link:
     each second account is refused naming both accounts; nothing of it is written or sent."""
@@ -804,3 +810,38 @@ async def test_a_save_that_landed_although_it_raised_is_where_the_next_poll_goes
             assert all("cursor" in query for query in asked), asked
             assert store.records == {"shop": 8}
     assert ids_in(tmp_path / "shop.jsonl") == [r["id"] for r in fake.logs]
+
+
+async def test_a_state_changed_after_a_failed_save_is_refused_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a save that raised, the store reads the state on disk again: one that points
+    past what the store wrote is refused in one line naming it, and nothing is sent."""
+    async with FakeSendcloud() as fake:
+        fake.seed(integrations=1, logs_per_integration=4)
+        async with (
+            sc.AccountPool(base_url=fake.base_url) as pool,
+            sc.FileWatchStore(tmp_path, source=fake.base_url) as store,
+        ):
+            watcher = sc.LogWatcher(
+                pool, {"shop": fake.basic_auth}, store=store, start="all", page_size=10
+            )
+            await watcher.poll("shop")
+            fake.add_log(1)
+            monkeypatch.setattr(file_sink_module, "atomic_write", landed_then_failed)
+            with pytest.raises(OSError, match="Input/output error"):
+                await watcher.poll("shop")
+            monkeypatch.undo()
+            out = tmp_path / "shop.jsonl"
+            where = state_path(out)
+            state = json.loads(where.read_text())
+            state["offset"] = out.stat().st_size + 100  # changed behind the store's back
+            where.write_text(json.dumps(state))
+            seen = len(fake.requests)
+            with pytest.raises(sc.InvalidInputError) as refused:
+                await watcher.poll("shop")
+            assert str(refused.value) == (
+                f"the watch state {where} is damaged ({where} was changed behind the "
+                "watch's back); move it away to start over"
+            )
+            assert len(fake.requests) == seen
