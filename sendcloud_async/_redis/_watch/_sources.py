@@ -20,7 +20,6 @@ from ..._account_state import AccountState, decode_account_state
 from ..._defaults import DEFAULT_PAGE_SIZE, DEFAULT_WATCH_INTERVAL, DEFAULT_WATCH_START
 from ..._sources._watch_state import (
     DEFAULT_LOOKBACK,
-    WatchState,
     begin,
     check_lookback,
     check_start,
@@ -124,11 +123,10 @@ def logs_watch(
         iid = integration_id(account)
         if iid is not None:
             iid = valid_integration_id(iid)
-        if state is None:
-            state = _ENCODE(WatchState.initial(begin_at, integration_id=iid))
-            await commit(state, [])
         # Checked once, as ``logs.watch`` checks it: from then on the state is the watch's own.
         current = begin(state, start=begin_at, integration_id=iid)
+        if state is None:  # the starting state, written before the first poll
+            await commit(_ENCODE(current), [])
         while True:
             # Each poll also yields the state it ended with when it delivered nothing
             # (a walk finished, a window closed): written alone, the next poll begins from it.
