@@ -503,6 +503,11 @@ SECRET_URLS = [
         "file:///tmp/x.jsonl: a file:// URL takes no query or fragment",
         "FileSigSECRET",
     ),
+    (
+        "https://u:Secr3t-pw@[::1/logs.jsonl",
+        "https://**********: not a valid URL",
+        "Secr3t-pw",
+    ),
 ]
 
 
